@@ -1,0 +1,35 @@
+# The two commands a new user needs: `make demo` and `make test`.
+# Everything else (the virtual environment, the installs) happens here.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint typecheck unit bench clean
+
+$(STAMP): pyproject.toml protocol/pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ./protocol -e ".[dev,redis]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python -m examples.protocol_exchange
+
+test: lint typecheck unit
+
+lint: $(STAMP)
+	$(BIN)/ruff check protocol trio_rest tests benchmarks examples
+	$(BIN)/ruff format --check protocol trio_rest tests benchmarks examples
+
+typecheck: $(STAMP)
+	$(BIN)/mypy protocol/trio_rest_protocol trio_rest
+
+unit: $(STAMP)
+	$(BIN)/pytest -p no:cacheprovider
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks run
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .hypothesis

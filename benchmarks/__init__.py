@@ -1,0 +1,1 @@
+"""trio-rest's benchmarks: pure protocol throughput and end-to-end servers, side by side."""
