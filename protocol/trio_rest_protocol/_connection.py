@@ -189,33 +189,55 @@ class Connection:
         """
         cls = type(event)
         if cls is Response and self._is_server and not self._hints:
-            # The hot path: a reply to a tracked request, inlined.
+            # The hot path, inlined: a reply to a plain request with an id.
             next_state = TRANSITIONS.get((self._state, Response))
-            kind = self._in_flight.pop(event.id, None) if event.id is not None else None  # type: ignore[union-attr]
-            if next_state is not None and kind is _REQUEST:
+            id_ = event.id  # type: ignore[union-attr]
+            if next_state is not None and id_ is not None and self._in_flight.get(id_) is _REQUEST:
+                wire = self._encode(event)  # may raise: nothing has changed yet
+                del self._in_flight[id_]
                 self._state = next_state
-                return self._encode(event)
-            if kind is not None:
-                self._in_flight[event.id] = kind  # type: ignore[union-attr,index]
+                return wire
         if cls not in self._sendable:
             raise LocalProtocolError(f"the {self.role.value} role cannot send {cls.__name__}")
-        if cls is Response and self._hints and self._hints.pop(id(event), None) is not None:
-            return self._encode(event)  # a rejection: answers nothing in flight
+        if cls is Response and id(event) in self._hints:
+            wire = self._encode(event)
+            del self._hints[id(event)]  # a rejection: it answers nothing in flight
+            return wire
         if cls is ConnectionClosed:
             self._state = self._move(Trigger.CLOSE_SENT)
             return ""
-        self._state = self._move(cls)
+        next_state = self._move(cls)
+        self._check_sendable(event)
+        # Encode before changing any state, so an event that cannot be encoded
+        # leaves the connection as it was (its request can still be answered).
+        wire = self._encode(event)
+        self._state = next_state
         if cls is Response:
-            self._answer(event)  # type: ignore[arg-type]
+            self._settle(self._untrack(event.id), event)  # type: ignore[arg-type, union-attr]
         elif cls is Request:
-            self._track_request(event.id, event.method)  # type: ignore[union-attr]
+            self._track(event.id, _SUBSCRIBE if event.method == "SUBSCRIBE" else _REQUEST)  # type: ignore[union-attr]
         elif cls is Notification:
-            self._check_notification(event)  # type: ignore[arg-type]
+            if event.final:  # type: ignore[union-attr]
+                self._subscriptions.discard(event.id)  # type: ignore[union-attr]
         elif cls is Auth:
             self._track(event.id, _AUTH)  # type: ignore[union-attr]
         elif cls is Cancel:
             self._subscriptions.discard(event.id)  # type: ignore[union-attr]
-        return self._encode(event)
+        return wire
+
+    def _check_sendable(self, event: Event) -> None:
+        """Raise `LocalProtocolError` if `event` answers, repeats or names nothing valid."""
+        cls = type(event)
+        if cls is Response:
+            id_ = event.id  # type: ignore[union-attr]
+            owed = id_ in self._in_flight if id_ is not None else self._anonymous_total > 0
+            if not owed:
+                raise LocalProtocolError(f"Response for id {id_!r}, which is not in flight")
+        elif cls is Request:
+            if event.id is not None and event.id in self._in_flight:  # type: ignore[union-attr]
+                raise LocalProtocolError(f"a request with id {event.id!r} is already in flight")  # type: ignore[union-attr]
+        elif cls is Notification and event.id is not None and event.id not in self._subscriptions:  # type: ignore[union-attr]
+            raise LocalProtocolError(f"Notification for id {event.id!r}, which is no active subscription")  # type: ignore[union-attr]
 
     # -- receiving -----------------------------------------------------------
 
@@ -354,11 +376,6 @@ class Connection:
         else:
             self._in_flight[id_] = kind
 
-    def _track_request(self, id_: RequestId | None, method: str) -> None:
-        if id_ is not None and id_ in self._in_flight:
-            raise LocalProtocolError(f"a request with id {id_!r} is already in flight")
-        self._track(id_, _SUBSCRIBE if method == "SUBSCRIBE" else _REQUEST)
-
     def _untrack(self, id_: RequestId | None) -> str | None:
         if id_ is not None:
             return self._in_flight.pop(id_, None)
@@ -372,30 +389,13 @@ class Connection:
                 return kind
         return None
 
-    def _settle(self, kind: str, response: Response) -> None:
-        if response.is_error:
+    def _settle(self, kind: str | None, response: Response) -> None:
+        if kind is None or response.is_error:
             return
         if kind == _SUBSCRIBE:
             self._subscriptions.add(response.id)  # type: ignore[arg-type]
         elif kind == _AUTH:
             self._state = TRANSITIONS[(self._state, Trigger.AUTH_ACCEPTED)]
-
-    def _answer(self, response: Response) -> None:
-        kind = self._in_flight.pop(response.id, None) if response.id is not None else self._untrack(None)
-        if kind is None:
-            raise LocalProtocolError(f"Response for id {response.id!r}, which is not in flight")
-        if kind is not _REQUEST:
-            self._settle(kind, response)
-
-    def _check_notification(self, event: Notification) -> None:
-        if event.id is None:
-            return
-        if event.id not in self._subscriptions:
-            raise LocalProtocolError(f"Notification for id {event.id!r}, which is no active subscription")
-        if event.final:
-            self._subscriptions.discard(event.id)
-
-    # -- state and encoding --------------------------------------------------
 
     def _move(self, trigger: type | Trigger) -> ConnectionState:
         next_state = TRANSITIONS.get((self._state, trigger))

@@ -239,3 +239,13 @@ def test_docs_print_the_transition_table() -> None:
 
     doc = (Path(__file__).parents[2] / "docs" / "protocol.md").read_text()
     assert render_table() in doc, "docs/protocol.md §4 is out of date: paste render_table()'s output"
+
+
+def test_an_unencodable_reply_leaves_the_request_in_flight() -> None:
+    server = Connection(Role.SERVER)
+    request = _serve(server, '{"method": "GET", "url": "/", "id": 1}')
+    with pytest.raises(LocalProtocolError, match="cannot encode"):
+        server.send(request.response(data=object()))
+    assert server.is_in_flight(1)
+    server.send(request.error(500))
+    assert not server.is_in_flight(1)
