@@ -1,0 +1,562 @@
+"""URL routing: route templates, matching a request to a view, and building URLs.
+
+A template is an absolute path whose segments are literal text or a whole-segment
+parameter: ``{name}`` (any non-empty segment, as ``str``), ``{name:int}``
+(ASCII digits, as ``int``), ``{name:uuid}`` (the canonical 8-4-4-4-12 form in
+either case, as `uuid.UUID`) or ``{name:path}`` (the non-empty rest of the path,
+slashes included; last segment only). One trailing slash is ignored on both
+templates and request paths, so ``/user/list`` and ``/user/list/`` are one route
+(docs/protocol.md, "Client to server": ``url``).
+
+Several templates may match one URL. The winner is decided segment by segment,
+from the left: a literal segment beats ``int`` and ``uuid``, which beat ``str``,
+which beats ``path``. Templates of the same shape (differing only in parameter
+names) are tried in registration order. A template that matches but does not
+accept the method lets the next candidate try; only when none accepts it is the
+answer 405, listing every method the matching templates accept.
+
+Everything is built at registration. At request time, templates without
+parameters are one dict lookup; the others are a walk down a segment trie that
+visits each trie node at most once.
+"""
+
+from __future__ import annotations
+
+import keyword
+import re
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from types import MappingProxyType
+from typing import Any, Final
+from urllib.parse import quote, unquote
+
+import attrs
+
+from ._errors import (
+    ConfigurationError,
+    MethodNotAllowedError,
+    NoReverseMatchError,
+    NotFoundError,
+)
+
+__all__ = ["METHODS", "Route", "RouteMatch", "SimpleRouter"]
+
+#: The methods a route may accept (docs/protocol.md, "Client to server": ``method``).
+METHODS: Final = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "SUBSCRIBE"})
+
+_UUID_RE: Final = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+# Characters RFC 3986 allows unescaped in a path segment besides the ones
+# `quote` always keeps; leaving them readable makes reversed URLs prettier.
+_SEGMENT_SAFE: Final = "!$&'()*+,;=:@"
+# Ranks of the converters a trie node tries, lowest first (the module docstring's
+# precedence); they double as the converter tags checked in `_walk`.
+_INT: Final = 0
+_UUID: Final = 1
+_STR: Final = 2
+_RANKS: Final = {"int": _INT, "uuid": _UUID, "str": _STR}
+
+
+def _to_int(text: str) -> int | None:
+    # isdigit() alone accepts non-ASCII digits such as "²", which int() rejects.
+    if not (text.isdigit() and text.isascii()):
+        return None
+    try:
+        return int(text)
+    except ValueError:  # more digits than sys.get_int_max_str_digits() allows
+        return None
+
+
+def _to_uuid(text: str) -> uuid.UUID | None:
+    if len(text) != 36 or _UUID_RE.fullmatch(text) is None:
+        return None
+    return uuid.UUID(text)
+
+
+def _to_str(text: str) -> str | None:
+    return text or None
+
+
+_CONVERTERS: Final[dict[str, Callable[[str], Any]]] = {
+    "int": _to_int,
+    "uuid": _to_uuid,
+    "str": _to_str,
+}
+# The params of a parameter-free match: shared by every such match, so read-only.
+_NO_PARAMS: Final[Mapping[str, Any]] = MappingProxyType({})
+
+
+@attrs.frozen
+class _Part:
+    """One template segment: ``kind`` is "static" (``text`` is the literal) or a converter."""
+
+    kind: str
+    text: str
+
+
+@attrs.frozen(eq=False)
+class Route:
+    """A registered route template, as documentation generators see it.
+
+    Attributes:
+        template: the template as first registered, e.g. ``"/user/{id:int}"``.
+        name: the name `SimpleRouter.reverse` knows it by, or None.
+        views: method (upper case) -> the view registered for it.
+        converters: parameter name -> converter name ("str", "int", "uuid",
+            "path"), in template order.
+    """
+
+    template: str
+    name: str | None
+    views: Mapping[str, object]
+    converters: Mapping[str, str]
+
+    @property
+    def methods(self) -> tuple[str, ...]:
+        """The accepted methods, sorted."""
+        return tuple(sorted(self.views))
+
+
+# slots=False: attrs' frozen __init__ is a third faster without slots (measured),
+# and one RouteMatch is built per request.
+@attrs.frozen(slots=False)
+class RouteMatch:
+    """The result of resolving a request: which view handles it, with which parameters.
+
+    Attributes:
+        route: the matched `Route`.
+        view: the view registered for the request's method.
+        params: parameter name -> converted value, to pass as keyword
+            arguments; read-only (shared) when the route has no parameters.
+        name: the route's name, or None.
+    """
+
+    route: Route
+    view: object
+    params: Mapping[str, Any]
+    name: str | None
+
+
+# What a trie endpoint yields for one method: a match to copy (or, for a
+# parameter-free route, to return as is) and the parameter names in order.
+_Hit = tuple[RouteMatch, tuple[str, ...]]
+
+
+@attrs.define(eq=False)
+class _Entry:
+    """The router's mutable record of one template; `route` is its public snapshot."""
+
+    route: Route
+    parts: tuple[_Part, ...]
+    names: tuple[str, ...]
+    trailing_slash: bool
+    hits: dict[str, _Hit] = attrs.Factory(dict)
+
+    def set_views(self, views: dict[str, object], name: str | None) -> None:
+        """Replace the views and name, rebuilding the snapshot and the prebuilt matches."""
+        self.route = attrs.evolve(self.route, views=MappingProxyType(views), name=name)
+        # Built once here so that resolving a parameter-free route allocates nothing.
+        self.hits = {
+            method: (RouteMatch(self.route, view, _NO_PARAMS, name), self.names)
+            for method, view in views.items()
+        }
+
+
+class _Node:
+    """A segment trie node. Plain slots class: it is read on every request."""
+
+    __slots__ = ("entries", "params", "rest", "static")
+
+    def __init__(self) -> None:
+        self.static: dict[str, _Node] = {}
+        # (rank, child) per converter, sorted by rank.
+        self.params: list[tuple[int, _Node]] = []
+        self.rest: _Node | None = None  # the `path` converter's child
+        self.entries: list[_Entry] = []  # templates ending here, in registration order
+
+    def child(self, part: _Part, *, create: bool) -> _Node | None:
+        """Return the child reached through `part`, creating it if asked."""
+        if part.kind == "static":
+            found = self.static.get(part.text)
+            if found is None and create:
+                found = self.static[part.text] = _Node()
+            return found
+        if part.kind == "path":
+            if self.rest is None and create:
+                self.rest = _Node()
+            return self.rest
+        rank = _RANKS[part.kind]
+        for known, node in self.params:
+            if known == rank:
+                return node
+        if not create:
+            return None
+        node = _Node()
+        self.params.append((rank, node))
+        self.params.sort(key=lambda item: item[0])
+        return node
+
+
+def _pick(entries: list[_Entry], method: str, allowed: set[str] | None) -> _Hit | None:
+    for entry in entries:
+        hit = entry.hits.get(method)
+        if hit is not None:
+            return hit
+        if allowed is not None:
+            allowed.update(entry.hits)
+    return None
+
+
+def _walk(
+    node: _Node,
+    segs: list[str],
+    i: int,
+    values: list[Any],
+    method: str,
+    allowed: set[str] | None,
+) -> _Hit | None:
+    """Depth-first search in precedence order; `values` collects converted parameters.
+
+    With `allowed` given, every template matching the path adds its methods to it.
+    The converters are inlined: this runs per segment of every request.
+    """
+    if i == len(segs):
+        return _pick(node.entries, method, allowed)
+    seg = segs[i]
+    child = node.static.get(seg)
+    if child is not None:
+        hit = _walk(child, segs, i + 1, values, method, allowed)
+        if hit is not None:
+            return hit
+    value: Any
+    for rank, child in node.params:
+        if rank == _INT:
+            # _to_int inlined, to save a call per segment on the hot path.
+            if not (seg.isdigit() and seg.isascii()):
+                continue
+            try:
+                value = int(seg)
+            except ValueError:  # more digits than sys.get_int_max_str_digits()
+                continue
+        elif rank == _STR:
+            value = seg or None
+        else:
+            value = _to_uuid(seg)
+        if value is not None:
+            values.append(value)
+            hit = _walk(child, segs, i + 1, values, method, allowed)
+            if hit is not None:
+                return hit
+            values.pop()
+    if node.rest is not None:
+        rest = "/".join(segs[i:])
+        if rest:
+            values.append(rest)
+            hit = _pick(node.rest.entries, method, allowed)
+            if hit is not None:
+                return hit
+            values.pop()
+    return None
+
+
+def _parse_segment(template: str, seg: str) -> _Part:
+    if not (seg.startswith("{") and seg.endswith("}")):
+        if "{" in seg or "}" in seg:
+            raise ConfigurationError(f"route {template!r}: a parameter must be a whole segment, not {seg!r}")
+        return _Part("static", seg)
+    name, sep, converter = seg[1:-1].partition(":")
+    if not sep:
+        converter = "str"
+    # Parameters become keyword arguments of the view, hence identifiers.
+    if not name.isidentifier() or keyword.iskeyword(name):
+        raise ConfigurationError(f"route {template!r}: bad parameter name in {seg!r}")
+    if converter not in ("str", "int", "uuid", "path"):
+        raise ConfigurationError(f"route {template!r}: unknown converter {converter!r}")
+    return _Part(converter, name)
+
+
+def _parse_template(template: str) -> tuple[_Part, ...]:
+    """Split a template into parts; a trailing slash is dropped.
+
+    Raises:
+        ConfigurationError: if the template is malformed.
+    """
+    if not isinstance(template, str) or not template.startswith("/"):
+        raise ConfigurationError(f"route template must start with '/': {template!r}")
+    if "//" in template or "?" in template or "#" in template:
+        raise ConfigurationError(f"route {template!r}: empty segments, '?' and '#' are not allowed")
+    body = template[1:].removesuffix("/")
+    if not body:
+        return ()
+    segments = body.split("/")
+    parts = tuple(_parse_segment(template, seg) for seg in segments)
+    names = [part.text for part in parts if part.kind != "static"]
+    if len(set(names)) != len(names):
+        raise ConfigurationError(f"route {template!r}: duplicate parameter names")
+    if any(part.kind == "path" for part in parts[:-1]):
+        raise ConfigurationError(f"route {template!r}: a path parameter must be the last segment")
+    return parts
+
+
+def _parse_methods(template: str, methods: str | Sequence[str]) -> list[str]:
+    if isinstance(methods, str):
+        methods = (methods,)
+    result: list[str] = []
+    for method in methods:
+        upper = method.upper() if isinstance(method, str) else None
+        if upper not in METHODS:
+            raise ConfigurationError(f"route {template!r}: unknown method {method!r}")
+        if upper not in result:
+            result.append(upper)
+    if not result:
+        raise ConfigurationError(f"route {template!r}: no methods given")
+    return result
+
+
+def _format_value(part: _Part, value: Any) -> str:
+    """Write one parameter value as a URL segment (or segments, for `path`).
+
+    Raises:
+        NoReverseMatchError: if the value does not fit the converter.
+    """
+    text = str(value)
+    if part.kind == "path":
+        if not text:
+            raise NoReverseMatchError(f"parameter {part.text!r} must not be empty")
+        if text.endswith("/"):
+            # A literal trailing slash would be dropped as the route's optional
+            # one; escaping it keeps reverse -> resolve a round trip.
+            return quote(text[:-1], safe=_SEGMENT_SAFE + "/") + "%2F"
+        return quote(text, safe=_SEGMENT_SAFE + "/")
+    if _CONVERTERS[part.kind](text) is None:
+        raise NoReverseMatchError(f"parameter {part.text!r}: {value!r} is not a valid {part.kind} segment")
+    return quote(text, safe=_SEGMENT_SAFE)
+
+
+class SimpleRouter:
+    """Maps (method, path) to a view, and route names back to URLs.
+
+    See the module docstring for the template syntax and the precedence between
+    templates that match the same URL.
+    """
+
+    def __init__(self) -> None:
+        # Parameter-free templates by normalised path: the O(1) fast path. Their
+        # entries are also in the trie, which the slow path and 405 rely on.
+        self._static: dict[str, _Entry] = {}
+        self._root = _Node()
+        self._entries: list[_Entry] = []
+        self._names: dict[str, _Entry] = {}
+
+    @property
+    def routes(self) -> tuple[Route, ...]:
+        """Every registered template, in registration order."""
+        return tuple(entry.route for entry in self._entries)
+
+    def register(
+        self,
+        path: str,
+        view: object,
+        methods: str | Sequence[str],
+        name: str | None = None,
+    ) -> None:
+        """Route `methods` on the template `path` to `view`.
+
+        Registering a template again (trailing slash or not) with other methods
+        adds them to it, possibly with another view.
+
+        Args:
+            path: the template, e.g. ``"/user/{id:int}"``.
+            view: what handles the request; the router only hands it back.
+            methods: one method or several, case-insensitive.
+            name: a name for `reverse`, unique in this router.
+
+        Raises:
+            ConfigurationError: if the template, a method or the name is
+                malformed; if a method is already routed for a template that
+                matches exactly the same URLs; if the name is taken by another
+                template, or the template already has another name.
+        """
+        parts = _parse_template(path)
+        wanted = _parse_methods(path, methods)
+        if view is None:
+            raise ConfigurationError(f"route {path!r}: view must not be None")
+        if name is not None and (not isinstance(name, str) or not name):
+            raise ConfigurationError(f"route {path!r}: name must be a non-empty string")
+        names = tuple(part.text for part in parts if part.kind != "static")
+        node = self._node(parts, create=False)
+        same = self._check_conflicts(path, node, names, wanted, name)
+        if same is None:
+            self._add(path, parts, names, view, wanted, name)
+            return
+        views = {**same.route.views, **dict.fromkeys(wanted, view)}
+        same.set_views(views, name or same.route.name)
+        if name is not None:
+            self._names[name] = same
+
+    def _check_conflicts(
+        self,
+        path: str,
+        node: _Node | None,
+        names: tuple[str, ...],
+        wanted: list[str],
+        name: str | None,
+    ) -> _Entry | None:
+        """Return the entry with the same template, if any, after the conflict checks."""
+        same = None
+        for entry in node.entries if node is not None else ():
+            if entry.names == names:
+                same = entry
+            taken = sorted(set(wanted) & entry.route.views.keys())
+            if taken:
+                raise ConfigurationError(
+                    f"route {path!r}: {', '.join(taken)} already routed by "
+                    f"{entry.route.template!r}, which matches the same URLs"
+                )
+        if name is not None:
+            owner = self._names.get(name)
+            if owner is not None and owner is not same:
+                raise ConfigurationError(
+                    f"route {path!r}: name {name!r} is taken by {owner.route.template!r}"
+                )
+            if same is not None and same.route.name not in (None, name):
+                raise ConfigurationError(f"route {path!r} is already named {same.route.name!r}, not {name!r}")
+        return same
+
+    def _add(
+        self,
+        path: str,
+        parts: tuple[_Part, ...],
+        names: tuple[str, ...],
+        view: object,
+        wanted: list[str],
+        name: str | None,
+    ) -> None:
+        converters = {part.text: part.kind for part in parts if part.kind != "static"}
+        route = Route(
+            template=path,
+            name=name,
+            views=_NO_PARAMS,
+            converters=MappingProxyType(converters),
+        )
+        entry = _Entry(route, parts, names, trailing_slash=path.endswith("/"))
+        entry.set_views(dict.fromkeys(wanted, view), name)
+        node = self._node(parts, create=True)
+        assert node is not None  # create=True always returns a node
+        node.entries.append(entry)
+        self._entries.append(entry)
+        # A literal '%' in a template would make raw and decoded request paths
+        # ambiguous in the fast path; such templates are left to the trie.
+        if not names and "%" not in path:
+            self._static["/" + "/".join(part.text for part in parts)] = entry
+        if name is not None:
+            self._names[name] = entry
+
+    def _node(self, parts: tuple[_Part, ...], *, create: bool) -> _Node | None:
+        node: _Node | None = self._root
+        for part in parts:
+            if node is None:
+                return None
+            node = node.child(part, create=create)
+        return node
+
+    def resolve(self, method: str, path: str) -> RouteMatch:
+        """Find the view for a request.
+
+        Args:
+            method: the request method, case-insensitive.
+            path: the URL path, without query string; each segment is
+                percent-decoded after splitting on "/".
+
+        Returns:
+            The `RouteMatch`, with converted parameters.
+
+        Raises:
+            NotFoundError: if no template matches the path.
+            MethodNotAllowedError: if templates match but none accepts the
+                method; its ``allowed`` lists what they accept, sorted.
+        """
+        if not method.isupper():
+            method = method.upper()
+        if path[-1:] == "/" and len(path) > 1:
+            path = path[:-1]
+        entry = self._static.get(path)
+        if entry is not None:
+            hit = entry.hits.get(method)
+            if hit is not None:
+                return hit[0]
+        if path[:1] != "/":
+            raise NotFoundError()
+        # "/" has no segments; splitting would give one empty segment.
+        segs = path[1:].split("/") if len(path) > 1 else []
+        if "%" in path:
+            # unquote() costs ~1 us a call: skip the segments it would not change.
+            segs = [unquote(seg) if "%" in seg else seg for seg in segs]
+        values: list[Any] = []
+        hit = _walk(self._root, segs, 0, values, method, None)
+        if hit is not None:
+            match, names = hit
+            # One parameter is the common case, and dict(zip()) costs 3x more.
+            params = {names[0]: values[0]} if len(names) == 1 else dict(zip(names, values, strict=True))
+            return RouteMatch(match.route, match.view, params, match.name)
+        # Error path: walk again to learn every method the matching templates accept.
+        allowed: set[str] = set()
+        _walk(self._root, segs, 0, [], "", allowed)
+        if allowed:
+            raise MethodNotAllowedError(allowed=sorted(allowed), method=method)
+        raise NotFoundError()
+
+    def reverse(self, name: str, /, **params: Any) -> str:
+        """Build the URL of a named route.
+
+        Values are written with `str()` and percent-quoted; a ``path``
+        parameter keeps its slashes. The result resolves back to the same
+        route and values. A template registered with a trailing slash gives
+        URLs with one.
+
+        Args:
+            name: the route's name.
+            **params: one value per template parameter.
+
+        Returns:
+            The URL path, e.g. ``"/user/6"``.
+
+        Raises:
+            NoReverseMatchError: if no route has that name, if parameters are
+                missing or unexpected, or if a value does not fit its
+                converter (a negative number for ``int``, an empty string).
+        """
+        entry = self._names.get(name)
+        if entry is None:
+            raise NoReverseMatchError(f"no route named {name!r}")
+        missing = sorted(set(entry.names) - params.keys())
+        extra = sorted(params.keys() - set(entry.names))
+        if missing or extra:
+            raise NoReverseMatchError(
+                f"route {name!r} takes {list(entry.names)}; missing {missing}, unexpected {extra}"
+            )
+        pieces = [
+            quote(part.text, safe=_SEGMENT_SAFE)
+            if part.kind == "static"
+            else _format_value(part, params[part.text])
+            for part in entry.parts
+        ]
+        url = "/" + "/".join(pieces)
+        return url + "/" if entry.trailing_slash and pieces else url
+
+    def include(self, prefix: str, other: SimpleRouter) -> None:
+        """Register every route of `other` under `prefix`, keeping names and views.
+
+        Args:
+            prefix: a template prefix such as ``"/api"`` (may hold parameters).
+            other: the router to copy from; later changes to it are not seen.
+
+        Raises:
+            ConfigurationError: as `register`, for any copied route.
+        """
+        if not prefix.startswith("/"):
+            raise ConfigurationError(f"prefix must start with '/': {prefix!r}")
+        prefix = prefix.rstrip("/")
+        for route in other.routes:
+            template = prefix + route.template if prefix else route.template
+            for method, view in route.views.items():
+                self.register(template, view, method, name=route.name)
