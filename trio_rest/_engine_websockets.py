@@ -1,0 +1,236 @@
+"""The default WebSocket engine, on the websockets library's sans-IO ``ServerProtocol``.
+
+``ServerProtocol`` parses the handshake and frames (with a C masking routine), answers pings,
+enforces the size limit across fragments and runs the close handshake. It hands back
+frames, not messages, so this module reassembles fragments and validates the UTF-8 of
+text messages (RFC 6455 section 8.1), which the library leaves to its I/O layers.
+"""
+
+from __future__ import annotations
+
+import codecs
+import logging
+from collections.abc import Sequence
+from typing import cast
+
+from websockets.exceptions import (
+    HeaderLineTooLong,
+    PayloadTooBig,
+    ProtocolError,
+    RequestLineTooLong,
+    TooManyHeaders,
+)
+from websockets.frames import Frame, Opcode
+from websockets.headers import parse_subprotocol
+from websockets.http11 import Request, Response
+from websockets.protocol import State
+from websockets.server import ServerProtocol
+from websockets.typing import Subprotocol
+
+from ._engine import BaseEngine, Closed, Event, Handshake, Message, Pong
+from ._http import DEFAULT_MAX_HEAD_SIZE, HTTPRequest
+
+__all__ = ["WebsocketsEngine"]
+
+# The library logs "connection open/closed" at INFO; keep that under our own name so an
+# application's logging configuration sees it as trio-rest's, not a third party's.
+# The library logs every handshake at INFO; under its own name, so that an
+# application can quieten it without touching trio-rest's logs.
+_logger = logging.getLogger("websockets.server")
+
+_TEXT, _BINARY, _CONT = Opcode.TEXT, Opcode.BINARY, Opcode.CONT
+_PING, _PONG, _CLOSE = Opcode.PING, Opcode.PONG, Opcode.CLOSE
+_OPEN, _CLOSED = State.OPEN, State.CLOSED
+_Utf8Decoder = codecs.getincrementaldecoder("utf-8")
+
+# Which close code the library sent (or, for EOF, did not send) for each parser failure.
+_FAILURE_CODES: tuple[tuple[type[BaseException], int], ...] = (
+    (PayloadTooBig, 1009),
+    (UnicodeDecodeError, 1007),
+    (ProtocolError, 1002),
+    (EOFError, 1006),
+)
+
+# Response headers worth keeping when the library rejects a handshake (RFC 9110 requires
+# Allow on a 405 and Upgrade on a 426).
+_HINT_HEADERS = frozenset({"allow", "upgrade", "sec-websocket-version"})
+
+
+class _ServerProtocol(ServerProtocol):
+    """``ServerProtocol`` that accepts a close frame in the middle of a fragmented message.
+
+    The library answers such a close with 1002 ("incomplete fragmented message"), but RFC
+    6455 section 5.4 lets control frames, close included, arrive between fragments
+    (Autobahn case 7.1.5 expects the peer's 1000 echoed). The partial message is dropped.
+    """
+
+    def recv_frame(self, frame: Frame) -> None:
+        if frame.opcode is _CLOSE:
+            self.current_size = None
+        super().recv_frame(frame)
+
+
+class WebsocketsEngine(BaseEngine):
+    """An ``Engine`` on ``websockets.server.ServerProtocol``; see ``trio_rest._engine.Engine``.
+
+    Args:
+        max_message_size: The largest incoming message in bytes (a bigger one: 1009).
+        max_head_size: The largest handshake request head in bytes (a bigger one: 431).
+
+    Raises:
+        ValueError: When a size is not positive.
+    """
+
+    def __init__(self, *, max_message_size: int, max_head_size: int = DEFAULT_MAX_HEAD_SIZE) -> None:
+        super().__init__(max_message_size=max_message_size, max_head_size=max_head_size)
+        self._proto = _ServerProtocol(max_size=max_message_size, logger=_logger)
+        self._response: Response | None = None  # the prepared 101, sent by accept()
+        # A fragmented message being reassembled: its parts and, for text, the
+        # incremental decoder that validates each fragment as it arrives.
+        self._text_parts: list[str] = []
+        self._binary_parts: list[bytes] = []
+        self._decoder: codecs.IncrementalDecoder | None = None
+        self._utf8_error: str | None = None
+
+    def _start_handshake(self, head: bytes, request: HTTPRequest) -> Handshake | Closed:
+        proto = self._proto
+        proto.receive_data(head)
+        parsed = proto.events_received()
+        proto.data_to_send()  # an EOF or the library's own text/plain error: we send ours
+        if not parsed or not isinstance(parsed[0], Request):
+            exc = proto.handshake_exc
+            return self._fail_handshake(_head_error_status(exc), _describe(exc))
+        ws_request = parsed[0]
+        response = proto.accept(ws_request)
+        if response.status_code != 101:
+            hints = [(k, v) for k, v in response.headers.raw_items() if k.lower() in _HINT_HEADERS]
+            return self._fail_handshake(response.status_code, _describe(proto.handshake_exc), hints)
+        self._response = response
+        # accept() already parsed these headers successfully, so this cannot raise.
+        offered = [
+            subprotocol
+            for value in ws_request.headers.get_all("Sec-WebSocket-Protocol")
+            for subprotocol in parse_subprotocol(value)
+        ]
+        return Handshake(request.path, request.query, request.headers, tuple(offered))
+
+    def _accept(self, subprotocol: str | None, extra_headers: Sequence[tuple[str, str]]) -> None:
+        response = self._response
+        assert response is not None
+        proto = self._proto
+        if subprotocol is not None:
+            response.headers["Sec-WebSocket-Protocol"] = subprotocol
+            proto.subprotocol = Subprotocol(subprotocol)
+        for name, value in extra_headers:
+            response.headers[name] = value
+        proto.send_response(response)
+        self._out += proto.data_to_send()
+        self._response = None
+
+    def _receive_frames(self, data: bytes | bytearray) -> list[Event]:
+        proto = self._proto
+        if data:
+            proto.receive_data(data)
+        else:
+            proto.receive_eof()
+            self._can_send = False
+        events: list[Event] = []
+        try:
+            # Past the handshake the protocol produces nothing but frames.
+            for frame in cast("list[Frame]", proto.events_received()):
+                opcode = frame.opcode
+                # The common case first: a whole message in one frame.
+                if frame.fin and opcode is _TEXT:
+                    events.append(Message(str(frame.data, "utf-8")))
+                elif frame.fin and opcode is _BINARY:
+                    events.append(Message(bytes(frame.data)))
+                elif opcode is _PONG:
+                    events.append(Pong(bytes(frame.data)))
+                elif opcode is _TEXT or opcode is _BINARY or opcode is _CONT:
+                    message = self._assemble(frame)
+                    if message is not None:
+                        events.append(message)
+                # PING: the library queued the pong. CLOSE: handled below from its state.
+        except UnicodeDecodeError as exc:
+            # RFC 6455 section 8.1: invalid UTF-8 in a text message fails the connection
+            # with 1007. Frames after it in this batch are dropped; the library may already
+            # have queued pongs for pings among them (a harmless compromise: parsing and
+            # validation happen in two passes).
+            self._utf8_error = f"invalid UTF-8: {exc.reason} at position {exc.start}"
+            proto.fail(1007, self._utf8_error)
+        if proto.state is _OPEN:
+            self._out += proto.data_to_send()
+            return events
+        # The library queued a close frame (or is closing): it goes out last.
+        self._tail += proto.data_to_send()
+        # A server sends EOF (closes TCP) once the close handshake is done or failed.
+        if proto.eof_sent or proto.state is _CLOSED:
+            events.append(self._closed_event())
+        return events
+
+    def _assemble(self, frame: Frame) -> Message | None:
+        """Add one fragment to the message being reassembled; return it when complete.
+
+        The library already rejected out-of-order fragments (1002) and oversized messages
+        (1009), so only the payloads need handling here.
+        """
+        opcode, data, fin = frame.opcode, frame.data, frame.fin
+        if opcode is _TEXT:
+            self._decoder = _Utf8Decoder()
+            self._text_parts = []
+        elif opcode is _BINARY:
+            self._decoder = None
+            self._binary_parts = []
+        decoder = self._decoder
+        if decoder is not None:
+            # Decoding each fragment as it arrives fails fast on invalid UTF-8.
+            self._text_parts.append(decoder.decode(data, fin))
+            if not fin:
+                return None
+            text, self._text_parts, self._decoder = "".join(self._text_parts), [], None
+            return Message(text)
+        self._binary_parts.append(bytes(data))
+        if not fin:
+            return None
+        binary, self._binary_parts = b"".join(self._binary_parts), []
+        return Message(binary)
+
+    def _closed_event(self) -> Closed:
+        proto = self._proto
+        if self._utf8_error is not None:
+            return self._finish(1007, self._utf8_error, clean=False)
+        exc = proto.parser_exc
+        if exc is not None:
+            code = next((c for kind, c in _FAILURE_CODES if isinstance(exc, kind)), 1011)
+            return self._finish(code, str(exc), clean=isinstance(exc, EOFError))
+        if proto.close_rcvd is not None:
+            return self._finish(proto.close_rcvd.code, proto.close_rcvd.reason)
+        return self._finish(1006, "connection closed without a close frame")
+
+    def _ping(self, payload: bytes) -> None:
+        if self._proto.state is _OPEN:  # once closing, no answer would be read
+            self._proto.send_ping(payload)
+            self._out += self._proto.data_to_send()
+
+    def _close(self, code: int, reason: str) -> None:
+        if self._proto.state is _OPEN:
+            self._proto.send_close(code, reason)
+            self._out += self._proto.data_to_send()
+
+
+def _head_error_status(exc: Exception | None) -> int:
+    """Map the library's request-parsing failure to the HTTP status it deserves."""
+    if isinstance(exc, RequestLineTooLong):
+        return 414
+    if isinstance(exc, (HeaderLineTooLong, TooManyHeaders)):
+        return 431
+    return 400
+
+
+def _describe(exc: BaseException | None) -> str:
+    """Describe a handshake failure, following the chain of causes."""
+    parts = []
+    while exc is not None:
+        parts.append(str(exc) or type(exc).__name__)
+        exc = exc.__cause__
+    return "; ".join(parts) or "invalid handshake"
