@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml protocol/pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m examples.protocol_exchange
+	$(BIN)/python -m examples.demo
 
 test: lint typecheck unit
 

@@ -6,7 +6,11 @@ import json
 import re
 from pathlib import Path
 
-from examples import protocol_exchange
+import trio
+
+from examples import hello, hello_client, protocol_exchange
+from trio_rest import Server
+from trio_rest.testing import TestClient
 
 README = (Path(__file__).parents[1] / "README.md").read_text()
 
@@ -22,3 +26,29 @@ def test_protocol_exchange_matches_the_readme() -> None:
     assert blocks == [printed[0], printed[1], printed[3]]
     for block in blocks:
         json.loads(block)
+
+
+def test_readme_shows_the_server_example_verbatim() -> None:
+    source = (Path(__file__).parents[1] / "examples" / "hello.py").read_text()
+    assert "```python\n" + source + "```" in README
+
+
+async def test_hello_app() -> None:
+    async with TestClient(hello.app) as client:
+        found = await client.get("/user/1")
+        missing = await client.get("/user/2")
+    assert (found.status, found.data) == (200, {"id": 1, "name": "Ada Lovelace"})
+    assert (missing.status, missing.detail) == (404, "No user 2.")
+
+
+async def test_hello_client_against_a_real_server() -> None:
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            server: Server = await nursery.start(Server(hello.app).serve, "127.0.0.1", 0)
+            lines = await hello_client.main(f"ws://127.0.0.1:{server.port}/")
+            nursery.cancel_scope.cancel()
+    assert lines == [
+        "GET /user/1 -> 200 {'id': 1, 'name': 'Ada Lovelace'}",
+        "GET /user/2 -> 404 No user 2.",
+        "GET /nowhere -> 404 Not Found",
+    ]

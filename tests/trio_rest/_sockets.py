@@ -1,0 +1,47 @@
+"""Helpers for tests over real sockets on 127.0.0.1."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import trio
+import wsproto
+import wsproto.events
+
+from trio_rest import App, Server
+
+
+@asynccontextmanager
+async def running(app: App) -> AsyncIterator[Server]:
+    """Serve `app` on 127.0.0.1, port 0, for the duration of the block."""
+    async with trio.open_nursery() as nursery:
+        server: Server = await nursery.start(Server(app).serve, "127.0.0.1", 0)
+        try:
+            yield server
+        finally:
+            nursery.cancel_scope.cancel()
+
+
+class RawClient:
+    """A WebSocket client that only writes when told, and never reads by itself."""
+
+    def __init__(self, stream: trio.SocketStream) -> None:
+        self.stream = stream
+        self.ws = wsproto.WSConnection(wsproto.ConnectionType.CLIENT)
+
+    @classmethod
+    async def connect(cls, port: int) -> RawClient:
+        client = cls(await trio.open_tcp_stream("127.0.0.1", port))
+        await client.stream.send_all(client.ws.send(wsproto.events.Request(host="127.0.0.1", target="/")))
+        while True:
+            client.ws.receive_data(await client.stream.receive_some(65536))
+            for event in client.ws.events():
+                if isinstance(event, wsproto.events.AcceptConnection):
+                    return client
+
+    async def send(self, message: str | bytes) -> None:
+        await self.stream.send_all(self.ws.send(wsproto.events.Message(data=message)))
+
+    def frame(self, message: str | bytes) -> bytes:
+        return self.ws.send(wsproto.events.Message(data=message))

@@ -1,0 +1,111 @@
+"""The real client over 127.0.0.1: concurrency, cancel on scope exit, reconnect with backoff."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+
+from trio_rest import Server
+from trio_rest.client import ConnectionClosedError, connect
+
+from ._sockets import running
+from .conftest import build_app
+
+
+async def test_concurrent_requests_are_matched_by_id() -> None:
+    with trio.fail_after(20):
+        async with running(build_app()) as server, connect(f"ws://127.0.0.1:{server.port}/") as client:
+            results: dict[int, object] = {}
+
+            async def one(i: int) -> None:
+                results[i] = (await client.get(f"/user/{i + 1000}")).data
+
+            async with trio.open_nursery() as nursery:
+                for i in range(300):
+                    nursery.start_soon(one, i)
+    assert all(results[i] == {"id": i + 1000, "args": {}} for i in range(300))
+
+
+async def test_leaving_the_scope_sends_cancel() -> None:
+    with trio.fail_after(20):
+        async with running(build_app()) as server, connect(f"ws://127.0.0.1:{server.port}/") as client:
+            with trio.move_on_after(0.2):
+                await client.get("/sleep")
+            (conn,) = server.connections
+            while conn._running:
+                await trio.sleep(0.01)
+            assert (await client.get("/user/1")).status == 200
+
+
+async def test_reconnects_with_backoff_after_the_server_restarts() -> None:
+    app = build_app()
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            server: Server = await nursery.start(Server(app).serve, "127.0.0.1", 0)
+            port = server.port
+            async with connect(f"ws://127.0.0.1:{port}/", max_backoff=0.2) as client:
+                assert (await client.get("/user/1")).status == 200
+                await server.shutdown()
+                while client._connected.is_set():  # the client notices the close
+                    await trio.sleep(0.01)
+                replies: list[int] = []
+
+                async def during_the_outage() -> None:
+                    replies.append((await client.get("/user/2")).status)
+
+                async with trio.open_nursery() as waiting:
+                    waiting.start_soon(during_the_outage)  # waits for the new connection
+                    await trio.sleep(0.5)  # a few failed attempts, backing off
+                    assert not replies
+                    await nursery.start(Server(app).serve, "127.0.0.1", port)
+                assert replies == [200]
+                assert client.connections == 2
+            nursery.cancel_scope.cancel()
+
+
+async def test_in_flight_request_fails_when_the_connection_drops() -> None:
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            server: Server = await nursery.start(Server(build_app()).serve, "127.0.0.1", 0)
+            async with (
+                connect(f"ws://127.0.0.1:{server.port}/", reconnect=False) as client,
+                trio.open_nursery() as inner,
+            ):
+
+                async def doomed() -> None:
+                    with pytest.raises(ConnectionClosedError):
+                        await client.get("/sleep")
+
+                inner.start_soon(doomed)
+                await trio.sleep(0.1)
+                (conn,) = server.connections
+                conn._abort(1011, "test")
+            nursery.cancel_scope.cancel()
+
+
+async def test_first_connection_failure_propagates() -> None:
+    listener = (await trio.open_tcp_listeners(0, host="127.0.0.1"))[0]
+    port = listener.socket.getsockname()[1]
+    await listener.aclose()
+    with trio.fail_after(10), pytest.raises(OSError):
+        async with connect(f"ws://127.0.0.1:{port}/"):
+            pass  # pragma: no cover
+
+
+async def test_a_silent_server_is_a_connect_timeout() -> None:
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    port = listeners[0].socket.getsockname()[1]
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+
+            async def accept_and_say_nothing() -> None:
+                stream = await listeners[0].accept()
+                await trio.sleep_forever()
+                del stream  # pragma: no cover
+
+            nursery.start_soon(accept_and_say_nothing)
+            with pytest.raises(OSError, match=r"no WebSocket handshake within 0\.2 s"):
+                async with connect(f"ws://127.0.0.1:{port}/", connect_timeout=0.2):
+                    pass  # pragma: no cover
+            nursery.cancel_scope.cancel()
+    await listeners[0].aclose()

@@ -1,0 +1,286 @@
+"""The connection driver, end to end over the in-memory TestClient."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+import trio
+import trio.testing
+
+from trio_rest import App
+from trio_rest.testing import TestClient
+
+from .conftest import build_app
+
+
+async def test_get_with_params_and_merged_args(app: App) -> None:
+    async with TestClient(app) as client:
+        response = await client.get("/user/6?expand=addresses", args={"x": "1"}, event_name="get-user")
+    assert response.status == 200
+    assert response.data == {"id": 6, "args": {"expand": "addresses", "x": "1"}}
+    assert response.event_name == "get-user"
+
+
+async def test_plain_def_handler_runs_in_a_thread(app: App) -> None:
+    async with TestClient(app) as client:
+        response = await client.put("/user/2/", {"name": "Ada"})
+    assert (response.status, response.data) == (200, {"id": 2, "name": "Ada"})
+
+
+async def test_converters_over_the_wire(app: App) -> None:
+    key = uuid.uuid4()
+    async with TestClient(app) as client:
+        assert (await client.get("/files/a/b/c.txt")).data == "a/b/c.txt"
+        assert (await client.get(f"/keys/{key}")).data == str(key)
+        assert (await client.get("/keys/not-a-uuid")).status == 404
+        assert (await client.get("/user/abc")).status == 404
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "status", "code"),
+    [
+        ("GET", "/nowhere", 404, "not_found"),
+        ("DELETE", "/user/1", 405, "method_not_allowed"),
+        ("GET", "/user/404", 404, "not_found"),
+    ],
+)
+async def test_routing_errors(app: App, method: str, url: str, status: int, code: str) -> None:
+    async with TestClient(app) as client:
+        response = await client.request(method, url)
+    assert (response.status, response.code) == (status, code)
+
+
+async def test_405_names_the_allowed_methods_and_options_lists_them(app: App) -> None:
+    async with TestClient(app) as client:
+        refused = await client.delete("/user/1")
+        options = await client.request("OPTIONS", "/user/1")
+    assert refused.errors == {"allowed": ["GET", "PUT"]}
+    assert (options.status, options.data) == (200, {"allow": ["GET", "PUT"]})
+
+
+async def test_view_crash_is_500_without_internals_and_connection_lives(
+    app: App, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with TestClient(app) as client:
+        response = await client.get("/crash")
+        assert (response.status, response.code) == (500, "internal_error")
+        assert "secret" not in repr(response)
+        assert (await client.get("/user/1")).status == 200
+    assert "secret internals" in caplog.text  # the traceback is in the log
+
+
+async def test_unencodable_reply_is_500(app: App) -> None:
+    async with TestClient(app) as client:
+        response = await client.get("/not-json")
+        assert (response.status, response.code) == (500, "internal_error")
+        assert (await client.get("/user/1")).status == 200
+
+
+async def test_body_structuring_reports_every_field(app: App) -> None:
+    async with TestClient(app) as client:
+        created = await client.post("/item/", {"name": "cup", "size": 2})
+        missing = await client.post("/item/", {"size": "big", "colour": "red"})
+    assert (created.status, created.data) == (201, {"name": "cup", "size": 2})
+    assert (missing.status, missing.code) == (400, "invalid")
+    assert set(missing.errors) >= {"name", "size"}
+
+
+async def test_timeout_is_504(app: App, autojump_clock: trio.testing.MockClock) -> None:
+    async with TestClient(app) as client:
+        response = await client.get("/sleep", timeout=0.5)
+    assert (response.status, response.code) == (504, "timeout")
+
+
+async def test_default_timeout_applies(autojump_clock: trio.testing.MockClock) -> None:
+    async with TestClient(build_app(request_timeout=2.0)) as client:
+        assert (await client.get("/sleep")).status == 504
+        assert (await client.get("/sleep?seconds=1")).data == "woke"
+
+
+async def test_cancel_is_499(app: App, autojump_clock: trio.testing.MockClock) -> None:
+    async with TestClient(app) as client:
+        await client.send_raw('{"method": "GET", "url": "/sleep", "id": "slow"}')
+        await trio.sleep(1)
+        response = await client.request("GET", "/user/1")  # the connection keeps serving
+        assert response.status == 200
+        waiter = client._waiters  # the raw request has no waiter: read the reply by hand
+        assert "slow" not in waiter
+        with trio.fail_after(5):
+            reply = await _cancel_and_wait(client, "slow")
+    assert (reply.status, reply.code, reply.id) == (499, "cancelled", "slow")
+
+
+async def _cancel_and_wait(client: object, request_id: str) -> object:
+    from trio_rest.client import _Waiter
+
+    waiter = _Waiter()
+    client._waiters[request_id] = waiter  # type: ignore[attr-defined]
+    await client.send_raw('{"type": "cancel", "id": "slow"}')  # type: ignore[attr-defined]
+    await waiter.done.wait()
+    return waiter.response
+
+
+async def test_leaving_the_scope_cancels_on_the_server(
+    app: App, autojump_clock: trio.testing.MockClock
+) -> None:
+    test_client = TestClient(app)
+    async with test_client as client:
+        with trio.move_on_after(1):
+            await client.get("/sleep")
+        await trio.sleep(0.1)
+        (conn,) = test_client.server.connections
+        assert not conn._running  # the server cancelled the handler
+        assert (await client.get("/user/1")).status == 200
+
+
+async def test_subscription_notifies_then_ends_with_a_final_notification(app: App) -> None:
+    async with TestClient(app) as client, client.subscribe("/ticks?count=3") as subscription:
+        notes = [note async for note in subscription]
+    assert subscription.response.status == 200
+    assert [note.data for note in notes] == [{"i": 0}, {"i": 1}, {"i": 2}, "done"]
+    assert [note.seq for note in notes] == [1, 2, 3, 4]
+    assert notes[-1].final and notes[0].event_name == "tick" and notes[0].topic == "/ticks"
+
+
+async def test_unsubscribing_cancels_the_handler(app: App) -> None:
+    test_client = TestClient(app)
+    async with test_client as client:
+        async with client.subscribe("/ticks?count=1&forever=1") as subscription:
+            first = await subscription.__anext__()
+            assert first.data == {"i": 0}
+        await trio.sleep(0.05)
+        (conn,) = test_client.server.connections
+        assert not conn._subscriptions
+        assert (await client.get("/user/1")).status == 200
+
+
+async def test_refused_subscription_raises(app: App) -> None:
+    from trio_rest import APIError
+
+    async with TestClient(app) as client:
+        with pytest.raises(APIError) as info:
+            async with client.subscribe("/refuse"):
+                pass  # pragma: no cover
+    assert (info.value.status, info.value.code) == (404, "not_found")
+
+
+async def test_subscription_limit_is_429() -> None:
+    async with (
+        TestClient(build_app(max_subscriptions=1)) as client,
+        client.subscribe("/ticks?count=1&forever=1"),
+    ):
+        second = await client.request("SUBSCRIBE", "/ticks", id="two")
+    assert (second.status, second.code) == (429, "too_many_requests")
+
+
+async def test_topic_notification(app: App) -> None:
+    async with TestClient(app) as client:
+        assert (await client.post("/broadcast")).data == "sent"
+        note = client.notifications.receive_nowait()
+    assert (note.id, note.topic, note.event_name, note.data) == (None, "lobby", "hello", {"hello": "all"})
+
+
+async def test_ping_pong(app: App) -> None:
+    async with TestClient(app) as client:
+        assert await client.ping() >= 0
+
+
+async def test_in_band_auth_is_refused_without_an_authenticator(app: App) -> None:
+    from trio_rest.client import _Waiter
+
+    async with TestClient(app) as client:
+        waiter = _Waiter()
+        client._waiters["a"] = waiter
+        await client.send_raw('{"type": "auth", "token": "x", "id": "a"}')
+        await waiter.done.wait()
+    assert waiter.response is not None and waiter.response.status == 501
+
+
+async def test_concurrency_is_bounded_and_excess_waits(autojump_clock: trio.testing.MockClock) -> None:
+    test_client = TestClient(build_app(max_concurrency=2))
+    async with test_client as client:
+        results: list[int] = []
+
+        async def one() -> None:
+            results.append((await client.get("/sleep?seconds=1")).status)
+
+        start = trio.current_time()
+        async with trio.open_nursery() as nursery:
+            for _ in range(6):
+                nursery.start_soon(one)
+            await trio.sleep(0.5)
+            (conn,) = test_client.server.connections
+            assert len(conn._running) == 2 and len(conn._waiting) == 4
+    assert results == [200] * 6
+    assert trio.current_time() - start >= 3  # three waves of two
+
+
+async def test_cancel_of_a_waiting_request(autojump_clock: trio.testing.MockClock) -> None:
+    test_client = TestClient(build_app(max_concurrency=1))
+    async with test_client as client, trio.open_nursery() as nursery:
+        nursery.start_soon(client.get, "/sleep?seconds=5")
+        await trio.sleep(0.1)
+        with trio.move_on_after(0.5):
+            await client.get("/sleep?seconds=5")  # waits behind the first, then is cancelled
+        await trio.sleep(0.1)
+        (conn,) = test_client.server.connections
+        assert not conn._waiting
+
+
+async def test_non_finite_float_in_reply_is_null(app: App) -> None:
+    async with TestClient(app) as client:
+        assert (await client.get("/nan")).data == {"x": None}
+
+
+async def test_msgpack_subprotocol(app: App) -> None:
+    async with TestClient(app, subprotocol="trio-rest.msgpack") as client:
+        response = await client.get("/user/3")
+    assert response.data == {"id": 3, "args": {}}
+
+
+async def test_a_close_arriving_during_a_write_is_still_answered(app: App) -> None:
+    """The writer must flush the close reply queued while it was blocked in send_all."""
+    import wsproto
+    import wsproto.events
+
+    from trio_rest import Server
+
+    client_stream, server_stream = trio.testing.memory_stream_pair()
+    pump = server_stream.send_stream.send_all_hook
+    writes = 0
+    gate = trio.Event()
+
+    async def held_write() -> None:
+        nonlocal writes
+        assert pump is not None
+        await pump()
+        writes += 1
+        if writes == 2:  # the reply to our request: hold the server's writer here
+            await gate.wait()
+
+    server_stream.send_stream.send_all_hook = held_write
+    ws = wsproto.WSConnection(wsproto.ConnectionType.CLIENT)
+    events: list[object] = []
+
+    async def receive_events() -> None:
+        ws.receive_data(await client_stream.receive_some(65536) or None)
+        events.extend(ws.events())
+
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(Server(app).handle_stream, server_stream)
+            await client_stream.send_all(ws.send(wsproto.events.Request(host="test", target="/")))
+            await receive_events()
+            await client_stream.send_all(
+                ws.send(wsproto.events.Message(data='{"method": "GET", "url": "/user/1"}'))
+            )
+            await receive_events()  # the reply arrives; the server's send_all is still held
+            await client_stream.send_all(ws.send(wsproto.events.CloseConnection(code=1000)))
+            await trio.sleep(0.1)  # the server's reader sees the close meanwhile
+            gate.set()
+            while not any(isinstance(e, wsproto.events.CloseConnection) for e in events):
+                await receive_events()
+            await client_stream.aclose()
+    closes = [e for e in events if isinstance(e, wsproto.events.CloseConnection)]
+    assert closes[0].code == 1000  # the server's reply, not a connection lost (1006)

@@ -1,0 +1,9 @@
+"""``python -m trio_rest``: see `trio_rest._cli`."""
+
+from __future__ import annotations
+
+import sys
+
+from ._cli import main
+
+sys.exit(main())

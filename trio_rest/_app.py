@@ -1,0 +1,67 @@
+"""`App`: a router, settings, a converter and the rest, built once and passed around."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import cattrs
+
+from ._converter import make_converter
+from ._routing import SimpleRouter
+from ._settings import Settings
+from ._views import Handler, compile_handler
+
+__all__ = ["App"]
+
+
+class App:
+    """Everything a server needs to answer requests, built explicitly.
+
+    Routes are compiled into handlers here, so registering a view for a
+    method it does not implement fails now, not on the first request.
+
+    Args:
+        router: the routes; register them before building the App.
+        settings: limits and timings (`Settings()` by default).
+        converter: the cattrs converter for request bodies
+            (`make_converter()` by default).
+        database: a database handle, opened by the server for the app's
+            lifetime; each request gets a session (None: no database).
+
+    Raises:
+        ConfigurationError: a route names a view that cannot serve one of
+            its methods.
+    """
+
+    def __init__(
+        self,
+        router: SimpleRouter,
+        *,
+        settings: Settings | None = None,
+        converter: cattrs.Converter | None = None,
+        database: Any = None,
+    ) -> None:
+        self.router = router
+        self.settings = settings if settings is not None else Settings()
+        self.converter = converter if converter is not None else make_converter()
+        self.database = database
+        self._handlers: dict[tuple[object, str], Handler] = {}
+        for route in router.routes:
+            for method, view in route.views.items():
+                if (view, method) not in self._handlers:
+                    self._handlers[(view, method)] = compile_handler(view, method)
+
+    def handler(self, view: object, method: str) -> Handler:
+        """Return the compiled handler of a routed view (compiling it if it was added late).
+
+        Args:
+            view: the view a `RouteMatch` names.
+            method: the upper-case method.
+
+        Returns:
+            The handler.
+        """
+        handler = self._handlers.get((view, method))
+        if handler is None:
+            handler = self._handlers[(view, method)] = compile_handler(view, method)
+        return handler

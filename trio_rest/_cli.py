@@ -1,0 +1,94 @@
+"""The command line: ``python -m trio_rest run MODULE:ATTR --host 127.0.0.1 --port 8080``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+import attrs
+import trio
+
+from ._app import App
+from ._engine import ENGINE_NAMES
+from ._server import Server
+
+__all__ = ["load_app", "main"]
+
+log = logging.getLogger("trio_rest")
+
+
+def load_app(target: str) -> App:
+    """Import ``MODULE:ATTR`` and return the `App` it names.
+
+    Args:
+        target: e.g. ``"examples.users.app:app"``; the attribute may also be
+            a function that returns an App.
+
+    Returns:
+        The App.
+
+    Raises:
+        SystemExit: the module or attribute is missing, or is not an App.
+    """
+    module_name, _, attr = target.partition(":")
+    if not module_name or not attr:
+        raise SystemExit(f"expected MODULE:ATTR, got {target!r}")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise SystemExit(f"cannot import {module_name!r}: {exc}") from None
+    app = getattr(module, attr, None)
+    if callable(app) and not isinstance(app, App):
+        app = app()
+    if not isinstance(app, App):
+        raise SystemExit(f"{target} is not a trio_rest.App (got {type(app).__name__})")
+    return app
+
+
+async def _run(app: App, host: str, port: int) -> None:
+    server = Server(app)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(server.serve, host, port)
+        print(f"trio-rest serving on ws://{host}:{server.port}/ (Ctrl-C to stop)", flush=True)
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for signum in signals:
+                log.info("received %s: shutting down gracefully", signal.Signals(signum).name)
+                break
+        await server.shutdown()
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m trio_rest", description="Serve a trio-rest app.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="serve an App")
+    run.add_argument("target", help="MODULE:ATTR naming the App, e.g. examples.users.app:app")
+    run.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    run.add_argument("--port", type=int, default=8080, help="port (default 8080; 0 picks a free one)")
+    run.add_argument("--engine", choices=ENGINE_NAMES, help="WebSocket engine (default: the app's)")
+    run.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line.
+
+    Args:
+        argv: the arguments (``sys.argv[1:]`` when None).
+
+    Returns:
+        The exit status.
+    """
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # The websockets library logs every handshake at INFO: keep it for DEBUG runs.
+    logging.getLogger("websockets").setLevel(max(logging.WARNING, logging.getLogger().level))
+    sys.path.insert(0, ".")
+    app = load_app(args.target)
+    if args.engine is not None:
+        app.settings = attrs.evolve(app.settings, engine=args.engine)
+    trio.run(_run, app, args.host, args.port)
+    return 0

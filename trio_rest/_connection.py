@@ -1,0 +1,555 @@
+"""`ServerConnection`: drives one WebSocket, from its first message to its close.
+
+Inside the connection's nursery: a reader task feeds the protocol and
+dispatches requests, a single writer task drains the outbound queue with one
+`send_all` per batch, a keepalive task pings a silent client, and each request
+runs in its own task under its own cancel scope (cancel, deadline and
+disconnect all cancel it). When the connection ends, everything it started is
+cancelled with it.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import logging
+import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import trio
+from trio_rest_protocol import (
+    NEED_DATA,
+    Auth,
+    Cancel,
+    Codec,
+    Connection,
+    ConnectionClosed,
+    LocalProtocolError,
+    Notification,
+    Ping,
+    RemoteProtocolError,
+    Role,
+)
+from trio_rest_protocol import Request as ProtocolRequest
+from trio_rest_protocol import Response as ProtocolResponse
+
+from ._converter import structure_body
+from ._engine import Closed, Engine, Message
+from ._errors import APIError, MethodNotAllowedError
+from ._request import Request, Response
+from ._timers import Timer, start_timer
+
+if TYPE_CHECKING:
+    from ._app import App
+    from ._views import Handler
+
+__all__ = ["ServerConnection"]
+
+log = logging.getLogger("trio_rest")
+
+
+@attrs.define(eq=False)
+class _Job:
+    """One request on its way: waiting, running, or (SUBSCRIBE) streaming."""
+
+    event: ProtocolRequest
+    request: Request
+    handler: Handler
+    scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
+    cancelled_by_client: bool = False
+
+
+class ServerConnection:
+    """One client's WebSocket, as the server drives it.
+
+    Views reach it as ``request.connection``: it can push notifications that
+    belong to no subscription, start timers that die with the connection, and
+    close it.
+
+    Attributes:
+        app: the `App`.
+        peer: the client's address, ``"host:port"``.
+        path: the path of the handshake request.
+        headers: the handshake's headers, names lower-case.
+        user: whoever the handshake's credentials name (None without auth).
+    """
+
+    def __init__(
+        self,
+        app: App,
+        stream: trio.abc.Stream,
+        engine: Engine,
+        *,
+        codec: Codec = Codec.JSON,
+        peer: str = "",
+        path: str = "/",
+        headers: tuple[tuple[str, str], ...] = (),
+        echo: bool = False,
+    ) -> None:
+        self.app = app
+        self.peer = peer
+        self.path = path
+        self.headers = headers
+        self.user: Any = None
+        settings = app.settings
+        self._settings = settings
+        self._stream = stream
+        self._engine = engine
+        self._proto = Connection(
+            Role.SERVER,
+            codec=codec,
+            max_message_size=settings.max_message_size,
+            max_depth=settings.max_depth,
+            max_in_flight=settings.max_in_flight,
+        )
+        self._nursery: trio.Nursery | None = None
+        self._backlog: collections.deque[Any] = collections.deque()
+        self._waiting: collections.deque[_Job] = collections.deque()
+        self._running: dict[object, _Job] = {}
+        self._subscriptions: dict[object, _Job] = {}
+        self._capacity = trio.lowlevel.ParkingLot()
+        self._outbox: list[str | bytes] = []
+        self._outbox_bytes = 0
+        self._writer_dirty = False
+        self._writer_lot = trio.lowlevel.ParkingLot()
+        self._writer_done = trio.Event()
+        self._idle = trio.Event()
+        self._finished = trio.Event()
+        self._last_seen = trio.current_time()
+        self.close_code: int | None = None
+        self.close_reason = ""
+        #: True when this side failed the WebSocket (a protocol violation): the
+        #: peer may still be sending, so its input is drained before TCP closes.
+        self.failed = False
+        # Echo mode sends every message back unchanged: the transport alone,
+        # for the WebSocket conformance suite.
+        self._handle_message = self._enqueue if echo else self._on_message
+
+    # -- public ----------------------------------------------------------------
+
+    def queue_events(self, events: list[Any]) -> None:
+        """Queue engine events that arrived with the handshake, before `run`."""
+        self._backlog.extend(events)
+
+    @property
+    def closed(self) -> bool:
+        """True once the connection has ended."""
+        return self._finished.is_set()
+
+    def send_notification(
+        self, data: Any = None, *, event_name: str | None = None, topic: str | None = None
+    ) -> None:
+        """Push a notification that belongs to no subscription.
+
+        Args:
+            data: its body.
+            event_name: what kind of notification it is.
+            topic: what it is about (a group, a resource path).
+        """
+        self._send(Notification(event_name=event_name, topic=topic, data=data))
+
+    def call_later(self, delay: float, fn: Callable[..., Any], *args: Any) -> Timer:
+        """Run ``fn(*args)`` once after `delay` seconds, unless cancelled first.
+
+        Args:
+            delay: seconds to wait.
+            fn: an async or plain function; its exceptions are logged.
+            *args: its arguments.
+
+        Returns:
+            A `Timer` whose ``cancel()`` stops it; it dies with the connection.
+        """
+        return start_timer(self._require_nursery(), fn, args, delay=delay, interval=None)
+
+    def every(self, interval: float, fn: Callable[..., Any], *args: Any) -> Timer:
+        """Run ``fn(*args)`` every `interval` seconds until cancelled.
+
+        Args:
+            interval: seconds between the starts of two runs.
+            fn: an async or plain function; an exception is logged and stops the timer.
+            *args: its arguments.
+
+        Returns:
+            A `Timer` whose ``cancel()`` stops it; it dies with the connection.
+        """
+        return start_timer(self._require_nursery(), fn, args, delay=interval, interval=interval)
+
+    async def close(self, code: int = 1000, reason: str = "", *, grace: float | None = None) -> None:
+        """Close the connection: refuse new requests, let running ones finish, then close.
+
+        Args:
+            code: the WebSocket close code (1001 when the server goes away).
+            reason: the close reason.
+            grace: seconds running requests may take to finish before they
+                are cancelled (default: `Settings.shutdown_timeout`).
+        """
+        if self._finished.is_set():
+            return
+        with contextlib.suppress(LocalProtocolError):  # already closing
+            self._proto.send(ConnectionClosed(code=code, reason=reason))
+        with trio.move_on_after(self._settings.shutdown_timeout if grace is None else grace):
+            await self._wait_idle()
+        self._cancel_all_jobs()
+        if self.close_code is None:
+            self.close_code, self.close_reason = code, reason
+        self._frame_outbox()  # replies already queued go out before the close frame
+        self._engine.close(code, reason)
+        self._wake_writer()
+        with trio.move_on_after(self._settings.close_timeout):
+            await self._finished.wait()
+        if not self._finished.is_set() and self._nursery is not None:
+            self._nursery.cancel_scope.cancel()
+        await self._finished.wait()
+
+    # -- the tasks ---------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Serve the connection until it closes; everything it started ends with it."""
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                nursery.start_soon(self._write_loop)
+                nursery.start_soon(self._keepalive)
+                await self._read_loop()
+                # The peer closed (or vanished): let the writer send our close reply.
+                with trio.move_on_after(self._settings.close_timeout):
+                    await self._writer_done.wait()
+                nursery.cancel_scope.cancel()
+        finally:
+            self._finished.set()
+            with trio.CancelScope(shield=True):
+                await self._last_words()
+
+    async def _last_words(self) -> None:
+        """On cancellation from outside (server shutdown), still say goodbye with 1001."""
+        if self.close_code is None:
+            self.close_code, self.close_reason = 1001, "server shutting down"
+            self._frame_outbox()
+            self._engine.close(1001, "server shutting down")
+            data = self._engine.data_to_send()
+            if data:
+                with trio.move_on_after(min(1.0, self._settings.close_timeout)):
+                    with contextlib.suppress(
+                        trio.BrokenResourceError, trio.ClosedResourceError, trio.BusyResourceError
+                    ):
+                        await self._stream.send_all(data)
+        self._proto.receive_data(None, code=self.close_code, reason=self.close_reason)
+        self._proto.next_event()
+
+    async def _read_loop(self) -> None:
+        stream, engine, backlog = self._stream, self._engine, self._backlog
+        read_size, max_in_flight = self._settings.read_size, self._settings.max_in_flight
+        while True:
+            while backlog:
+                # Back-pressure: past the in-flight bound, stop parsing (and so
+                # stop reading) until a request finishes; TCP slows the client.
+                if len(self._running) + len(self._waiting) >= max_in_flight:
+                    await self._capacity.park()
+                    continue
+                event = backlog.popleft()
+                cls = type(event)
+                if cls is Message:
+                    self._handle_message(event.data)
+                elif cls is Closed:
+                    self.close_code, self.close_reason = event.code, event.reason
+                    self.failed = not event.clean
+                    self._wake_writer()
+                    return
+            try:
+                data = await stream.receive_some(read_size)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                data = b""
+            self._last_seen = trio.current_time()
+            backlog.extend(engine.receive_data(data))
+            self._wake_writer()  # the engine may have queued a pong or a close reply
+
+    async def _write_loop(self) -> None:
+        engine, stream = self._engine, self._stream
+        try:
+            while True:
+                if not self._writer_dirty:
+                    await self._writer_lot.park()
+                self._writer_dirty = False
+                self._frame_outbox()
+                data = engine.data_to_send()
+                if data:
+                    await stream.send_all(data)
+                    # The peer's close may have arrived during that write: its
+                    # reply is queued now, so flush once more before leaving.
+                    if engine.closed:
+                        self._writer_dirty = True
+                elif engine.closed:
+                    return
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            self._abort(1006, "connection lost")
+        finally:
+            self._writer_done.set()
+
+    async def _keepalive(self) -> None:
+        interval, timeout = self._settings.ping_interval, self._settings.ping_timeout
+        while True:
+            await trio.sleep_until(self._last_seen + interval)
+            if trio.current_time() - self._last_seen < interval:
+                continue
+            sent = trio.current_time()
+            self._engine.send_ping(b"keepalive")
+            self._wake_writer()
+            await trio.sleep(timeout)
+            if self._last_seen < sent:
+                log.info("%s: no answer to a ping in %.0f s, closing", self.peer, timeout)
+                self._abort(1011, "ping timeout")
+                return
+
+    # -- reading -----------------------------------------------------------------
+
+    def _on_message(self, message: str | bytes) -> None:
+        proto = self._proto
+        proto.receive_data(message)
+        while True:
+            try:
+                event = proto.next_event()
+            except RemoteProtocolError as exc:
+                if exc.event_hint is not None:
+                    self._send(exc.event_hint)
+                continue
+            if event is NEED_DATA:
+                return
+            cls = type(event)
+            if cls is ProtocolRequest:
+                self._dispatch(event)  # type: ignore[arg-type]
+            elif cls is Cancel:
+                self._cancel(event.id)  # type: ignore[union-attr]
+            elif cls is Ping:
+                self._send(event.pong())  # type: ignore[union-attr]
+            elif cls is Auth:
+                self._send(
+                    event.error(  # type: ignore[union-attr]
+                        501, code="not_implemented", detail="This server takes no in-band credentials."
+                    )
+                )
+            else:  # ConnectionClosed cannot come from a message
+                return
+
+    def _dispatch(self, event: ProtocolRequest) -> None:
+        app = self.app
+        try:
+            match = app.router.resolve(event.method, event.path)
+        except MethodNotAllowedError as exc:
+            if event.method == "OPTIONS":  # docs/protocol.md: OPTIONS lists what a route accepts
+                self._send(event.response(data={"allow": list(exc.allowed)}))
+            else:
+                self._send(_error_reply(event, exc))
+            return
+        except APIError as exc:
+            self._send(_error_reply(event, exc))
+            return
+        if event.method == "SUBSCRIBE" and len(self._subscriptions) >= self._settings.max_subscriptions:
+            self._send(event.error(429, detail=f"At most {self._settings.max_subscriptions} subscriptions."))
+            return
+        request = Request(
+            method=event.method,
+            url=event.url,
+            path=event.path,
+            args=event.merged_args(),
+            data=event.data,
+            id=event.id,
+            event_name=event.event_name,
+            params=match.params,
+            extras=event.extras,
+            connection=self,
+            app=app,
+            user=self.user,
+        )
+        job = _Job(event, request, app.handler(match.view, event.method))
+        if len(self._running) < self._settings.max_concurrency:
+            self._start(job)
+        else:
+            self._waiting.append(job)
+
+    def _cancel(self, id: object) -> None:
+        job = self._running.get(id) or self._subscriptions.get(id)
+        if job is not None:
+            job.cancelled_by_client = True
+            job.scope.cancel()
+            return
+        for job in self._waiting:
+            if job.event.id == id:
+                self._waiting.remove(job)
+                self._send(job.event.error(499))
+                self._made_room()
+                return
+
+    # -- running requests ----------------------------------------------------------
+
+    def _key(self, job: _Job) -> object:
+        return job.event.id if job.event.id is not None else job
+
+    def _start(self, job: _Job) -> None:
+        self._running[self._key(job)] = job
+        self._require_nursery().start_soon(self._run_job, job)
+
+    async def _run_job(self, job: _Job) -> None:
+        event, request = job.event, job.request
+        timeout = event.timeout if event.timeout is not None else self._settings.request_timeout
+        if timeout is not None:
+            job.scope.deadline = trio.current_time() + min(timeout, self._settings.max_request_timeout)
+        reply: ProtocolResponse | None = None
+        result: Any = None
+        with job.scope:
+            try:
+                result = await self._call(job)
+            except APIError as exc:
+                reply = _error_reply(event, exc)
+            except Exception:
+                log.exception("%s: %s %s failed in %s", self.peer, event.method, event.url, job.handler.name)
+                reply = event.error(500, detail="The server failed to handle the request.")
+            else:
+                if not request.accepted:
+                    reply = _success_reply(event, result)
+        self._finish(job)
+        if request.accepted:
+            self._end_subscription(job, result, reply)
+        elif reply is not None:
+            self._reply(job, reply)
+        else:  # our own scope was cancelled: by the client, or by the deadline
+            self._reply(job, event.error(499) if job.cancelled_by_client else event.error(504))
+
+    async def _call(self, job: _Job) -> Any:
+        handler, request = job.handler, job.request
+        if handler.body is None:
+            return await handler.fn(request, **request.params)
+        body = structure_body(self.app.converter, request.data, handler.body)
+        return await handler.fn(request, body=body, **request.params)
+
+    def _finish(self, job: _Job) -> None:
+        key = self._key(job)
+        if self._running.pop(key, None) is None:
+            self._subscriptions.pop(key, None)
+        self._made_room()
+
+    def _made_room(self) -> None:
+        while self._waiting and len(self._running) < self._settings.max_concurrency:
+            self._start(self._waiting.popleft())
+        self._capacity.unpark_all()
+        if not self._running and not self._waiting:
+            self._idle.set()
+
+    async def _wait_idle(self) -> None:
+        while self._running or self._waiting:
+            self._idle = trio.Event()
+            await self._idle.wait()
+
+    def _cancel_all_jobs(self) -> None:
+        for job in [*self._running.values(), *self._subscriptions.values()]:
+            job.scope.cancel()
+        while self._waiting:
+            self._send(
+                self._waiting.popleft().event.error(503, code="closing", detail="The server is closing.")
+            )
+
+    def _reply(self, job: _Job, reply: ProtocolResponse) -> None:
+        try:
+            self._send(reply, strict=True)
+        except LocalProtocolError:
+            log.exception("%s: the reply of %s could not be sent", self.peer, job.handler.name)
+            self._send(job.event.error(500, detail="The server could not encode the reply."))
+
+    # -- subscriptions ---------------------------------------------------------------
+
+    def _accept_subscription(self, request: Request, data: Any) -> None:
+        job = self._running.get(request.id)
+        if job is None:
+            return
+        # Once accepted, a subscription lives until cancelled: no deadline, and
+        # it stops counting against the request concurrency.
+        job.scope.deadline = math.inf
+        del self._running[request.id]
+        self._subscriptions[request.id] = job
+        self._reply(job, job.event.response(data=data))
+        self._made_room()
+
+    def _notify_subscriber(
+        self, request: Request, data: Any, event_name: str | None, topic: str, seq: int
+    ) -> None:
+        if request.id is not None and self._proto.is_subscribed(request.id):
+            self._send(Notification(id=request.id, event_name=event_name, topic=topic, seq=seq, data=data))
+
+    def _end_subscription(self, job: _Job, result: Any, error: ProtocolResponse | None) -> None:
+        request = job.request
+        if request.id is None or not self._proto.is_subscribed(request.id):
+            return  # the client cancelled it: it expects nothing more
+        if error is not None:
+            result = {
+                "status": error.status,
+                "code": error.code,
+                "detail": error.detail,
+                "errors": error.errors,
+            }
+        self._send(
+            Notification(
+                id=request.id,
+                event_name="error" if error is not None else None,
+                topic=request.path,
+                seq=request._seq + 1,
+                data=result,
+                final=True,
+            )
+        )
+
+    # -- writing ------------------------------------------------------------------------
+
+    def _send(self, event: Any, *, strict: bool = False) -> None:
+        try:
+            wire = self._proto.send(event)
+        except LocalProtocolError:
+            if strict:
+                raise
+            log.exception("%s: could not send %s", self.peer, type(event).__name__)
+            return
+        self._enqueue(wire)
+
+    def _enqueue(self, wire: str | bytes) -> None:
+        self._outbox.append(wire)
+        self._outbox_bytes += len(wire)
+        if self._outbox_bytes > self._settings.max_outbound_bytes:
+            log.warning("%s: %d bytes queued and not read, disconnecting", self.peer, self._outbox_bytes)
+            self._outbox.clear()
+            self._abort(1008, "too many unread messages")
+            return
+        self._wake_writer()
+
+    def _frame_outbox(self) -> None:
+        """Hand every queued message to the engine, which frames it for the next write."""
+        if self._outbox:
+            batch, self._outbox, self._outbox_bytes = self._outbox, [], 0
+            send_message = self._engine.send_message
+            for wire in batch:
+                send_message(wire)
+
+    def _wake_writer(self) -> None:
+        self._writer_dirty = True
+        self._writer_lot.unpark_all()
+
+    def _abort(self, code: int, reason: str) -> None:
+        """End the connection now: a client that does not read cannot be told politely."""
+        if self.close_code is None:
+            self.close_code, self.close_reason = code, reason
+        if self._nursery is not None:
+            self._nursery.cancel_scope.cancel()
+
+    def _require_nursery(self) -> trio.Nursery:
+        if self._nursery is None:
+            raise RuntimeError("the connection is not running")
+        return self._nursery
+
+
+def _error_reply(event: ProtocolRequest, exc: APIError) -> ProtocolResponse:
+    return event.error(exc.status, code=exc.code, detail=exc.detail, errors=exc.errors)
+
+
+def _success_reply(event: ProtocolRequest, result: Any) -> ProtocolResponse:
+    if type(result) is Response:
+        return event.response(status=result.status, data=result.data)
+    return event.response(data=result)

@@ -1,0 +1,117 @@
+"""`Request`, what a view receives, and `Response`, what it may return."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from ._errors import TrioRestError
+
+if TYPE_CHECKING:
+    from ._app import App
+    from ._connection import ServerConnection
+
+__all__ = ["Request", "Response"]
+
+
+def _check_status(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if type(value) is not int or not 100 <= value < 400:
+        raise ValueError(f"a Response is a success (100-399); raise an APIError for {value!r}")
+
+
+@attrs.frozen
+class Response:
+    """A view's success reply with a status other than 200.
+
+    Returning plain data means 200; return ``Response(data, status=201)`` for
+    anything else, and raise an `APIError` for errors.
+
+    Args:
+        data: the reply's body, any JSON-shaped value.
+        status: a success status, 100 to 399.
+
+    Raises:
+        ValueError: for an error status.
+    """
+
+    data: Any = None
+    status: int = attrs.field(default=200, kw_only=True, validator=_check_status)
+
+
+@attrs.define(eq=False, kw_only=True)
+class Request:
+    """One request, as a view sees it.
+
+    Attributes:
+        method: upper-case method.
+        url: the url as sent, with its query string.
+        path: the url without its query string.
+        args: the query string merged with the envelope's ``args``.
+        data: the body.
+        id: the request's id (None when the client sent none).
+        event_name: the client's event name, echoed on the reply.
+        params: the path parameters, converted (also passed as keyword arguments).
+        extras: unknown top-level envelope keys (aiorest-ws put ``token`` there).
+        connection: the `ServerConnection` it arrived on.
+        app: the `App`.
+        user: whoever the credentials name, once authentication is configured.
+        session: the request's database session, when the app has a database.
+    """
+
+    method: str
+    url: str
+    path: str
+    args: Mapping[str, Any]
+    data: Any
+    id: str | int | None
+    event_name: str | None
+    params: Mapping[str, Any]
+    extras: Mapping[str, Any]
+    connection: ServerConnection
+    app: App
+    user: Any = None
+    session: Any = None
+    # Subscription state: set by the connection driver for SUBSCRIBE requests.
+    accepted: bool = False
+    _seq: int = 0
+
+    async def accept(self, data: Any = None) -> None:
+        """Answer a SUBSCRIBE request with 200, starting the subscription.
+
+        Notifying accepts implicitly; call this to send a body with the 200.
+        Calling it again does nothing.
+
+        Args:
+            data: the 200 reply's body.
+
+        Raises:
+            TrioRestError: the request is not a SUBSCRIBE.
+        """
+        if self.method != "SUBSCRIBE":
+            raise TrioRestError("only a SUBSCRIBE request can be accepted")
+        if not self.accepted:
+            self.accepted = True
+            self.connection._accept_subscription(self, data)
+
+    async def notify(
+        self, data: Any = None, *, event_name: str | None = None, topic: str | None = None
+    ) -> int:
+        """Send a notification on this subscription (accepting it first if needed).
+
+        Args:
+            data: the notification's body.
+            event_name: names the kind of notification (``"user.updated"``).
+            topic: what it is about (defaults to the request's path).
+
+        Returns:
+            The notification's sequence number, from 1.
+
+        Raises:
+            TrioRestError: the request is not a SUBSCRIBE.
+        """
+        await self.accept()
+        self._seq += 1
+        self.connection._notify_subscriber(self, data, event_name, topic or self.path, self._seq)
+        return self._seq

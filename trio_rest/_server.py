@@ -1,0 +1,264 @@
+"""`serve`: accept TCP connections, answer plain HTTP, upgrade WebSockets, shut down cleanly."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+import trio
+from trio_rest_protocol import Codec, msgpack_available
+
+from ._app import App
+from ._connection import ServerConnection
+from ._engine import Engine, Handshake, make_engine
+from ._http import HTTPError, HTTPRequest, json_detail, parse_request_head, render_response
+
+__all__ = ["Server", "serve"]
+
+log = logging.getLogger("trio_rest")
+
+SUBPROTOCOLS = {"trio-rest.json": Codec.JSON, "trio-rest.msgpack": Codec.MSGPACK}
+
+
+def _peer_name(stream: trio.abc.Stream) -> str:
+    try:
+        host, port, *_ = stream.socket.getpeername()  # type: ignore[attr-defined]
+    except (AttributeError, OSError, ValueError):
+        return "memory"
+    return f"{host}:{port}"
+
+
+async def _close_stream(stream: trio.abc.Stream, linger: float) -> None:
+    """Close a TCP stream without a reset: FIN first, then read until the peer's EOF.
+
+    Closing a socket with unread input makes the kernel send RST, and the
+    peer may then lose our last frames (its close reply can still be in
+    flight when we fail a connection). Bounded by `linger` seconds.
+    """
+    if linger > 0 and isinstance(stream, trio.abc.HalfCloseableStream):
+        with trio.move_on_after(linger):
+            try:
+                await stream.send_eof()
+                while await stream.receive_some(65536):
+                    pass
+            except (trio.BrokenResourceError, trio.ClosedResourceError, trio.BusyResourceError):
+                pass
+    await stream.aclose()
+
+
+def choose_subprotocol(offered: tuple[str, ...]) -> tuple[str | None, Codec]:
+    """Pick the first subprotocol the client offered that we speak.
+
+    Args:
+        offered: the client's subprotocols, in its order of preference.
+
+    Returns:
+        The subprotocol to answer with (None when none was offered or known)
+        and the codec it means.
+    """
+    for name in offered:
+        codec = SUBPROTOCOLS.get(name)
+        if codec is not None and (codec is Codec.JSON or msgpack_available()):
+            return name, codec
+    return None, Codec.JSON
+
+
+class Server:
+    """A running server: what `serve` hands to ``nursery.start``.
+
+    Attributes:
+        app: the `App` it serves.
+        port: the port it listens on (useful with port 0).
+        connections: the open WebSocket connections.
+    """
+
+    def __init__(self, app: App, *, echo: bool = False) -> None:
+        self.app = app
+        self.port = 0
+        self.connections: set[ServerConnection] = set()
+        self._echo = echo
+        self._listeners: list[trio.SocketListener] = []
+        self._stop = trio.Event()
+        self._stopped = trio.Event()
+
+    async def serve(
+        self,
+        host: str,
+        port: int,
+        *,
+        task_status: trio.TaskStatus[Server] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Listen and serve until cancelled or `shutdown` is called.
+
+        Args:
+            host: the address to bind, e.g. ``"127.0.0.1"``.
+            port: the port (0 picks a free one; see `port`).
+            task_status: for ``nursery.start``; started with this `Server`.
+        """
+        self._listeners = await trio.open_tcp_listeners(port, host=host)
+        self.port = self._listeners[0].socket.getsockname()[1]
+        try:
+            async with trio.open_nursery() as connections:
+                async with trio.open_nursery() as acceptors:
+                    for listener in self._listeners:
+                        acceptors.start_soon(self._accept_loop, listener, connections)
+                    log.info("serving on %s:%d", host, self.port)
+                    task_status.started(self)
+                    await self._stop.wait()
+                    acceptors.cancel_scope.cancel()
+                # New connections are refused from now on, not left in the backlog.
+                await self._close_listeners()
+                await self._close_connections()
+                connections.cancel_scope.cancel()
+        finally:
+            with trio.CancelScope(shield=True):
+                await self._close_listeners()
+            self._stopped.set()
+
+    async def _close_listeners(self) -> None:
+        for listener in self._listeners:
+            await listener.aclose()
+
+    async def shutdown(self) -> None:
+        """Stop accepting, let requests in flight finish, close every client with 1001.
+
+        Bounded by `Settings.shutdown_timeout` plus `Settings.close_timeout`.
+        """
+        self._stop.set()
+        await self._stopped.wait()
+
+    async def _close_connections(self) -> None:
+        settings = self.app.settings
+        with trio.move_on_after(settings.shutdown_timeout + settings.close_timeout):
+            async with trio.open_nursery() as nursery:
+                for conn in list(self.connections):
+                    nursery.start_soon(conn.close, 1001, "server shutting down")
+
+    async def _accept_loop(self, listener: trio.SocketListener, nursery: trio.Nursery) -> None:
+        while True:
+            try:
+                stream = await listener.accept()
+            except OSError as exc:  # e.g. EMFILE: too many open files; back off, do not die
+                log.warning("accept failed: %s", exc)
+                await trio.sleep(0.1)
+                continue
+            nursery.start_soon(self.handle_stream, stream)
+
+    async def handle_stream(self, stream: trio.abc.Stream) -> None:
+        """Serve one client stream, from its HTTP request to its close.
+
+        Args:
+            stream: a connected byte stream (a TCP socket, or an in-memory
+                stream in tests); closed when this returns.
+        """
+        peer = _peer_name(stream)
+        linger = True  # an HTTP reply or a refused handshake: the client may still be sending
+        try:
+            conn = await self._handshake(stream, peer)
+            if conn is None:
+                return
+            self.connections.add(conn)
+            log.info("%s: connected to %s (%s)", peer, conn.path, self.app.settings.engine)
+            try:
+                await conn.run()
+            finally:
+                linger = conn.failed
+                self.connections.discard(conn)
+                log.info("%s: closed with %s %s", peer, conn.close_code, conn.close_reason)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+        except Exception:
+            log.exception("%s: connection failed", peer)
+        finally:
+            with trio.CancelScope(shield=True):
+                await _close_stream(stream, self.app.settings.close_timeout if linger else 0)
+
+    async def _handshake(self, stream: trio.abc.Stream, peer: str) -> ServerConnection | None:
+        settings = self.app.settings
+        with trio.move_on_after(settings.handshake_timeout):
+            head = await self._read_head(stream)
+            if head is None:
+                return None
+            request, received = head
+            if not request.is_websocket_upgrade:
+                await stream.send_all(self._http_reply(request))
+                return None
+            if len(self.connections) >= settings.max_connections:
+                await stream.send_all(render_response(503, json_detail("Too many connections.")))
+                return None
+            engine = make_engine(
+                settings.engine,
+                max_message_size=settings.max_frame_size,
+                max_head_size=settings.max_head_size,
+            )
+            events = engine.receive_data(received)
+            if not events or type(events[0]) is not Handshake:
+                await stream.send_all(engine.data_to_send())  # the engine's own HTTP 400
+                return None
+            return await self._upgrade(stream, engine, events[0], peer, events[1:])
+        log.info("%s: handshake timed out", peer)
+        return None
+
+    async def _read_head(self, stream: trio.abc.Stream) -> tuple[HTTPRequest, bytes] | None:
+        settings = self.app.settings
+        received = bytearray()
+        while True:
+            data = await stream.receive_some(settings.read_size)
+            if not data:
+                return None
+            received += data
+            try:
+                request = parse_request_head(received, max_head_size=settings.max_head_size)
+            except HTTPError as exc:
+                await stream.send_all(exc.response)
+                return None
+            if request is not None:
+                return request, bytes(received)
+
+    async def _upgrade(
+        self, stream: trio.abc.Stream, engine: Engine, handshake: Handshake, peer: str, early: list[Any]
+    ) -> ServerConnection:
+        subprotocol, codec = choose_subprotocol(handshake.subprotocols)
+        engine.accept(subprotocol)
+        await stream.send_all(engine.data_to_send())
+        conn = ServerConnection(
+            self.app,
+            stream,
+            engine,
+            codec=codec,
+            peer=peer,
+            path=handshake.path,
+            headers=handshake.headers,
+            echo=self._echo,
+        )
+        conn.queue_events([*early, *engine.take_pending()])
+        return conn
+
+    def _http_reply(self, request: HTTPRequest) -> bytes:
+        if request.path == "/health" and request.method in ("GET", "HEAD"):
+            body = orjson.dumps({"status": "ok", "connections": len(self.connections)})
+            return render_response(200, body)
+        return render_response(404, json_detail("Not Found"))
+
+
+async def serve(
+    app: App,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    *,
+    task_status: trio.TaskStatus[Server] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve `app` until cancelled.
+
+    When cancelled, every client still gets a 1001 close frame (bounded to a
+    second); call `Server.shutdown` (the value ``nursery.start`` returns) for
+    a graceful stop that lets requests in flight finish first.
+
+    Args:
+        app: the application.
+        host: the address to bind.
+        port: the port; 0 picks a free one (read it from the `Server`).
+        task_status: for ``nursery.start``; started with the `Server`.
+    """
+    await Server(app).serve(host, port, task_status=task_status)

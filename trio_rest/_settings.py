@@ -1,0 +1,91 @@
+"""`Settings`: every limit and timing of a server, each with a documented default."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from ._engine import DEFAULT_ENGINE, ENGINE_NAMES
+from ._errors import ConfigurationError
+
+__all__ = ["Settings"]
+
+
+def _positive(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None and not value > 0:
+        raise ConfigurationError(f"Settings.{attribute.name} must be positive, not {value!r}")
+
+
+@attrs.frozen(kw_only=True)
+class Settings:
+    """The limits and timings of a server; pass one to `App`.
+
+    Every limit has a default chosen for a public API server on a small
+    machine; each is explained below.
+
+    Attributes:
+        engine: the WebSocket engine, ``"websockets"`` (default, the faster)
+            or ``"wsproto"``.
+        max_message_size: largest envelope, in bytes, that gets parsed (1 MiB:
+            far above a REST body); a larger one gets a 413 reply.
+        max_frame_size: largest WebSocket message the transport accepts
+            (4 MiB); beyond it the socket is closed with 1009. Between the two,
+            a message is read and refused with a 413, so an honest client
+            learns what went wrong.
+        max_depth: deepest nesting of an envelope (32).
+        max_in_flight: requests a connection may have unanswered, running or
+            waiting (256): beyond it the server stops reading that socket, so
+            a pipelining client is slowed down by TCP, never refused.
+        max_concurrency: handlers of one connection that run at once (32);
+            the others wait in arrival order.
+        max_subscriptions: active subscriptions per connection (64); more get
+            a 429.
+        max_outbound_bytes: replies queued for a client that does not read
+            (4 MiB); past it the client is disconnected (1008), so it cannot
+            grow the server's memory or stall the others.
+        request_timeout: seconds a handler may run when the request names no
+            ``timeout`` (60; None for no limit); past it the reply is 504.
+        max_request_timeout: the largest ``timeout`` a client may ask for
+            (300); larger values are lowered to it.
+        ping_interval: seconds of silence from a client before the server
+            pings it (20).
+        ping_timeout: seconds the server waits for anything after a ping
+            before closing the connection as dead (20).
+        handshake_timeout: seconds a new connection has to complete its HTTP
+            handshake (10), against slow-loris clients.
+        close_timeout: seconds to wait for the client's answer to our close
+            frame (5).
+        shutdown_timeout: seconds a graceful shutdown lets requests in flight
+            finish before the connections are closed with 1001 (10).
+        max_connections: open connections per process (10,000); beyond it new
+            handshakes get HTTP 503.
+        max_head_size: largest HTTP request head (16 KiB); beyond it, 431.
+        read_size: bytes asked of the socket per read (64 KiB): large reads
+            mean fewer system calls per message.
+    """
+
+    engine: str = attrs.field(default=DEFAULT_ENGINE)
+    max_message_size: int = attrs.field(default=2**20, validator=_positive)
+    max_frame_size: int = attrs.field(default=4 * 2**20, validator=_positive)
+    max_depth: int = attrs.field(default=32, validator=_positive)
+    max_in_flight: int = attrs.field(default=256, validator=_positive)
+    max_concurrency: int = attrs.field(default=32, validator=_positive)
+    max_subscriptions: int = attrs.field(default=64, validator=_positive)
+    max_outbound_bytes: int = attrs.field(default=4 * 2**20, validator=_positive)
+    request_timeout: float | None = attrs.field(default=60.0, validator=_positive)
+    max_request_timeout: float = attrs.field(default=300.0, validator=_positive)
+    ping_interval: float = attrs.field(default=20.0, validator=_positive)
+    ping_timeout: float = attrs.field(default=20.0, validator=_positive)
+    handshake_timeout: float = attrs.field(default=10.0, validator=_positive)
+    close_timeout: float = attrs.field(default=5.0, validator=_positive)
+    shutdown_timeout: float = attrs.field(default=10.0, validator=_positive)
+    max_connections: int = attrs.field(default=10_000, validator=_positive)
+    max_head_size: int = attrs.field(default=16 * 2**10, validator=_positive)
+    read_size: int = attrs.field(default=64 * 2**10, validator=_positive)
+
+    def __attrs_post_init__(self) -> None:
+        if self.engine not in ENGINE_NAMES:
+            raise ConfigurationError(f"Settings.engine must be one of {ENGINE_NAMES}, not {self.engine!r}")
+        if self.max_frame_size < self.max_message_size:
+            raise ConfigurationError("Settings.max_frame_size must be at least max_message_size")

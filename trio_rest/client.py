@@ -1,0 +1,474 @@
+"""The Python client: requests, subscriptions and pings over one WebSocket.
+
+    async with connect("ws://127.0.0.1:8080/") as client:
+        response = await client.get("/user/6")
+        async with client.subscribe("/user/6") as subscription:
+            async for notification in subscription:
+                ...
+
+Every request gets an id; many may be in flight at once; leaving a request's
+cancel scope (a timeout, a cancelled nursery) sends a ``cancel`` for it. With
+``reconnect=True`` a dropped connection is reopened with exponential backoff:
+requests in flight at the drop fail with `ConnectionClosedError`, later ones
+wait for the new connection.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager, suppress
+from typing import Any
+
+import attrs
+import trio
+import trio_websocket
+from trio_rest_protocol import (
+    NEED_DATA,
+    Cancel,
+    Codec,
+    Connection,
+    Notification,
+    Ping,
+    Pong,
+    RemoteProtocolError,
+    Request,
+    RequestId,
+    Response,
+    Role,
+)
+
+from ._errors import APIError, TrioRestError
+
+__all__ = ["Client", "ConnectionClosedError", "Subscription", "SubscriptionOverflowError", "connect"]
+
+Opener = Callable[[trio.Nursery], Awaitable[trio_websocket.WebSocketConnection]]
+_CODECS = {"trio-rest.json": Codec.JSON, "trio-rest.msgpack": Codec.MSGPACK}
+
+
+class ConnectionClosedError(TrioRestError):
+    """The connection closed before the reply (or the subscription's end) arrived."""
+
+
+class SubscriptionOverflowError(TrioRestError):
+    """Notifications arrived faster than the subscription was read; it was ended."""
+
+
+@attrs.define(eq=False)
+class _Waiter:
+    done: trio.Event = attrs.field(factory=trio.Event)
+    response: Response | None = None
+    error: BaseException | None = None
+
+
+@attrs.define(eq=False)
+class Subscription:
+    """An active subscription: iterate it for its notifications.
+
+    Attributes:
+        id: the subscription's id.
+        response: the server's 200 reply.
+    """
+
+    id: RequestId
+    response: Response
+    _channel: trio.MemoryReceiveChannel[Notification]
+    _error: list[BaseException] = attrs.field(factory=list)
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> Notification:
+        try:
+            return await self._channel.receive()
+        except trio.EndOfChannel:
+            if self._error:
+                raise self._error[0] from None
+            raise StopAsyncIteration from None
+
+
+class Client:
+    """A trio-rest client over one WebSocket (reopened on failure when asked).
+
+    Build it with `connect` (a real socket) or `trio_rest.testing.TestClient`
+    (in memory); the methods are the same.
+
+    Attributes:
+        notifications: a channel of the notifications that belong to no
+            subscription (timers, broadcasts); when it is full, new ones are
+            counted in `dropped_notifications` instead.
+        connections: how many times the client has connected.
+    """
+
+    def __init__(
+        self,
+        nursery: trio.Nursery,
+        opener: Opener,
+        *,
+        codec: Codec = Codec.JSON,
+        reconnect: bool = False,
+        max_backoff: float = 10.0,
+        max_attempts: int | None = None,
+        connect_timeout: float = 10.0,
+        subscription_buffer: int = 256,
+    ) -> None:
+        self._nursery = nursery
+        self._opener = opener
+        self._codec = codec
+        self._reconnect = reconnect
+        self._max_backoff = max_backoff
+        self._max_attempts = max_attempts
+        self._connect_timeout = connect_timeout
+        self._subscription_buffer = subscription_buffer
+        self._ids = itertools.count(1)
+        self._waiters: dict[RequestId, _Waiter] = {}
+        self._pings: dict[RequestId, trio.Event] = {}
+        self._subscriptions: dict[
+            RequestId, tuple[trio.MemorySendChannel[Notification], list[BaseException]]
+        ] = {}
+        self._ws: trio_websocket.WebSocketConnection | None = None
+        self._proto = Connection(Role.CLIENT, codec=codec)
+        self._connected = trio.Event()
+        self._closing = False
+        self.connections = 0
+        # Notifications that belong to no subscription (a timer, a broadcast).
+        self._topic_send, self.notifications = trio.open_memory_channel[Notification](subscription_buffer)
+        #: Topic notifications dropped because `notifications` was not read.
+        self.dropped_notifications = 0
+
+    # -- requests ---------------------------------------------------------------
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        data: Any = None,
+        args: dict[str, Any] | None = None,
+        event_name: str | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - the server's deadline, sent in the envelope
+        id: RequestId | None = None,
+    ) -> Response:
+        """Send a request and wait for its reply.
+
+        Args:
+            method: GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS or SUBSCRIBE.
+            url: the path, with an optional query string.
+            data: the body.
+            args: query-like parameters.
+            event_name: echoed on the reply.
+            timeout: seconds the server may take (it replies 504 past them).
+            id: the request id (one is generated when None).
+
+        Returns:
+            The reply, whatever its status (check ``response.status``).
+
+        Raises:
+            ConnectionClosedError: the connection closed before the reply.
+        """
+        request_id = next(self._ids) if id is None else id
+        waiter = _Waiter()
+        self._waiters[request_id] = waiter
+        try:
+            await self._send(
+                Request(
+                    method=method.upper(),
+                    url=url,
+                    args=args or {},
+                    data=data,
+                    event_name=event_name,
+                    id=request_id,
+                    timeout=timeout,
+                )
+            )
+            await waiter.done.wait()
+        except trio.Cancelled:
+            await self._cancel_quietly(request_id)
+            raise
+        finally:
+            self._waiters.pop(request_id, None)
+        if waiter.error is not None:
+            raise waiter.error
+        assert waiter.response is not None
+        return waiter.response
+
+    async def get(self, url: str, **options: Any) -> Response:
+        """``request("GET", url, ...)``."""
+        return await self.request("GET", url, **options)
+
+    async def post(self, url: str, data: Any = None, **options: Any) -> Response:
+        """``request("POST", url, data=data, ...)``."""
+        return await self.request("POST", url, data=data, **options)
+
+    async def put(self, url: str, data: Any = None, **options: Any) -> Response:
+        """``request("PUT", url, data=data, ...)``."""
+        return await self.request("PUT", url, data=data, **options)
+
+    async def patch(self, url: str, data: Any = None, **options: Any) -> Response:
+        """``request("PATCH", url, data=data, ...)``."""
+        return await self.request("PATCH", url, data=data, **options)
+
+    async def delete(self, url: str, **options: Any) -> Response:
+        """``request("DELETE", url, ...)``."""
+        return await self.request("DELETE", url, **options)
+
+    @asynccontextmanager
+    async def subscribe(
+        self, url: str, *, data: Any = None, args: dict[str, Any] | None = None
+    ) -> AsyncIterator[Subscription]:
+        """Subscribe to `url`; the subscription ends when the block exits.
+
+        Args:
+            url: the resource to watch.
+            data: the SUBSCRIBE request's body.
+            args: query-like parameters.
+
+        Yields:
+            The `Subscription`, an async iterator of notifications; it stops
+            after the server's final notification.
+
+        Raises:
+            APIError: the server refused the subscription (its status, code,
+                detail and errors).
+            ConnectionClosedError: the connection closed.
+        """
+        sub_id = f"sub-{next(self._ids)}"
+        send, receive = trio.open_memory_channel[Notification](self._subscription_buffer)
+        errors: list[BaseException] = []
+        self._subscriptions[sub_id] = (send, errors)
+        try:
+            response = await self.request("SUBSCRIBE", url, data=data, args=args, id=sub_id)
+            if response.is_error:
+                raise APIError(
+                    response.detail, status=response.status, code=response.code, errors=response.errors
+                )
+            yield Subscription(sub_id, response, receive, errors)
+        finally:
+            if self._subscriptions.pop(sub_id, None) is not None and self._proto.is_subscribed(sub_id):
+                await self._cancel_quietly(sub_id)
+
+    async def ping(self) -> float:
+        """Send an application-level ping and wait for the pong.
+
+        Returns:
+            The round trip, in seconds.
+        """
+        ping_id = f"ping-{next(self._ids)}"
+        event = self._pings[ping_id] = trio.Event()
+        start = trio.current_time()
+        try:
+            await self._send(Ping(id=ping_id))
+            await event.wait()
+        finally:
+            self._pings.pop(ping_id, None)
+        return trio.current_time() - start
+
+    async def send_raw(self, message: str | bytes) -> None:
+        """Send a message as is, bypassing the protocol (to test a server's defences)."""
+        ws = await self._ready()
+        await ws.send_message(message)
+
+    async def aclose(self) -> None:
+        """Close the connection (with 1000) and stop reconnecting."""
+        self._closing = True
+        if self._ws is not None:
+            with trio.move_on_after(5):
+                await self._ws.aclose()
+
+    # -- plumbing ---------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the first connection and start the reader; errors propagate."""
+        await self._open()
+        self._nursery.start_soon(self._supervise)
+
+    async def _open(self) -> None:
+        try:
+            with trio.fail_after(self._connect_timeout):
+                ws = await self._opener(self._nursery)
+        except trio.TooSlowError:
+            raise OSError(f"no WebSocket handshake within {self._connect_timeout} s") from None
+        self._codec = _CODECS.get(ws.subprotocol or "", Codec.JSON)
+        self._proto = Connection(Role.CLIENT, codec=self._codec)
+        self._ws = ws
+        self.connections += 1
+        self._connected.set()
+
+    async def _ready(self) -> trio_websocket.WebSocketConnection:
+        await self._connected.wait()
+        if self._ws is None:
+            raise ConnectionClosedError("the client is closed")
+        return self._ws
+
+    async def _send(self, event: Any) -> None:
+        ws = await self._ready()
+        try:
+            await ws.send_message(self._proto.send(event))
+        except trio_websocket.ConnectionClosed as exc:
+            raise ConnectionClosedError(f"connection closed: {exc.reason}") from None
+
+    async def _cancel_quietly(self, request_id: RequestId) -> None:
+        """Tell the server we gave up on a request; never blocks for long."""
+        ws = self._ws
+        if ws is None or ws.closed is not None:
+            return
+        with (
+            trio.CancelScope(shield=True),
+            trio.move_on_after(1),
+            suppress(trio_websocket.ConnectionClosed, trio.BrokenResourceError),
+        ):
+            await ws.send_message(self._proto.send(Cancel(id=request_id)))
+
+    async def _supervise(self) -> None:
+        attempt = 0
+        while True:
+            ws = self._ws
+            assert ws is not None
+            await self._read_until_closed(ws)
+            self._connected = trio.Event()
+            self._fail_everything(ConnectionClosedError(f"connection closed: {ws.closed}"))
+            if self._closing or not self._reconnect:
+                self._ws = None
+                self._connected.set()  # wake waiters so that they see the closed client
+                return
+            while True:
+                attempt += 1
+                if self._max_attempts is not None and attempt > self._max_attempts:
+                    self._ws = None
+                    self._connected.set()
+                    return
+                # Exponential backoff with jitter, so that clients of a restarted
+                # server do not all come back in the same instant.
+                delay = min(self._max_backoff, 0.1 * 2 ** min(attempt - 1, 30)) * random.uniform(0.5, 1.0)
+                await trio.sleep(delay)
+                try:
+                    await self._open()
+                except (OSError, trio_websocket.HandshakeError):
+                    continue
+                attempt = 0
+                break
+
+    async def _read_until_closed(self, ws: trio_websocket.WebSocketConnection) -> None:
+        while True:
+            try:
+                message = await ws.get_message()
+            except trio_websocket.ConnectionClosed:
+                return
+            self._proto.receive_data(message)
+            self._dispatch_events()
+
+    def _dispatch_events(self) -> None:
+        while True:
+            try:
+                event = self._proto.next_event()
+            except RemoteProtocolError:
+                continue  # a malformed reply answers nothing we wait for
+            if event is NEED_DATA:
+                return
+            if type(event) is Response:
+                waiter = self._waiters.get(event.id) if event.id is not None else None
+                if waiter is not None:
+                    waiter.response = event
+                    waiter.done.set()
+            elif type(event) is Notification:
+                self._deliver(event)
+            elif type(event) is Pong and event.id in self._pings:
+                self._pings[event.id].set()
+
+    def _deliver(self, event: Notification) -> None:
+        if event.id is None:
+            try:
+                self._topic_send.send_nowait(event)
+            except trio.WouldBlock:
+                self.dropped_notifications += 1
+            return
+        entry = self._subscriptions.get(event.id)
+        if entry is None:
+            return  # a late notification of a subscription we already left
+        send, errors = entry
+        try:
+            send.send_nowait(event)
+        except trio.WouldBlock:
+            errors.append(
+                SubscriptionOverflowError(f"more than {self._subscription_buffer} unread notifications")
+            )
+            send.close()
+            return
+        if event.final:
+            send.close()
+
+    def _fail_everything(self, error: ConnectionClosedError) -> None:
+        for waiter in self._waiters.values():
+            waiter.error = error
+            waiter.done.set()
+        for send, errors in self._subscriptions.values():
+            errors.append(error)
+            send.close()
+        for event in self._pings.values():
+            event.set()
+
+
+@asynccontextmanager
+async def connect(
+    url: str,
+    *,
+    subprotocol: str = "trio-rest.json",
+    reconnect: bool = True,
+    max_backoff: float = 10.0,
+    max_attempts: int | None = None,
+    connect_timeout: float = 10.0,
+    headers: dict[str, str] | None = None,
+    max_message_size: int = 4 * 2**20,
+) -> AsyncIterator[Client]:
+    """Open a client connection to a trio-rest server.
+
+    Args:
+        url: ``ws://host:port/path``.
+        subprotocol: ``"trio-rest.json"`` or ``"trio-rest.msgpack"``.
+        reconnect: reopen a dropped connection, with exponential backoff.
+        max_backoff: the longest wait between two attempts, in seconds.
+        max_attempts: attempts per outage before giving up (None: never).
+        connect_timeout: seconds one attempt (TCP and handshake) may take.
+        headers: extra handshake headers (``Authorization``, say).
+        max_message_size: the largest message accepted from the server.
+
+    Yields:
+        The `Client`; it is closed when the block exits.
+
+    Raises:
+        OSError, trio_websocket.HandshakeError: the first connection failed.
+    """
+    extra = [(name.encode(), value.encode()) for name, value in (headers or {}).items()]
+
+    async def opener(nursery: trio.Nursery) -> trio_websocket.WebSocketConnection:
+        return await trio_websocket.connect_websocket_url(
+            nursery, url, subprotocols=[subprotocol], extra_headers=extra, max_message_size=max_message_size
+        )
+
+    failure: BaseException | None = None
+    async with trio.open_nursery() as nursery:
+        client = Client(
+            nursery,
+            opener,
+            codec=_CODECS.get(subprotocol, Codec.JSON),
+            reconnect=reconnect,
+            max_backoff=max_backoff,
+            max_attempts=max_attempts,
+            connect_timeout=connect_timeout,
+        )
+        try:
+            await client.start()
+        except (OSError, trio_websocket.HandshakeError) as exc:
+            # Raised after the nursery, so the caller sees the error itself
+            # rather than an exception group around it.
+            failure = exc
+            nursery.cancel_scope.cancel()
+        else:
+            try:
+                yield client
+            finally:
+                await client.aclose()
+                nursery.cancel_scope.cancel()
+    if failure is not None:
+        raise failure

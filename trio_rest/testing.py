@@ -1,0 +1,106 @@
+"""Test helpers: an in-memory client for an `App`, and the server in echo mode.
+
+async def test_user(app):
+    async with TestClient(app) as client:
+        response = await client.get("/user/1")
+        assert response.status == 200
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import trio
+import trio.testing
+import trio_websocket
+
+from ._app import App
+from ._routing import SimpleRouter
+from ._server import Server
+from ._settings import Settings
+from .client import Client
+
+__all__ = ["TestClient", "serve_echo"]
+
+
+class TestClient:
+    """An in-memory client for `app`: the whole server stack, no socket.
+
+    The server side runs the real connection driver and WebSocket engine over
+    an in-memory stream; the client side is `trio_rest.client.Client`, so the
+    methods (`get`, `post`, `put`, `patch`, `delete`, `request`, `subscribe`,
+    `ping`) are those of the real client.
+
+    Args:
+        app: the application under test.
+        subprotocol: ``"trio-rest.json"`` or ``"trio-rest.msgpack"``.
+        path: the handshake path.
+    """
+
+    __test__ = False  # not a test class, whatever pytest thinks of the name
+
+    def __init__(self, app: App, *, subprotocol: str = "trio-rest.json", path: str = "/") -> None:
+        self.app = app
+        self.server = Server(app)
+        self._subprotocol = subprotocol
+        self._path = path
+        self._context: Any = None
+
+    @asynccontextmanager
+    async def _open(self) -> AsyncIterator[Client]:
+        async with trio.open_nursery() as nursery:
+
+            async def opener(client_nursery: trio.Nursery) -> trio_websocket.WebSocketConnection:
+                client_stream, server_stream = trio.testing.memory_stream_pair()
+                nursery.start_soon(self.server.handle_stream, server_stream)
+                return await trio_websocket.wrap_client_stream(
+                    client_nursery,
+                    client_stream,  # type: ignore[arg-type]
+                    "testserver",
+                    self._path,
+                    subprotocols=[self._subprotocol],
+                )
+
+            client = Client(nursery, opener)
+            await client.start()
+            try:
+                yield client
+            finally:
+                await client.aclose()
+                nursery.cancel_scope.cancel()
+
+    async def __aenter__(self) -> Client:
+        self._context = self._open()
+        return await self._context.__aenter__()  # type: ignore[no-any-return]
+
+    async def __aexit__(self, *exc_info: Any) -> bool | None:
+        return await self._context.__aexit__(*exc_info)  # type: ignore[no-any-return]
+
+
+async def serve_echo(
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    engine: str | None = None,
+    max_message_size: int = 32 * 2**20,
+    task_status: trio.TaskStatus[Server] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve the WebSocket transport alone, echoing every message (for conformance suites).
+
+    Args:
+        host: the address to bind (keep it on loopback).
+        port: the port; 0 picks a free one.
+        engine: the WebSocket engine (the default one when None).
+        max_message_size: the largest message (32 MiB: the suite sends 16 MiB).
+        task_status: for ``nursery.start``; started with the `Server`.
+    """
+    defaults = Settings()
+    settings = Settings(
+        engine=engine or defaults.engine,
+        max_message_size=max_message_size,
+        max_frame_size=max_message_size,
+        max_outbound_bytes=2 * max_message_size,
+    )
+    await Server(App(SimpleRouter(), settings=settings), echo=True).serve(host, port, task_status=task_status)
