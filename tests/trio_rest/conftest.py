@@ -65,6 +65,11 @@ async def nan(request: Request) -> Any:
     return {"x": math.inf}
 
 
+@endpoint
+async def hello(request: Request, name: str) -> dict[str, str]:
+    return {"greeting": f"Hello, {name}", "user": request.app.router.reverse("user-detail", id=len(name))}
+
+
 async def ticks(request: Request) -> str:
     count = int(request.args.get("count", 3))
     for i in range(count):
@@ -87,6 +92,7 @@ def build_app(**settings: Any) -> App:
     router = SimpleRouter()
     router.register("/user/{id:int}", UserView, ["GET", "PUT"], name="user-detail")
     router.register("/item/", create_item, "POST")
+    router.register("/hello/{name}", hello, "GET")
     router.register("/crash", crash, "GET")
     router.register("/sleep", sleep, "GET")
     router.register("/files/{rest:path}", echo_path, "GET")

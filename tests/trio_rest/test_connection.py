@@ -31,6 +31,8 @@ async def test_plain_def_handler_runs_in_a_thread(app: App) -> None:
 async def test_converters_over_the_wire(app: App) -> None:
     key = uuid.uuid4()
     async with TestClient(app) as client:
+        assert (await client.get("/hello/ada")).data == {"greeting": "Hello, ada", "user": "/user/3"}
+        assert (await client.get("/hello/a%20b/")).data["greeting"] == "Hello, a b"
         assert (await client.get("/files/a/b/c.txt")).data == "a/b/c.txt"
         assert (await client.get(f"/keys/{key}")).data == str(key)
         assert (await client.get("/keys/not-a-uuid")).status == 404

@@ -38,6 +38,39 @@ async def test_pipelined_burst_of_1000_answered_exactly_once(engine: str) -> Non
     assert all(reply["status"] == 200 and reply["data"]["id"] == reply["id"] + 1000 for reply in replies)
 
 
+async def test_cancel_timeout_crash_and_routing_over_a_socket(engine: str) -> None:
+    with trio.fail_after(20):
+        async with (
+            running(build_app(engine=engine)) as server,
+            trio_websocket.open_websocket_url(_url(server.port)) as ws,
+        ):
+            requests = [
+                {"method": "GET", "url": "/sleep", "id": "cancelled"},
+                {"method": "GET", "url": "/sleep", "id": "late", "timeout": 0.2},
+                {"method": "GET", "url": "/crash", "id": "crash"},
+                {"method": "GET", "url": "/hello/ada/", "id": "hello"},
+                {"method": "GET", "url": "/nowhere", "id": "404"},
+                {"method": "PATCH", "url": "/user/1", "id": "405"},
+                {"type": "cancel", "id": "cancelled"},
+            ]
+            for request in requests:
+                await ws.send_message(orjson.dumps(request).decode())
+            replies = {}
+            for _ in range(6):
+                reply = orjson.loads(await ws.get_message())
+                replies[reply["id"]] = reply
+    assert {key: (reply["status"], reply.get("code")) for key, reply in replies.items()} == {
+        "cancelled": (499, "cancelled"),
+        "late": (504, "timeout"),
+        "crash": (500, "internal_error"),
+        "hello": (200, None),
+        "404": (404, "not_found"),
+        "405": (405, "method_not_allowed"),
+    }
+    assert replies["hello"]["data"] == {"greeting": "Hello, ada", "user": "/user/3"}
+    assert "secret" not in str(replies["crash"])
+
+
 SENDABLE = [case for case in BAD_INPUTS if not (isinstance(case[1], str) and "\udc00" in case[1])]
 
 
