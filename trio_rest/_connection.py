@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import logging
 import math
 from collections.abc import Callable
@@ -108,6 +109,12 @@ class ServerConnection:
         self._backlog: collections.deque[Any] = collections.deque()
         self._waiting: collections.deque[_Job] = collections.deque()
         self._running: dict[object, _Job] = {}
+        # Long-lived workers run the requests: a task spawned per request
+        # costs more than the request itself (DESIGN.md §5). Awake workers
+        # drain the queue back to back; idle ones park until woken.
+        self._work_lot = trio.lowlevel.ParkingLot()
+        self._awake_workers = 0
+        self._parked_workers = 0
         self._subscriptions: dict[object, _Job] = {}
         self._capacity = trio.lowlevel.ParkingLot()
         self._outbox: list[str | bytes] = []
@@ -362,11 +369,8 @@ class ServerConnection:
             app=app,
             user=self.user,
         )
-        job = _Job(event, request, app.handler(match.view, event.method))
-        if len(self._running) < self._settings.max_concurrency:
-            self._start(job)
-        else:
-            self._waiting.append(job)
+        self._waiting.append(_Job(event, request, app.handler(match.view, event.method)))
+        self._wake_worker()
 
     def _cancel(self, id: object) -> None:
         job = self._running.get(id) or self._subscriptions.get(id)
@@ -386,9 +390,28 @@ class ServerConnection:
     def _key(self, job: _Job) -> object:
         return job.event.id if job.event.id is not None else job
 
-    def _start(self, job: _Job) -> None:
-        self._running[self._key(job)] = job
-        self._require_nursery().start_soon(self._run_job, job)
+    def _wake_worker(self) -> None:
+        """Make sure a worker will take the job just queued, within `max_concurrency`."""
+        if self._parked_workers:
+            self._parked_workers -= 1
+            self._awake_workers += 1
+            self._work_lot.unpark()
+        elif self._awake_workers < self._settings.max_concurrency:
+            self._awake_workers += 1
+            self._require_nursery().start_soon(self._worker)
+
+    async def _worker(self) -> None:
+        waiting, running = self._waiting, self._running
+        while True:
+            while waiting:
+                job = waiting.popleft()
+                running[self._key(job)] = job
+                await self._run_job(job)
+                if job.request.accepted:
+                    return  # it ran a subscription; another worker took its place at the 200
+            self._awake_workers -= 1
+            self._parked_workers += 1
+            await self._work_lot.park()  # _wake_worker counts us awake again
 
     async def _run_job(self, job: _Job) -> None:
         event, request = job.event, job.request
@@ -418,10 +441,21 @@ class ServerConnection:
 
     async def _call(self, job: _Job) -> Any:
         handler, request = job.handler, job.request
-        if handler.body is None:
-            return await handler.fn(request, **request.params)
-        body = structure_body(self.app.converter, request.data, handler.body)
-        return await handler.fn(request, body=body, **request.params)
+        params = request.params
+        if handler.body is not None:
+            params = {**params, "body": structure_body(self.app.converter, request.data, handler.body)}
+        database = self.app.database
+        if database is None:
+            if handler.blocking:
+                return await trio.to_thread.run_sync(functools.partial(handler.fn, request, **params))
+            return await handler.fn(request, **params)
+        # One session and one transaction per request, committed before the
+        # reply is sent (so a 201 means the row is there), rolled back otherwise.
+        async with database.session() as session:
+            request.session = session
+            if handler.blocking:
+                return await database.run_sync(functools.partial(handler.fn, request, **params))
+            return await handler.fn(request, **params)
 
     def _finish(self, job: _Job) -> None:
         key = self._key(job)
@@ -430,8 +464,6 @@ class ServerConnection:
         self._made_room()
 
     def _made_room(self) -> None:
-        while self._waiting and len(self._running) < self._settings.max_concurrency:
-            self._start(self._waiting.popleft())
         self._capacity.unpark_all()
         if not self._running and not self._waiting:
             self._idle.set()
@@ -468,6 +500,11 @@ class ServerConnection:
         del self._running[request.id]
         self._subscriptions[request.id] = job
         self._reply(job, job.event.response(data=data))
+        # This worker now serves the subscription until it ends: it no longer
+        # counts against the concurrency, and the queue gets another worker.
+        self._awake_workers -= 1
+        if self._waiting:
+            self._wake_worker()
         self._made_room()
 
     def _notify_subscriber(
