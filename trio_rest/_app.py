@@ -25,8 +25,9 @@ class App:
         settings: limits and timings (`Settings()` by default).
         converter: the cattrs converter for request bodies
             (`make_converter()` by default).
-        database: a database handle, opened by the server for the app's
-            lifetime; each request gets a session (None: no database).
+        database: a `trio_rest.db.Database`; each request then gets a
+            session (`Request.session`) and plain ``def`` views run under its
+            thread limiter (None: no database).
 
     Raises:
         ConfigurationError: a route names a view that cannot serve one of

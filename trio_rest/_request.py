@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+import functools
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
+import trio
 
 from ._errors import TrioRestError
 
@@ -14,6 +16,8 @@ if TYPE_CHECKING:
     from ._connection import ServerConnection
 
 __all__ = ["Request", "Response"]
+
+_T = TypeVar("_T")
 
 
 def _check_status(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
@@ -57,7 +61,10 @@ class Request:
         connection: the `ServerConnection` it arrived on.
         app: the `App`.
         user: whoever the credentials name, once authentication is configured.
-        session: the request's database session, when the app has a database.
+        session: the request's SQLAlchemy session, when the app has a database:
+            one transaction, committed when the view succeeds. Use it from a
+            plain ``def`` view (which runs in a worker thread) or through
+            `run_sync` from an ``async def`` view.
     """
 
     method: str
@@ -76,6 +83,23 @@ class Request:
     # Subscription state: set by the connection driver for SUBSCRIBE requests.
     accepted: bool = False
     _seq: int = 0
+
+    async def run_sync(self, fn: Callable[..., _T], *args: Any) -> _T:
+        """Run blocking code (a database query) in a worker thread.
+
+        Under the database's limiter when the app has a database: an
+        ``async def`` view uses the request's session this way.
+
+        Args:
+            fn: a blocking function, e.g. ``lambda: request.session.get(User, 1)``.
+            *args: its arguments.
+
+        Returns:
+            What `fn` returned.
+        """
+        if self.app.database is not None:
+            return await self.app.database.run_sync(fn, *args)  # type: ignore[no-any-return]
+        return await trio.to_thread.run_sync(functools.partial(fn, *args))
 
     async def accept(self, data: Any = None) -> None:
         """Answer a SUBSCRIBE request with 200, starting the subscription.

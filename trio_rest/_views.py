@@ -7,21 +7,17 @@ an `inspect` call.
 
 from __future__ import annotations
 
-import functools
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import attrs
-import trio
 
 from ._errors import ConfigurationError
 
 __all__ = ["Handler", "MethodBasedView", "compile_handler", "endpoint"]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
-
-HandlerFn = Callable[..., Awaitable[Any]]
 
 
 class MethodBasedView:
@@ -74,27 +70,32 @@ class Handler:
     """A view compiled for one method: call ``fn(request, **params)``.
 
     Attributes:
-        fn: an async callable.
+        fn: a coroutine function, or a plain function when `blocking`.
+        blocking: the view is a plain ``def``: the server runs it in a worker
+            thread (under the database's limiter when the app has one).
         body: the type to structure the body into, if any.
         name: for logs, ``"UserView.get"``.
     """
 
-    fn: HandlerFn
+    fn: Callable[..., Any]
+    blocking: bool
     body: type | None
     name: str
 
 
-def _as_async(fn: Callable[..., Any]) -> HandlerFn:
-    if inspect.iscoroutinefunction(fn):
-        return fn
+def _bind(view: type, func: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn(request, **params)`` calling `func` on a fresh instance of `view`."""
+    if inspect.iscoroutinefunction(func):
 
-    async def in_thread(*args: Any, **kwargs: Any) -> Any:
-        # A plain function may block (a database call, a file): it runs in a
-        # worker thread. Cancellation waits for it to return, so nothing it
-        # holds (a session, a connection) is ever abandoned half-used.
-        return await trio.to_thread.run_sync(functools.partial(fn, *args, **kwargs))
+        async def call_async(request: Any, **params: Any) -> Any:
+            return await func(view(), request, **params)
 
-    return in_thread
+        return call_async
+
+    def call(request: Any, **params: Any) -> Any:
+        return func(view(), request, **params)
+
+    return call
 
 
 def compile_handler(view: object, method: str) -> Handler:
@@ -117,14 +118,10 @@ def compile_handler(view: object, method: str) -> Handler:
             raise ConfigurationError(
                 f"{view.__name__} is registered for {method} but has no {method.lower()}()"
             )
-        call = _as_async(func)
-
-        async def bound(request: Any, **params: Any) -> Any:
-            return await call(view(), request, **params)
-
-        return Handler(bound, None, f"{view.__name__}.{method.lower()}")
+        blocking = not inspect.iscoroutinefunction(func)
+        return Handler(_bind(view, func), blocking, None, f"{view.__name__}.{method.lower()}")
     if callable(view) and not isinstance(view, type):
         spec = getattr(view, "__trio_rest_endpoint__", EndpointSpec())
         name = getattr(view, "__qualname__", repr(view))
-        return Handler(_as_async(view), spec.body, name)
+        return Handler(view, not inspect.iscoroutinefunction(view), spec.body, name)
     raise ConfigurationError(f"{view!r} is not a view: use a MethodBasedView subclass or a function")

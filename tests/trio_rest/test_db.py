@@ -1,0 +1,149 @@
+"""The database handle on SQLite and on a real PostgreSQL: one session and one transaction per request."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import sqlalchemy
+import trio
+import trio.testing
+from sqlalchemy import String, select
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from trio_rest import (
+    App,
+    ConfigurationError,
+    MethodBasedView,
+    NotFound,
+    Request,
+    Response,
+    SimpleRouter,
+    endpoint,
+)
+from trio_rest.db import Database
+from trio_rest.testing import TestClient
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Note(Base):
+    __tablename__ = "notes"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    text: Mapped[str] = mapped_column(String(40), unique=True)
+
+
+class NoteView(MethodBasedView):
+    def get(self, request: Request, id: int) -> Any:  # a plain def: a worker thread, request.session
+        note = request.session.get(Note, id)
+        if note is None:
+            raise NotFound()
+        return {"id": note.id, "text": note.text}
+
+    def post(self, request: Request, id: int) -> Response:
+        request.session.add(Note(id=id, text=request.data["text"]))
+        if request.data.get("fail"):
+            raise RuntimeError("after the insert")  # must roll it back
+        return Response({"id": id}, status=201)
+
+
+@endpoint
+async def count(request: Request) -> int:  # an async view: run_sync
+    return await request.run_sync(lambda: request.session.scalar(select(sqlalchemy.func.count(Note.id))))
+
+
+@endpoint
+async def slow_insert(request: Request) -> None:
+    await request.run_sync(lambda: request.session.add(Note(text="never")) or request.session.flush())
+    await trio.sleep(3600)
+
+
+@endpoint
+def duplicate(request: Request) -> None:
+    request.session.add(Note(text="same"))
+    request.session.add(Note(text="same"))
+
+
+def _app(url: str) -> App:
+    router = SimpleRouter()
+    router.register("/note/{id:int}", NoteView, ["GET", "POST"])
+    router.register("/count", count, "GET")
+    router.register("/slow", slow_insert, "POST")
+    router.register("/duplicate", duplicate, "POST")
+    database = Database(url)
+    Base.metadata.create_all(database.engine)
+    return App(router, database=database)
+
+
+async def test_commit_on_success_rollback_on_error(db_url: str) -> None:
+    app = _app(db_url)
+    async with TestClient(app) as client:
+        assert (await client.post("/note/1", {"text": "kept"})).status == 201
+        assert (await client.post("/note/2", {"text": "lost", "fail": True})).status == 500
+        assert (await client.get("/note/1")).data == {"id": 1, "text": "kept"}
+        assert (await client.get("/note/2")).status == 404
+        assert (await client.get("/count")).data == 1
+    app.database.dispose()
+
+
+async def test_cancel_rolls_back_and_returns_the_connection(db_url: str) -> None:
+    app = _app(db_url)
+    async with TestClient(app) as client:
+        with trio.move_on_after(0.5):
+            await client.post("/slow")
+        await trio.sleep(0.2)
+        assert (await client.get("/count")).data == 0
+    pool = app.database.engine.pool
+    assert pool.checkedout() == 0  # type: ignore[attr-defined]
+    app.database.dispose()
+
+
+async def test_integrity_error_at_commit_is_409(db_url: str) -> None:
+    app = _app(db_url)
+    async with TestClient(app) as client:
+        response = await client.post("/duplicate")
+    assert (response.status, response.code) == (409, "conflict")
+    app.database.dispose()
+
+
+async def test_concurrent_requests_share_the_pool_within_its_limit(db_url: str) -> None:
+    app = _app(db_url)
+    async with TestClient(app) as client:
+        async with trio.open_nursery() as nursery:
+            for i in range(30):
+                nursery.start_soon(client.post, f"/note/{i + 10}", {"text": f"n{i}"})
+        assert (await client.get("/count")).data == 30
+    assert app.database.limiter.total_tokens == 10
+    app.database.dispose()
+
+
+async def test_in_memory_sqlite_is_shared_by_every_thread() -> None:
+    app = _app("sqlite://")
+    async with TestClient(app) as client:
+        assert (await client.post("/note/1", {"text": "memory"})).status == 201
+        assert (await client.get("/note/1")).data == {"id": 1, "text": "memory"}
+    assert app.database.limiter.total_tokens == 1
+
+
+def test_sqlite_pragmas(tmp_path: Any) -> None:
+    database = Database(f"sqlite:///{tmp_path / 'p.db'}")
+    with database.engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 5000
+    database.dispose()
+
+
+@pytest.mark.parametrize("url", ["not a url", "nosuchdialect://x"])
+def test_bad_urls_are_configuration_errors(url: str) -> None:
+    with pytest.raises(ConfigurationError):
+        Database(url)
+
+
+async def test_create_all(tmp_path: Any) -> None:
+    database = Database(f"sqlite:///{tmp_path / 'c.db'}")
+    await database.create_all(Base.metadata)
+    assert sqlalchemy.inspect(database.engine).has_table("notes")
+    database.dispose()

@@ -1,0 +1,164 @@
+"""`Database`: SQLAlchemy 2.x on Trio, with synchronous sessions in worker threads.
+
+SQLAlchemy's asyncio extension does not run on Trio, and its synchronous
+Session is what most users know: each request gets one Session and one
+transaction, and every call that touches the database runs in a worker
+thread under a `trio.CapacityLimiter` sized to the connection pool, so a
+burst of requests queues for a thread instead of queueing inside the pool.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+import sqlalchemy
+import trio
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import StaticPool
+
+from ._errors import ConfigurationError, ConflictError
+
+__all__ = ["Database"]
+
+_T = TypeVar("_T")
+
+# Pragmas a SQLite database needs behind a server: WAL lets readers and a
+# writer work at once, busy_timeout waits for a lock instead of failing at
+# once, and foreign keys are off unless asked for.
+_SQLITE_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=NORMAL",
+    "PRAGMA foreign_keys=ON",
+    "PRAGMA busy_timeout=5000",
+)
+
+
+def _set_sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    for pragma in _SQLITE_PRAGMAS:
+        cursor.execute(pragma)
+    cursor.close()
+
+
+class Database:
+    """A database for an `App`: an engine, a session factory and a thread limiter.
+
+    SQLite is the embedded default (``"sqlite:///app.db"``, or
+    ``"sqlite://"`` in memory, shared by every thread); PostgreSQL works with
+    the same code (``"postgresql+psycopg://user@host/db"``).
+
+    Args:
+        url: a SQLAlchemy database URL.
+        pool_size: connections kept open (default 5; an in-memory SQLite
+            database has exactly one).
+        max_overflow: extra connections under load (default 5).
+        echo: log every statement (SQLAlchemy's ``echo``).
+        engine_options: more keyword arguments for ``create_engine``.
+
+    Raises:
+        ConfigurationError: the URL cannot be parsed or its driver is missing.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 5,
+        max_overflow: int = 5,
+        echo: bool = False,
+        engine_options: dict[str, Any] | None = None,
+    ) -> None:
+        options: dict[str, Any] = {"echo": echo, **(engine_options or {})}
+        try:
+            parsed = sqlalchemy.make_url(url)
+        except sqlalchemy.exc.ArgumentError as exc:
+            raise ConfigurationError(f"invalid database URL {url!r}: {exc}") from None
+        self.is_sqlite = parsed.get_backend_name() == "sqlite"
+        if self.is_sqlite:
+            # Sessions move between worker threads (never two at a time).
+            options.setdefault("connect_args", {})["check_same_thread"] = False
+            if parsed.database in (None, "", ":memory:"):
+                options["poolclass"] = StaticPool  # one connection, or each thread sees its own database
+                pool_size, max_overflow = 1, 0
+            else:
+                options.update(pool_size=pool_size, max_overflow=max_overflow)
+        else:
+            options.update(pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True)
+        try:
+            self.engine: Engine = sqlalchemy.create_engine(url, **options)
+        except (ImportError, sqlalchemy.exc.ArgumentError) as exc:
+            raise ConfigurationError(f"cannot use database {url!r}: {exc}") from None
+        if self.is_sqlite:
+            event.listen(self.engine, "connect", _set_sqlite_pragmas)
+        self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
+        #: Worker threads that may use the database at once: one per pooled connection.
+        self.limiter = trio.CapacityLimiter(pool_size + max_overflow)
+
+    async def run_sync(self, fn: Callable[..., _T], *args: Any) -> _T:
+        """Run ``fn(*args)`` in a worker thread, under the database's limiter.
+
+        The thread is not abandoned on cancellation: a cancel waits for `fn`
+        to return, so no session or connection is ever left half-used.
+
+        Args:
+            fn: a blocking function.
+            *args: its arguments.
+
+        Returns:
+            What `fn` returned.
+        """
+        return await trio.to_thread.run_sync(functools.partial(fn, *args), limiter=self.limiter)
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[Session]:
+        """Open one session and one transaction: commit on success, roll back otherwise.
+
+        The commit runs in a worker thread; a session that never touched the
+        database costs no thread at all. Cancellation rolls back and closes
+        the session (shielded), so nothing stays checked out.
+
+        Yields:
+            The `Session`: use it from worker threads only (plain ``def``
+            views, `run_sync`).
+
+        Raises:
+            ConflictError: the commit hit an integrity constraint.
+        """
+        session = self.sessionmaker()
+        try:
+            yield session
+            if session.in_transaction():
+                try:
+                    await self.run_sync(session.commit)
+                except sqlalchemy.exc.IntegrityError as exc:
+                    raise ConflictError(f"The change conflicts with existing data ({exc.orig}).") from None
+        finally:
+            with trio.CancelScope(shield=True):
+                if session.in_transaction():
+                    await self.run_sync(_rollback_and_close, session)
+                else:
+                    session.close()
+
+    async def create_all(self, metadata: sqlalchemy.MetaData) -> None:
+        """Create every table of `metadata` that does not exist yet (in a worker thread).
+
+        Args:
+            metadata: e.g. ``Base.metadata``.
+        """
+        await self.run_sync(metadata.create_all, self.engine)
+
+    def dispose(self) -> None:
+        """Close the pooled connections (the engine reopens them when used again)."""
+        self.engine.dispose()
+
+
+def _rollback_and_close(session: Session) -> None:
+    try:
+        session.rollback()
+    finally:
+        session.close()
