@@ -454,7 +454,9 @@ class ServerConnection:
         async with database.session() as session:
             request.session = session
             if handler.blocking:
-                return await database.run_sync(functools.partial(handler.fn, request, **params))
+                return await database.run_in_session(
+                    session, functools.partial(handler.fn, request, **params)
+                )
             return await handler.fn(request, **params)
 
     def _finish(self, job: _Job) -> None:

@@ -97,8 +97,9 @@ class Request:
         Returns:
             What `fn` returned.
         """
-        if self.app.database is not None:
-            return await self.app.database.run_sync(fn, *args)  # type: ignore[no-any-return]
+        database = self.app.database
+        if database is not None and self.session is not None:
+            return await database.run_in_session(self.session, fn, *args)  # type: ignore[no-any-return]
         return await trio.to_thread.run_sync(functools.partial(fn, *args))
 
     async def accept(self, data: Any = None) -> None:

@@ -25,6 +25,9 @@ from ._errors import ConfigurationError, ConflictError
 
 __all__ = ["Database"]
 
+# The key under which a session keeps the object that holds its limiter token.
+_CLAIM = "trio_rest.db.claim"
+
 _T = TypeVar("_T")
 
 # Pragmas a SQLite database needs behind a server: WAL lets readers and a
@@ -96,14 +99,22 @@ class Database:
         if self.is_sqlite:
             event.listen(self.engine, "connect", _set_sqlite_pragmas)
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
-        #: Worker threads that may use the database at once: one per pooled connection.
+        #: Transactions that may be open at once: one per pooled connection. A
+        #: session takes a token at its first use and keeps it until its
+        #: transaction ends, because it keeps its connection that long too:
+        #: taking a token per call instead deadlocks once every connection is
+        #: held by a session waiting for a token to commit.
         self.limiter = trio.CapacityLimiter(pool_size + max_overflow)
+        # Threads only ever run for a token holder: a twin limiter keeps them
+        # off trio's default pool without a second queue.
+        self._threads = trio.CapacityLimiter(pool_size + max_overflow)
 
     async def run_sync(self, fn: Callable[..., _T], *args: Any) -> _T:
-        """Run ``fn(*args)`` in a worker thread, under the database's limiter.
+        """Run ``fn(*args)`` in a worker thread, holding a token for the call only.
 
+        For work outside a request's session (creating tables, scripts).
         The thread is not abandoned on cancellation: a cancel waits for `fn`
-        to return, so no session or connection is ever left half-used.
+        to return, so no connection is ever left half-used.
 
         Args:
             fn: a blocking function.
@@ -112,7 +123,32 @@ class Database:
         Returns:
             What `fn` returned.
         """
-        return await trio.to_thread.run_sync(functools.partial(fn, *args), limiter=self.limiter)
+        async with self.limiter:
+            return await trio.to_thread.run_sync(functools.partial(fn, *args), limiter=self._threads)
+
+    async def run_in_session(self, session: Session, fn: Callable[..., _T], *args: Any) -> _T:
+        """Run ``fn(*args)`` in a worker thread on behalf of `session`'s transaction.
+
+        The session's first call waits for a token, which it keeps until
+        `session()` ends the transaction (see `limiter`).
+
+        Args:
+            session: a session opened by `session()`.
+            fn: a blocking function that uses it.
+            *args: its arguments.
+
+        Returns:
+            What `fn` returned.
+        """
+        claim = session.info.get(_CLAIM)
+        if claim is None:
+            claim = session.info[_CLAIM] = object()
+            try:
+                await self.limiter.acquire_on_behalf_of(claim)
+            except BaseException:
+                del session.info[_CLAIM]
+                raise
+        return await trio.to_thread.run_sync(functools.partial(fn, *args), limiter=self._threads)
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[Session]:
@@ -134,15 +170,18 @@ class Database:
             yield session
             if session.in_transaction():
                 try:
-                    await self.run_sync(session.commit)
+                    await self.run_in_session(session, session.commit)
                 except sqlalchemy.exc.IntegrityError as exc:
                     raise ConflictError(f"The change conflicts with existing data ({exc.orig}).") from None
         finally:
             with trio.CancelScope(shield=True):
                 if session.in_transaction():
-                    await self.run_sync(_rollback_and_close, session)
+                    await self.run_in_session(session, _rollback_and_close, session)
                 else:
                     session.close()
+                claim = session.info.pop(_CLAIM, None)
+                if claim is not None:
+                    self.limiter.release_on_behalf_of(claim)
 
     async def create_all(self, metadata: sqlalchemy.MetaData) -> None:
         """Create every table of `metadata` that does not exist yet (in a worker thread).
