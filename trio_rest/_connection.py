@@ -466,7 +466,8 @@ class ServerConnection:
         self._made_room()
 
     def _made_room(self) -> None:
-        self._capacity.unpark_all()
+        if self._capacity:  # the reader waits for room only past max_in_flight
+            self._capacity.unpark_all()
         if not self._running and not self._waiting:
             self._idle.set()
 
@@ -568,8 +569,9 @@ class ServerConnection:
                 send_message(wire)
 
     def _wake_writer(self) -> None:
-        self._writer_dirty = True
-        self._writer_lot.unpark_all()
+        if not self._writer_dirty:  # already due to run: every reply of a batch shares one wake-up
+            self._writer_dirty = True
+            self._writer_lot.unpark_all()
 
     def _abort(self, code: int, reason: str) -> None:
         """End the connection now: a client that does not read cannot be told politely."""
