@@ -147,3 +147,29 @@ async def test_create_all(tmp_path: Any) -> None:
     await database.create_all(Base.metadata)
     assert sqlalchemy.inspect(database.engine).has_table("notes")
     database.dispose()
+
+
+async def test_sessions_never_deadlock_on_a_small_pool(db_url: str) -> None:
+    """Each request keeps its connection until it commits: it must keep its token that long too."""
+    def insert(request: Request, id: int) -> Response:
+        request.session.add(Note(id=id, text=request.data["text"]))
+        request.session.flush()  # the connection is taken here and kept until the commit
+        return Response({"id": id}, status=201)
+
+    router = SimpleRouter()
+    router.register("/note/{id:int}", insert, ["POST"])
+    database = Database(db_url, pool_size=1, max_overflow=0, engine_options={"pool_timeout": 2})
+    Base.metadata.create_all(database.engine)
+    app = App(router, database=database)
+    statuses: list[int] = []
+    with trio.fail_after(30):
+        async with TestClient(app) as client:
+
+            async def one(i: int) -> None:
+                statuses.append((await client.post(f"/note/{i}", {"text": f"t{i}"})).status)
+
+            async with trio.open_nursery() as nursery:
+                for i in range(12):
+                    nursery.start_soon(one, i)
+    assert statuses == [201] * 12
+    database.dispose()
