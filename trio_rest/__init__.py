@@ -25,6 +25,8 @@ from ._errors import (
     TrioRestError,
     ValidationError,
 )
+from ._generics import ModelViewSet
+from ._pagination import CursorPagination, LimitOffsetPagination
 from ._request import Request, Response
 from ._routing import RouteMatch, SimpleRouter
 from ._server import Server, serve
@@ -39,8 +41,11 @@ __all__ = [
     "BadRequestError",
     "ConfigurationError",
     "ConflictError",
+    "CursorPagination",
+    "LimitOffsetPagination",
     "MethodBasedView",
     "MethodNotAllowedError",
+    "ModelViewSet",
     "NoReverseMatchError",
     "NotFound",
     "NotFoundError",

@@ -505,6 +505,22 @@ class SimpleRouter:
             raise MethodNotAllowedError(allowed=sorted(allowed), method=method)
         raise NotFoundError()
 
+    def register_viewset(self, prefix: str, viewset: type, *, basename: str) -> None:
+        """Register a `ModelViewSet`'s list and detail routes; see `trio_rest.ModelViewSet`.
+
+        Args:
+            prefix: e.g. ``"/user"``: ``/user`` lists and creates, ``/user/{id:int}``
+                retrieves, updates, partially updates and destroys.
+            viewset: the `ModelViewSet` subclass.
+            basename: names the routes ``{basename}-list`` and ``{basename}-detail``.
+
+        Raises:
+            ConfigurationError: the viewset has no queryset, or a route conflicts.
+        """
+        from ._generics import register_viewset  # the generic views import the router's users
+
+        register_viewset(self, prefix, viewset, basename=basename)
+
     def reverse(self, name: str, /, **params: Any) -> str:
         """Build the URL of a named route.
 

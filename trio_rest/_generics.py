@@ -1,0 +1,247 @@
+"""`ModelViewSet`: list, create, retrieve, update, partial update and destroy for a model.
+
+A viewset is a plain class of a few attributes and six async actions; each
+action runs its database work in one worker thread (`Request.run_sync`),
+inside the request's session and transaction. `register_viewset` maps the
+actions to two routes.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import cattrs
+import sqlalchemy
+from sqlalchemy.orm import Session
+
+from ._errors import ConfigurationError, NotFoundError, ValidationError
+from ._pagination import CursorPagination, LimitOffsetPagination
+from ._request import Request, Response
+
+if TYPE_CHECKING:
+    from ._routing import SimpleRouter
+
+__all__ = ["ModelViewSet", "register_viewset"]
+
+
+class ModelViewSet:
+    """The six REST actions over one model, driven by its serializer.
+
+    Attributes:
+        queryset: the model class, or a ``select()`` of it (to pre-filter).
+        serializer_class: a ModelSerializer of the model.
+        pagination: `LimitOffsetPagination()` (the default), `CursorPagination()`
+            or None for unpaginated lists.
+        filter_fields: columns a client may filter on: ``args={"name": "Ada"}``.
+        ordering_fields: columns a client may order by: ``args={"ordering": "-name,id"}``.
+        ordering: the default order (the primary key when empty).
+        lookup_field: the column the detail route names (``"id"``).
+
+    Example:
+        class UserViewSet(ModelViewSet):
+            queryset = User
+            serializer_class = UserSerializer
+            filter_fields = ("name",)
+
+        router.register_viewset("/user", UserViewSet, basename="user")
+    """
+
+    queryset: ClassVar[Any] = None
+    serializer_class: ClassVar[Any] = None
+    pagination: ClassVar[LimitOffsetPagination | CursorPagination | None] = LimitOffsetPagination()
+    filter_fields: ClassVar[Sequence[str]] = ()
+    ordering_fields: ClassVar[Sequence[str]] = ()
+    ordering: ClassVar[Sequence[str]] = ()
+    lookup_field: ClassVar[str] = "id"
+
+    # -- the actions -------------------------------------------------------------
+
+    async def list(self, request: Request) -> Any:
+        """GET on the list route: a page of serialized rows."""
+        return await request.run_sync(self._list, request)
+
+    async def create(self, request: Request) -> Response:
+        """POST on the list route: 201 with the created row."""
+        return Response(await request.run_sync(self._save, request, None, False), status=201)
+
+    async def retrieve(self, request: Request, **lookup: Any) -> Any:
+        """GET on the detail route: the row, or 404."""
+        return await request.run_sync(self._retrieve, request, lookup)
+
+    async def update(self, request: Request, **lookup: Any) -> Any:
+        """PUT on the detail route: every writable field."""
+        return await request.run_sync(self._save, request, lookup, False)
+
+    async def partial_update(self, request: Request, **lookup: Any) -> Any:
+        """PATCH on the detail route: only the fields sent."""
+        return await request.run_sync(self._save, request, lookup, True)
+
+    async def destroy(self, request: Request, **lookup: Any) -> Response:
+        """DELETE on the detail route: 204."""
+        await request.run_sync(self._destroy, request, lookup)
+        return Response(None, status=204)
+
+    # -- hooks (worker thread) ------------------------------------------------------
+
+    def get_queryset(self, request: Request) -> sqlalchemy.Select[Any]:
+        """The base query; override to restrict it (say, to the user's rows)."""
+        queryset = self.queryset
+        if queryset is None:
+            raise ConfigurationError(f"{type(self).__name__}.queryset is not set")
+        return queryset if isinstance(queryset, sqlalchemy.Select) else sqlalchemy.select(queryset)
+
+    def get_serializer(self, request: Request, *args: Any, **kwargs: Any) -> Any:
+        """Build the serializer, with the session and the request in its context."""
+        if self.serializer_class is None:
+            raise ConfigurationError(f"{type(self).__name__}.serializer_class is not set")
+        context = {"session": request.session, "request": request, "converter": request.app.converter}
+        return self.serializer_class(*args, context=context, **kwargs)
+
+    def get_object(self, request: Request, lookup: Mapping[str, Any]) -> Any:
+        """The row the detail route names, or `NotFoundError`."""
+        statement = self.get_queryset(request)
+        model = _model_of(statement)
+        for name, value in lookup.items():
+            statement = statement.where(getattr(model, name) == value)
+        instance = _session(request).scalars(statement).unique().first()
+        if instance is None:
+            raise NotFoundError(f"No {model.__name__} matches the given query.")
+        return instance
+
+    # -- implementations --------------------------------------------------------------
+
+    def _list(self, request: Request) -> Any:
+        statement = self._ordered(request, self._filtered(request, self.get_queryset(request)))
+        if self.pagination is None:
+            rows = _session(request).scalars(statement).unique().all()
+            return self.get_serializer(request, rows, many=True).data
+        page = self.pagination.paginate(_session(request), statement, request.path, request.args)
+        return {**page.meta, "results": self.get_serializer(request, page.rows, many=True).data}
+
+    def _retrieve(self, request: Request, lookup: Mapping[str, Any]) -> Any:
+        return self.get_serializer(request, self.get_object(request, lookup)).data
+
+    def _save(self, request: Request, lookup: Mapping[str, Any] | None, partial: bool) -> Any:
+        instance = None if lookup is None else self.get_object(request, lookup)
+        serializer = self.get_serializer(request, instance, data=request.data, partial=partial)
+        serializer.is_valid(raise_exception=True)
+        serializer.save()
+        return serializer.data
+
+    def _destroy(self, request: Request, lookup: Mapping[str, Any]) -> None:
+        session = _session(request)
+        session.delete(self.get_object(request, lookup))
+        session.flush()
+
+    def _filtered(self, request: Request, statement: sqlalchemy.Select[Any]) -> sqlalchemy.Select[Any]:
+        model = _model_of(statement)
+        errors: dict[str, list[str]] = {}
+        for name in self.filter_fields:
+            if name not in request.args:
+                continue
+            column = getattr(model, name)
+            try:
+                value = _convert(request.app.converter, request.args[name], column)
+            except (cattrs.BaseValidationError, ValueError, TypeError):
+                errors[name] = [f"Invalid value for filter {name!r}."]
+                continue
+            statement = statement.where(column == value)
+        if errors:
+            raise ValidationError(errors=errors)
+        return statement
+
+    def _ordered(self, request: Request, statement: sqlalchemy.Select[Any]) -> sqlalchemy.Select[Any]:
+        model = _model_of(statement)
+        requested = request.args.get("ordering")
+        names = [name.strip() for name in str(requested).split(",") if name.strip()] if requested else []
+        unknown = [name for name in names if name.lstrip("-") not in self.ordering_fields]
+        if unknown:
+            allowed = ", ".join(self.ordering_fields) or "none"
+            raise ValidationError(
+                errors={"ordering": [f"Cannot order by {', '.join(unknown)}; allowed: {allowed}."]}
+            )
+        names = names or list(self.ordering)
+        clauses = [
+            getattr(model, n.lstrip("-")).desc() if n.startswith("-") else getattr(model, n) for n in names
+        ]
+        # A deterministic order always ends with the primary key, so pages never overlap.
+        clauses += [column for column in sqlalchemy.inspect(model).primary_key if column.key not in names]
+        return statement.order_by(*clauses)
+
+
+def _session(request: Request) -> Session:
+    if request.session is None:
+        raise ConfigurationError("a ModelViewSet needs an App with a database")
+    return request.session  # type: ignore[no-any-return]
+
+
+def _model_of(statement: sqlalchemy.Select[Any]) -> Any:
+    return statement.column_descriptions[0]["entity"]
+
+
+def _convert(converter: cattrs.Converter, value: Any, column: Any) -> Any:
+    try:
+        python_type = column.type.python_type
+    except NotImplementedError:
+        return value
+    if python_type is bool and isinstance(value, str):
+        if value.lower() not in ("true", "false", "1", "0"):
+            raise ValueError(value)
+        return value.lower() in ("true", "1")
+    return converter.structure(value, python_type)
+
+
+_ACTIONS = {
+    "list": (("GET", "list"), ("POST", "create")),
+    "detail": (("GET", "retrieve"), ("PUT", "update"), ("PATCH", "partial_update"), ("DELETE", "destroy")),
+}
+
+
+def _action(viewset: type[ModelViewSet], action: str) -> Any:
+    async def view(request: Request, **params: Any) -> Any:
+        return await getattr(viewset(), action)(request, **params)
+
+    view.__qualname__ = f"{viewset.__name__}.{action}"
+    return view
+
+
+def _lookup_converter(viewset: type[ModelViewSet]) -> str:
+    queryset = viewset.queryset
+    model = _model_of(queryset) if isinstance(queryset, sqlalchemy.Select) else queryset
+    if model is None:
+        raise ConfigurationError(f"{viewset.__name__}.queryset is not set")
+    column = getattr(model, viewset.lookup_field)
+    try:
+        python_type = column.type.python_type
+    except NotImplementedError:
+        return "str"
+    return {int: "int", uuid.UUID: "uuid"}.get(python_type, "str")
+
+
+def register_viewset(
+    router: SimpleRouter, prefix: str, viewset: type[ModelViewSet], *, basename: str
+) -> None:
+    """Register the list and detail routes of a viewset.
+
+    ``{prefix}`` (named ``{basename}-list``) takes GET (list) and POST
+    (create); ``{prefix}/{lookup}`` (named ``{basename}-detail``) takes GET,
+    PUT, PATCH and DELETE. The lookup converter follows the column's type.
+
+    Args:
+        router: the router.
+        prefix: e.g. ``"/user"``.
+        viewset: a `ModelViewSet` subclass.
+        basename: the route names' stem, e.g. ``"user"``.
+
+    Raises:
+        ConfigurationError: the viewset has no queryset, or a route conflicts.
+    """
+    prefix = prefix.rstrip("/") or ""
+    lookup = f"{{{viewset.lookup_field}:{_lookup_converter(viewset)}}}"
+    for kind, path in (("list", prefix or "/"), ("detail", f"{prefix}/{lookup}")):
+        for index, (method, action) in enumerate(_ACTIONS[kind]):
+            # The name belongs to the route: given with its first method only.
+            name = f"{basename}-{kind}" if index == 0 else None
+            router.register(path, _action(viewset, action), [method], name=name)
