@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml protocol/pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m examples.demo
+	$(BIN)/python -m examples.users
 
 test: lint typecheck unit
 

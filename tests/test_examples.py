@@ -52,3 +52,33 @@ async def test_hello_client_against_a_real_server() -> None:
         "GET /user/2 -> 404 No user 2.",
         "GET /nowhere -> 404 Not Found",
     ]
+
+
+async def test_the_seed_client_session_against_the_demo_server(tmp_path: Path) -> None:
+    from examples.users import client as users_client
+    from examples.users.app import build_app, create_tables
+
+    app = build_app(f"sqlite:///{tmp_path / 'users.db'}")
+    create_tables(app)
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            server: Server = await nursery.start(Server(app).serve, "127.0.0.1", 0)
+            replies = await users_client.main(f"ws://127.0.0.1:{server.port}/")
+            nursery.cancel_scope.cancel()
+    app.database.dispose()
+    statuses = {name: status for name, status, _ in replies}
+    assert statuses == {
+        "create-address": 201,
+        "get-user-list": 200,
+        "create-user": 201,
+        "create-user-again": 400,
+        "create-user-with-at": 400,
+        "partial-update-user": 200,
+        "get-user": 200,
+    }
+    bodies = {name: body for name, _, body in replies}
+    assert bodies["create-user-again"]["errors"] == {"name": ["user with this name already exists."]}
+    assert "name" in bodies["create-user-with-at"]["errors"]
+    assert bodies["get-user"]["fullname"] == "Definitely not Neyton Drake"
+    assert bodies["get-user"]["addresses"] == [bodies["create-address"]["id"]]
+    assert "password" not in bodies["get-user"]

@@ -1,0 +1,53 @@
+"""Replay the article's client session against a running server and print each reply.
+
+python -m examples.users.client [ws://127.0.0.1:8080/]
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import trio
+
+from trio_rest.client import connect
+
+
+async def main(url: str = "ws://127.0.0.1:8080/") -> list[tuple[str, int, Any]]:
+    replies: list[tuple[str, int, Any]] = []
+
+    async with connect(url, reconnect=False) as client:
+
+        async def send(event_name: str, method: str, path: str, data: Any = None) -> Any:
+            response = await client.request(method, path, data=data, event_name=event_name)
+            body = (
+                response.data
+                if response.status < 400
+                else {"detail": response.detail, "errors": response.errors}
+            )
+            replies.append((event_name, response.status, body))
+            print(f"{event_name}: {response.status} {body}")
+            return response.data
+
+        address = await send(
+            "create-address", "POST", "/address/", {"email_address": "some_address@google.com"}
+        )
+        await send("get-user-list", "GET", "/user/list")
+        new_user = {
+            "name": "Neyton",
+            "fullname": "Neyton Drake",
+            "password": "password",
+            "addresses": [{"id": address["id"]}],
+        }
+        user = await send("create-user", "POST", "/user/", new_user)
+        await send("create-user-again", "POST", "/user/", new_user)
+        await send("create-user-with-at", "POST", "/user/", {**new_user, "name": "neyton@drake"})
+        await send(
+            "partial-update-user", "PUT", f"/user/{user['id']}/", {"fullname": "Definitely not Neyton Drake"}
+        )
+        await send("get-user", "GET", f"/user/{user['id']}")
+    return replies
+
+
+if __name__ == "__main__":
+    trio.run(main, sys.argv[1] if len(sys.argv) > 1 else "ws://127.0.0.1:8080/")
