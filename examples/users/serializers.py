@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from sqlalchemy import select
+
 from trio_rest.serializers import ModelSerializer, PrimaryKeyRelatedField
 
 from .models import Address, User

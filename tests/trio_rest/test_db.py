@@ -151,6 +151,7 @@ async def test_create_all(tmp_path: Any) -> None:
 
 async def test_sessions_never_deadlock_on_a_small_pool(db_url: str) -> None:
     """Each request keeps its connection until it commits: it must keep its token that long too."""
+
     def insert(request: Request, id: int) -> Response:
         request.session.add(Note(id=id, text=request.data["text"]))
         request.session.flush()  # the connection is taken here and kept until the commit
