@@ -23,6 +23,23 @@ def _get(request: Request, model: type, id: int) -> Any:
     return instance
 
 
+def _update(request: Request, serializer_class: type, model: type, id: int) -> Any:
+    """A partial update, as the article's clients send it (PUT with some fields)."""
+    serializer = serializer_class(
+        _get(request, model, id), data=request.data, partial=True, context=_context(request)
+    )
+    serializer.is_valid(raise_exception=True)
+    serializer.save()
+    return serializer.data
+
+
+def _create(request: Request, serializer_class: type) -> Response:
+    serializer = serializer_class(data=request.data, context=_context(request))
+    serializer.is_valid(raise_exception=True)
+    serializer.save()
+    return Response(serializer.data, status=201)
+
+
 class UserListView(MethodBasedView):
     def get(self, request: Request) -> Any:
         users = request.session.scalars(select(User).order_by(User.id)).all()
@@ -34,19 +51,12 @@ class UserView(MethodBasedView):
         return UserSerializer(_get(request, User, id), context=_context(request)).data
 
     def put(self, request: Request, id: int) -> Any:
-        user = _get(request, User, id)
-        serializer = UserSerializer(user, data=request.data, partial=True, context=_context(request))
-        serializer.is_valid(raise_exception=True)
-        serializer.save()
-        return serializer.data
+        return _update(request, UserSerializer, User, id)
 
 
 class CreateUserView(MethodBasedView):
     def post(self, request: Request) -> Response:
-        serializer = UserSerializer(data=request.data, context=_context(request))
-        serializer.is_valid(raise_exception=True)
-        serializer.save()
-        return Response(serializer.data, status=201)
+        return _create(request, UserSerializer)
 
 
 class AddressView(MethodBasedView):
@@ -54,16 +64,9 @@ class AddressView(MethodBasedView):
         return AddressSerializer(_get(request, Address, id), context=_context(request)).data
 
     def put(self, request: Request, id: int) -> Any:
-        address = _get(request, Address, id)
-        serializer = AddressSerializer(address, data=request.data, partial=True, context=_context(request))
-        serializer.is_valid(raise_exception=True)
-        serializer.save()
-        return serializer.data
+        return _update(request, AddressSerializer, Address, id)
 
 
 class CreateAddressView(MethodBasedView):
     def post(self, request: Request) -> Response:
-        serializer = AddressSerializer(data=request.data, context=_context(request))
-        serializer.is_valid(raise_exception=True)
-        serializer.save()
-        return Response(serializer.data, status=201)
+        return _create(request, AddressSerializer)
