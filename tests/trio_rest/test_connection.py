@@ -286,3 +286,24 @@ async def test_a_close_arriving_during_a_write_is_still_answered(app: App) -> No
             await client_stream.aclose()
     closes = [e for e in events if isinstance(e, wsproto.events.CloseConnection)]
     assert closes[0].code == 1000  # the server's reply, not a connection lost (1006)
+
+
+async def test_each_request_times_out_at_its_own_deadline(
+    app: App, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Later requests with earlier deadlines must not wait for the earlier requests' deadlines."""
+    arrivals: dict[float, tuple[int, float]] = {}
+    async with TestClient(app) as client:
+        start = trio.current_time()
+
+        async def one(timeout: float) -> None:
+            response = await client.get("/sleep", timeout=timeout)
+            arrivals[timeout] = (response.status, trio.current_time() - start)
+
+        async with trio.open_nursery() as nursery:
+            for timeout in (3.0, 1.0, 2.0):
+                nursery.start_soon(one, timeout)
+                await trio.sleep(0.01)
+    for timeout, (status, elapsed) in arrivals.items():
+        assert status == 504
+        assert timeout <= elapsed < timeout + 0.1
