@@ -296,13 +296,13 @@ async def test_each_request_times_out_at_its_own_deadline(
     async with TestClient(app) as client:
         start = trio.current_time()
 
-        async def one(timeout: float) -> None:
-            response = await client.get("/sleep", timeout=timeout)
-            arrivals[timeout] = (response.status, trio.current_time() - start)
+        async def one(seconds: float) -> None:
+            response = await client.get("/sleep", timeout=seconds)
+            arrivals[seconds] = (response.status, trio.current_time() - start)
 
         async with trio.open_nursery() as nursery:
-            for timeout in (3.0, 1.0, 2.0):
-                nursery.start_soon(one, timeout)
+            for seconds in (3.0, 1.0, 2.0):
+                nursery.start_soon(one, seconds)
                 await trio.sleep(0.01)
     for timeout, (status, elapsed) in arrivals.items():
         assert status == 504
