@@ -15,7 +15,7 @@ import contextlib
 import functools
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -199,10 +199,7 @@ class ServerConnection:
         with trio.move_on_after(self._settings.shutdown_timeout if grace is None else grace):
             await self._wait_idle()
         self._cancel_all_jobs()
-        if self.close_code is None:
-            self.close_code, self.close_reason = code, reason
-        self._frame_outbox()  # replies already queued go out before the close frame
-        self._engine.close(code, reason)
+        self._start_closing(code, reason)
         self._wake_writer()
         with trio.move_on_after(self._settings.close_timeout):
             await self._finished.wait()
@@ -232,9 +229,7 @@ class ServerConnection:
     async def _last_words(self) -> None:
         """On cancellation from outside (server shutdown), still say goodbye with 1001."""
         if self.close_code is None:
-            self.close_code, self.close_reason = 1001, "server shutting down"
-            self._frame_outbox()
-            self._engine.close(1001, "server shutting down")
+            self._start_closing(1001, "server shutting down")
             data = self._engine.data_to_send()
             if data:
                 with trio.move_on_after(min(1.0, self._settings.close_timeout)):
@@ -446,18 +441,12 @@ class ServerConnection:
             params = {**params, "body": structure_body(self.app.converter, request.data, handler.body)}
         database = self.app.database
         if database is None:
-            if handler.blocking:
-                return await trio.to_thread.run_sync(functools.partial(handler.fn, request, **params))
-            return await handler.fn(request, **params)
+            return await _invoke(handler, request, params)
         # One session and one transaction per request, committed before the
         # reply is sent (so a 201 means the row is there), rolled back otherwise.
         async with database.session() as session:
             request.session = session
-            if handler.blocking:
-                return await database.run_in_session(
-                    session, functools.partial(handler.fn, request, **params)
-                )
-            return await handler.fn(request, **params)
+            return await _invoke(handler, request, params)
 
     def _finish(self, job: _Job) -> None:
         key = self._key(job)
@@ -560,6 +549,13 @@ class ServerConnection:
             return
         self._wake_writer()
 
+    def _start_closing(self, code: int, reason: str) -> None:
+        """Queue the close frame after every reply already queued."""
+        if self.close_code is None:
+            self.close_code, self.close_reason = code, reason
+        self._frame_outbox()
+        self._engine.close(code, reason)
+
     def _frame_outbox(self) -> None:
         """Hand every queued message to the engine, which frames it for the next write."""
         if self._outbox:
@@ -584,6 +580,12 @@ class ServerConnection:
         if self._nursery is None:
             raise RuntimeError("the connection is not running")
         return self._nursery
+
+
+async def _invoke(handler: Handler, request: Request, params: Mapping[str, Any]) -> Any:
+    if handler.blocking:  # a plain def: a worker thread, in the request's session if it has one
+        return await request.run_sync(functools.partial(handler.fn, request, **params))
+    return await handler.fn(request, **params)
 
 
 def _error_reply(event: ProtocolRequest, exc: APIError) -> ProtocolResponse:
