@@ -237,7 +237,8 @@ class ServerConnection:
                         trio.BrokenResourceError, trio.ClosedResourceError, trio.BusyResourceError
                     ):
                         await self._stream.send_all(data)
-        self._proto.receive_data(None, code=self.close_code, reason=self.close_reason)
+        code = 1001 if self.close_code is None else self.close_code  # set by _start_closing above
+        self._proto.receive_data(None, code=code, reason=self.close_reason)
         self._proto.next_event()
 
     async def _read_loop(self) -> None:
