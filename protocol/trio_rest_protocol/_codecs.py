@@ -27,7 +27,16 @@ try:  # MessagePack is an optional extra: `pip install trio-rest-protocol[msgpac
 except ImportError:  # pragma: no cover - exercised only without the extra
     msgpack = None
 
-__all__ = ["Codec", "DecodeError", "decode", "decode_json", "encode", "msgpack_available", "to_plain"]
+__all__ = [
+    "Codec",
+    "DecodeError",
+    "check_json_ints",
+    "decode",
+    "decode_json",
+    "encode",
+    "msgpack_available",
+    "to_plain",
+]
 
 
 class Codec(enum.Enum):
@@ -71,7 +80,13 @@ def _reject_big_int(literal: str) -> int:
     return value
 
 
-def _check_json_ints(message: str | bytes) -> None:
+def check_json_ints(message: str | bytes) -> None:
+    """Raise `DecodeError` if a JSON message holds an integer beyond 64 bits.
+
+    `decode_json(..., check_ints=False)` leaves this check to its caller, for
+    a caller that can tell from the decoded value that no number could hide
+    one (docs/protocol.md §2).
+    """
     pattern: Any = _LONG_INT_TEXT if isinstance(message, str) else _LONG_INT_BYTES
     if pattern.search(message) is None:
         return
@@ -94,8 +109,8 @@ def _depth_exceeds(value: Any, limit: int) -> bool:
     return False
 
 
-def decode_json(message: str | bytes, max_depth: int) -> Any:
-    """Decode a JSON message; see `decode`."""
+def decode_json(message: str | bytes, max_depth: int, *, check_ints: bool = True) -> Any:
+    """Decode a JSON message; see `decode`. `check_ints=False` skips `check_json_ints`."""
     try:
         value = orjson.loads(message)
     except orjson.JSONDecodeError as exc:
@@ -117,7 +132,8 @@ def decode_json(message: str | bytes, max_depth: int) -> Any:
         brackets = message.count(b"{") + message.count(b"[")
     if brackets > max_depth and _depth_exceeds(value, max_depth):
         raise DecodeError(f"The message nests deeper than {max_depth} levels.", "too_deep")
-    _check_json_ints(message)
+    if check_ints:
+        check_json_ints(message)
     return value
 
 

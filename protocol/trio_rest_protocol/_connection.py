@@ -13,7 +13,16 @@ from typing import Any
 
 import orjson
 
-from ._codecs import Codec, DecodeError, decode, decode_json, encode, msgpack_available, to_plain
+from ._codecs import (
+    Codec,
+    DecodeError,
+    check_json_ints,
+    decode,
+    decode_json,
+    encode,
+    msgpack_available,
+    to_plain,
+)
 from ._errors import LocalProtocolError, RemoteProtocolError
 from ._events import (
     Auth,
@@ -47,6 +56,15 @@ _REQUEST, _SUBSCRIBE, _AUTH = "request", "subscribe", "auth"
 
 # A received "transport gone" is queued behind the messages that came before it.
 _Gone = tuple[int, str]
+
+
+def _is_plain(request: Request) -> bool:
+    """Tell whether a request holds no number but its (range-checked) id.
+
+    Its other fields are strings or empty, so no integer beyond 64 bits can
+    hide in it as the float orjson would have made of it.
+    """
+    return not request.args and request.data is None and request.timeout is None and not request.extras
 
 
 class Connection:
@@ -192,7 +210,21 @@ class Connection:
             next_state = TRANSITIONS.get((self._state, Response))
             id_ = event.id  # type: ignore[union-attr]
             if next_state is not None and id_ is not None and self._in_flight.get(id_) is _REQUEST:
-                wire = self._encode(event)  # may raise: nothing has changed yet
+                if self.codec is Codec.JSON and event.status < 400:  # type: ignore[union-attr]
+                    # What _write_response builds for a success, without its call.
+                    envelope = {
+                        "type": "response",
+                        "id": id_,
+                        "event_name": event.event_name,  # type: ignore[union-attr]
+                        "status": event.status,  # type: ignore[union-attr]
+                        "data": event.data,  # type: ignore[union-attr]
+                    }
+                    try:
+                        wire: str | bytes = orjson.dumps(envelope, default=to_plain).decode()
+                    except TypeError as exc:
+                        raise LocalProtocolError(f"cannot encode Response: {exc}") from None
+                else:
+                    wire = self._encode(event)  # may raise: nothing has changed yet
                 del self._in_flight[id_]
                 self._state = next_state
                 return wire
@@ -254,12 +286,22 @@ class Connection:
                 )
             )
         try:
-            # JSON inline: one call fewer per message on the hot path (decode() dispatches the same way).
             if self.codec is Codec.JSON or type(message) is str:
-                value = decode_json(message, self.max_depth)
+                # The 64-bit integer check scans the whole text, which costs as much as
+                # parsing it; a plain request has no number it could miss, so it is skipped
+                # there. Before any other rejection it runs first: a too-large integer
+                # turned into a float explains the rejection best.
+                value = decode_json(message, self.max_depth, check_ints=False)
+                try:
+                    event = self._read(value)
+                except Rejection:
+                    check_json_ints(message)
+                    raise
+                if type(event) is not Request or not _is_plain(event):
+                    check_json_ints(message)
             else:
                 value = decode(message, self.codec, self.max_depth)
-            event = self._read(value)
+                event = self._read(value)
         except DecodeError as exc:
             raise self._reject(Rejection(exc.detail, code=exc.code)) from None
         except Rejection as exc:

@@ -76,6 +76,29 @@ BAD_INPUTS = [
         "parse_error",
         None,
     ),
+    # A plain GET skips the integer scan, so every other place a number can hide is covered.
+    (
+        "int beyond 64 bits in args",
+        '{"method": "GET", "url": "/", "args": {"page": 99999999999999999999999}, "id": 15}',
+        400,
+        "parse_error",
+        None,
+    ),
+    (
+        "int beyond 64 bits in an extra key",
+        '{"method": "GET", "url": "/", "token": 99999999999999999999999}',
+        400,
+        "parse_error",
+        None,
+    ),
+    (
+        "timeout beyond 64 bits",
+        '{"method": "GET", "url": "/", "timeout": 99999999999999999999999}',
+        400,
+        "parse_error",
+        None,
+    ),
+    ("cancel id beyond 64 bits", '{"type": "cancel", "id": 18446744073709551616}', 400, "parse_error", None),
     (
         "too deep",
         '{"method": "POST", "url": "/", "id": 13, "data": ' + "[" * 40 + "]" * 40 + "}",
