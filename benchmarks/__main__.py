@@ -2,7 +2,7 @@
 
     python -m benchmarks run [--quick] [--servers a,b] [--repeats N] [--no-competitors]
     python -m benchmarks serve NAME [--port P]          # one server, in the foreground (exec)
-    python -m benchmarks drive --port P [--workload pipelined|fan-in|handshakes] [--pid PID]
+    python -m benchmarks drive --port P [--workload pipelined|fan-in|ping-pong|handshakes] [--pid PID]
 
 ``run`` prints one Markdown table and writes the raw JSON to
 ``benchmarks/results/``. ``serve`` + ``drive`` reproduce one cell of it by
@@ -146,7 +146,9 @@ def _parser() -> argparse.ArgumentParser:
     drive = commands.add_parser("drive", help="drive a running server with one workload")
     drive.add_argument("--host", default="127.0.0.1")
     drive.add_argument("--port", type=int, required=True)
-    drive.add_argument("--workload", default="pipelined", choices=["pipelined", "fan-in", "handshakes"])
+    drive.add_argument(
+        "--workload", default="pipelined", choices=["pipelined", "fan-in", "ping-pong", "handshakes"]
+    )
     drive.add_argument("--seconds", type=float, default=5.0, help="measurement window")
     drive.add_argument("--warmup", type=float, default=1.0)
     drive.add_argument("--key", default="id", choices=["id", "event_name"], help="reply correlation")

@@ -23,6 +23,8 @@ COLUMNS: tuple[tuple[str, str, str, str], ...] = (
     ("p50 ms", "fan_in", "p50_ms", "ms"),
     ("p99 ms", "fan_in", "p99_ms", "ms"),
     ("CPU µs/req", "fan_in", "cpu_us_per_req", "us"),
+    ("ping-pong p50 ms", "ping_pong", "p50_ms", "ms3"),
+    ("p99 ms", "ping_pong", "p99_ms", "ms3"),
     ("handshakes/s", "handshakes", "rate", "rate"),
     ("KiB/idle conn", "idle", "kib_per_conn", "kib"),
 )
@@ -57,7 +59,7 @@ def summarize(doc: dict[str, Any]) -> dict[str, dict[str, dict[str, float | None
         name = spec["name"]
         samples = [run for run in doc["runs"] if run["server"] == name]
         steps: dict[str, dict[str, float | None]] = {}
-        for step in ("idle", "pipelined", "fan_in", "handshakes"):
+        for step in ("idle", "pipelined", "fan_in", "ping_pong", "handshakes"):
             measured = [s[step] for s in samples if isinstance(s.get(step), dict) and "error" not in s[step]]
             fields = sorted({field for m in measured for field in m})
             steps[step] = {
@@ -73,6 +75,8 @@ def _number(value: float, kind: str) -> str:
         return f"{value / 1000:.1f}k" if value >= 1000 else f"{value:.0f}"
     if kind == "ms":
         return f"{value:.2f}"
+    if kind == "ms3":
+        return f"{value:.3f}"
     return f"{value:.1f}"
 
 
@@ -119,7 +123,8 @@ def format_markdown(doc: dict[str, Any], summary: dict[str, dict[str, dict[str, 
     lines += [
         "",
         f"(nx) is the row's value divided by {specs[0]['label'] if specs else 'the reference'}'s. "
-        f"Pipelined: {_workload(doc, 'pipelined')}; fan-in: {_workload(doc, 'fan_in')}. "
+        f"Pipelined: {_workload(doc, 'pipelined')}; fan-in: {_workload(doc, 'fan_in')}; "
+        f"ping-pong: {_workload(doc, 'ping_pong')}. "
         "CPU µs/req is the server's utime+stime (/proc/PID/stat) over the window divided by the replies; "
         f"handshakes/s counts open + upgrade + close cycles, {config['handshake_concurrency']} at a time; "
         f"KiB/idle conn is the server's RSS growth with {config['idle_connections']} idle connections, "
@@ -141,7 +146,7 @@ def format_markdown(doc: dict[str, Any], summary: dict[str, dict[str, dict[str, 
         for _, step, field in _UTILISATION:
             value = row.get(step, {}).get(field)
             cells.append("—" if value is None else f"{value:.2f}")
-        steps = ("pipelined", "fan_in", "handshakes")
+        steps = ("pipelined", "fan_in", "ping_pong", "handshakes")
         foreign = [v for step in steps if (v := row.get(step, {}).get("foreign")) is not None]
         cells.append(f"{max(foreign):.2f}" if foreign else "—")
         lines.append(f"| {spec['label']} | " + " | ".join(cells) + " |")

@@ -3,8 +3,8 @@
 For each repeat, the servers run one after another (the order rotates, so
 none is always first); each gets a fresh process, pinned to one core while
 this process (the load generator) holds the other. On a fresh server, in
-order: a short warm-up exchange, memory per idle connection, the pipelined
-workload, the fan-in workload, connection churn. Every step is bounded in
+order: a short warm-up exchange, memory per idle connection, the pipelined,
+fan-in and ping-pong workloads, connection churn. Every step is bounded in
 time, and the server is killed when its turn ends, however it ends.
 """
 
@@ -30,8 +30,9 @@ from ._venv import ensure_venv, installed_versions
 
 __all__ = ["FULL", "QUICK", "WORKLOADS", "Config", "measure", "run"]
 
-#: The two request workloads: name -> (sockets, requests in flight per socket).
-WORKLOADS: dict[str, tuple[int, int]] = {"pipelined": (8, 16), "fan_in": (64, 1)}
+#: The request workloads: name -> (sockets, requests in flight per socket). Ping-pong is
+#: one request at a time on one socket: its latency is the cost of one round trip.
+WORKLOADS: dict[str, tuple[int, int]] = {"pipelined": (8, 16), "fan_in": (64, 1), "ping_pong": (1, 1)}
 WORKLOADS_AND_CHURN = (*WORKLOADS, "handshakes")
 
 
@@ -142,7 +143,7 @@ def measure(server: ServerProcess, config: Config, quiet: Quiet | None = None) -
             window measured again while its allowance of waiting lasts.
 
     Returns:
-        ``{"idle": ..., "pipelined": ..., "fan_in": ..., "handshakes": ...}``;
+        ``{"idle": ..., "pipelined": ..., "fan_in": ..., "ping_pong": ..., "handshakes": ...}``;
         a step that failed holds ``{"error": ...}``.
     """
     quiet = quiet if quiet is not None else Quiet((), threshold=config.max_foreign, allowance=0)
@@ -410,9 +411,9 @@ def run(
 
 
 def _progress(sample: dict[str, Any], repeat: int, repeats: int, seconds: float) -> str:
-    def rate(step: str, field: str) -> str:
+    def rate(step: str, field: str, digits: int = 0) -> str:
         value = sample.get(step, {}).get(field)
-        return f"{value:,.0f}" if isinstance(value, float) else "failed"
+        return f"{value:,.{digits}f}" if isinstance(value, float) else "failed"
 
     head = f"[{repeat + 1}/{repeats}] {sample['server']:<22}"
     if "error" in sample:
@@ -421,5 +422,6 @@ def _progress(sample: dict[str, Any], repeat: int, repeats: int, seconds: float)
     disturbed = f", other load up to {max(foreign):.2f} core" if foreign and max(foreign) > 0.1 else ""
     return (
         f"{head} pipelined {rate('pipelined', 'rps')} req/s, fan-in {rate('fan_in', 'rps')} req/s, "
+        f"ping-pong p50 {rate('ping_pong', 'p50_ms', 3)} ms, "
         f"{rate('handshakes', 'rate')} handshakes/s ({seconds:.1f} s{disturbed})"
     )

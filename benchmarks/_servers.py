@@ -92,6 +92,13 @@ SERVERS: tuple[ServerSpec, ...] = (
         note="bare trio-websocket echo loop (no JSON)",
     ),
     ServerSpec(
+        name="trio-raw",
+        label="bare Trio echo",
+        module="benchmarks.servers.trio_raw_echo",
+        note="one task per socket on bare Trio streams, minimal pure-Python framing, no JSON: "
+        "the floor of any WebSocket server on Trio",
+    ),
+    ServerSpec(
         name="websockets",
         label="asyncio websockets",
         module="benchmarks.servers.websockets_dispatch",

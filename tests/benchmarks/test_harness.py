@@ -72,7 +72,7 @@ def test_harness_measures_trio_rest_and_prints_the_table(tmp_path: Path) -> None
     doc = run(TINY, [reference], results_dir=tmp_path, competitors=False, label="test", pin=False, log=print)
     [sample] = doc["runs"]
     assert "error" not in sample, sample
-    for workload in ("pipelined", "fan_in"):
+    for workload in ("pipelined", "fan_in", "ping_pong"):
         measured = sample[workload]
         assert "error" not in measured, measured
         assert measured["requests"] > 0 and measured["errors"] == 0
@@ -85,7 +85,7 @@ def test_harness_measures_trio_rest_and_prints_the_table(tmp_path: Path) -> None
     assert summary["trio-rest-websockets"]["pipelined"]["rps"] is not None
     table = format_markdown(doc, summary)
     assert "| trio-rest (websockets) |" in table
-    assert "pipelined req/s" in table and "KiB/idle conn" in table
+    assert "pipelined req/s" in table and "ping-pong p50 ms" in table and "KiB/idle conn" in table
     json.dumps(doc)  # what the CLI writes to benchmarks/results/
 
 
@@ -119,6 +119,7 @@ def test_table_gives_each_row_its_ratio_to_the_reference() -> None:
         "workloads": {
             "pipelined": {"sockets": 8, "in_flight": 16},
             "fan_in": {"sockets": 64, "in_flight": 1},
+            "ping_pong": {"sockets": 1, "in_flight": 1},
         },
         "servers": specs,
         "runs": [sample("a", 20_000.0), sample("b", 10_000.0)],
