@@ -1,11 +1,17 @@
 """`ServerConnection`: drives one WebSocket, from its first message to its close.
 
 Inside the connection's nursery: a reader task feeds the protocol and
-dispatches requests, a single writer task drains the outbound queue with one
-`send_all` per batch, a keepalive task pings a silent client, and each request
+dispatches requests, and each request
 runs in its own task under its own cancel scope (cancel, deadline and
 disconnect all cancel it). When the connection ends, everything it started is
-cancelled with it.
+cancelled with it. A silent client is pinged by the run's one keepalive task
+(`_keepalive`), which checks every connection.
+
+Writing: replies queue in an outbox that is framed and sent with one
+`send_all` per batch. The worker that finishes the last queued job writes the
+batch itself, without waking another task; anything else (replies while more
+jobs wait, pongs, notifications, the close frame) wakes a writer task, started
+on first need, so that a connection that never speaks has none.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ from trio_rest_protocol import Response as ProtocolResponse
 from ._converter import structure_body
 from ._engine import Closed, Engine, Message
 from ._errors import APIError, MethodNotAllowedError
+from ._keepalive import keepalive
 from ._request import Request, Response
 from ._timers import Timer, start_timer
 
@@ -119,12 +126,16 @@ class ServerConnection:
         self._capacity = trio.lowlevel.ParkingLot()
         self._outbox: list[str | bytes] = []
         self._outbox_bytes = 0
-        self._writer_dirty = False
+        self._writer_dirty = False  # queued output that no one has started writing
+        self._writer_started = False
+        self._sending = False  # a send_all is under way (by the writer or a worker)
+        self._worker_writes = False  # a worker is queueing its reply and will write it itself
         self._writer_lot = trio.lowlevel.ParkingLot()
         self._writer_done = trio.Event()
         self._idle = trio.Event()
         self._finished = trio.Event()
         self._last_seen = trio.current_time()
+        self._ping_sent: float | None = None  # when the unanswered keepalive ping left
         self.close_code: int | None = None
         self.close_reason = ""
         #: True when this side failed the WebSocket (a protocol violation): the
@@ -212,16 +223,18 @@ class ServerConnection:
     async def run(self) -> None:
         """Serve the connection until it closes; everything it started ends with it."""
         try:
+            keepalive().add(self)
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
-                nursery.start_soon(self._write_loop)
-                nursery.start_soon(self._keepalive)
+                if self._writer_dirty:  # something was queued before the connection ran
+                    self._start_writer()
                 await self._read_loop()
                 # The peer closed (or vanished): let the writer send our close reply.
                 with trio.move_on_after(self._settings.close_timeout):
                     await self._writer_done.wait()
                 nursery.cancel_scope.cancel()
         finally:
+            keepalive().discard(self)
             self._finished.set()
             with trio.CancelScope(shield=True):
                 await self._last_words()
@@ -259,6 +272,8 @@ class ServerConnection:
                     self.close_code, self.close_reason = event.code, event.reason
                     self.failed = not event.clean
                     self._wake_writer()
+                    if not self._writer_started:  # run() waits for the writer to finish the close
+                        self._start_writer()
                     return
             try:
                 data = await stream.receive_some(read_size)
@@ -266,44 +281,71 @@ class ServerConnection:
                 data = b""
             self._last_seen = trio.current_time()
             backlog.extend(engine.receive_data(data))
-            self._wake_writer()  # the engine may have queued a pong or a close reply
+            if engine.has_data_to_send:  # a pong, or a close reply
+                self._wake_writer()
 
     async def _write_loop(self) -> None:
-        engine, stream = self._engine, self._stream
         try:
             while True:
-                if not self._writer_dirty:
+                if self._sending:
+                    # A worker is sending: it writes what is queued meanwhile, then wakes us.
                     await self._writer_lot.park()
+                elif self._writer_dirty:
+                    await self._flush()
+                elif self._engine.closed:
+                    return  # everything, the close frame included, is written
+                else:
+                    await self._writer_lot.park()
+        finally:
+            self._writer_done.set()
+
+    async def _flush(self) -> None:
+        """Write everything queued, in as few `send_all` calls as the queue allows."""
+        engine, stream = self._engine, self._stream
+        self._sending = True
+        try:
+            while self._writer_dirty:
                 self._writer_dirty = False
                 self._frame_outbox()
                 data = engine.data_to_send()
                 if data:
                     await stream.send_all(data)
                     # The peer's close may have arrived during that write: its
-                    # reply is queued now, so flush once more before leaving.
+                    # reply is queued now, so go round once more.
                     if engine.closed:
                         self._writer_dirty = True
-                elif engine.closed:
-                    return
         except (trio.BrokenResourceError, trio.ClosedResourceError):
+            self._writer_dirty = False
             self._abort(1006, "connection lost")
         finally:
-            self._writer_done.set()
+            self._sending = False
+        if engine.closed and self._writer_started:
+            self._writer_lot.unpark_all()  # the writer's last duty: say it is done
 
-    async def _keepalive(self) -> None:
-        interval, timeout = self._settings.ping_interval, self._settings.ping_timeout
-        while True:
-            await trio.sleep_until(self._last_seen + interval)
-            if trio.current_time() - self._last_seen < interval:
-                continue
-            sent = trio.current_time()
-            self._engine.send_ping(b"keepalive")
-            self._wake_writer()
-            await trio.sleep(timeout)
-            if self._last_seen < sent:
-                log.info("%s: no answer to a ping in %.0f s, closing", self.peer, timeout)
-                self._abort(1011, "ping timeout")
-                return
+    def _start_writer(self) -> None:
+        self._writer_started = True
+        self._require_nursery().start_soon(self._write_loop)
+
+    @property
+    def keepalive_tick(self) -> float:
+        """How often the keepalive task checks this connection: a quarter of its shortest timing."""
+        return min(self._settings.ping_interval, self._settings.ping_timeout) / 4
+
+    def keepalive_check(self, now: float) -> None:
+        """Ping a client silent for `ping_interval`; close one silent for `ping_timeout` after."""
+        if self.close_code is not None:
+            return
+        sent = self._ping_sent
+        if sent is None:
+            if now - self._last_seen >= self._settings.ping_interval:
+                self._ping_sent = now
+                self._engine.send_ping(b"keepalive")
+                self._wake_writer()
+        elif self._last_seen >= sent:
+            self._ping_sent = None  # anything received since counts as the answer
+        elif now - sent >= self._settings.ping_timeout:
+            log.info("%s: no answer to a ping in %.0f s, closing", self.peer, now - sent)
+            self._abort(1011, "ping timeout")
 
     # -- reading -----------------------------------------------------------------
 
@@ -403,6 +445,10 @@ class ServerConnection:
                 job = waiting.popleft()
                 running[self._key(job)] = job
                 await self._run_job(job)
+                if self._worker_writes:
+                    self._worker_writes = False
+                    if self._writer_dirty:
+                        await self._flush()
                 if job.request.accepted:
                     return  # it ran a subscription; another worker took its place at the 200
             self._awake_workers -= 1
@@ -427,6 +473,10 @@ class ServerConnection:
             else:
                 if not request.accepted:
                     reply = _success_reply(event, result)
+        # The last queued job's worker writes the batch itself (see _worker): no
+        # hand-off to the writer on the way out. While jobs wait, their workers
+        # reply later and the writer sends the batch after this scheduling round.
+        self._worker_writes = not self._waiting and not self._sending
         self._finish(job)
         if request.accepted:
             self._end_subscription(job, result, reply)
@@ -566,9 +616,15 @@ class ServerConnection:
                 send_message(wire)
 
     def _wake_writer(self) -> None:
-        if not self._writer_dirty:  # already due to run: every reply of a batch shares one wake-up
-            self._writer_dirty = True
+        if self._writer_dirty:  # already due: every reply of a batch shares one wake-up
+            return
+        self._writer_dirty = True
+        if self._worker_writes or self._sending:
+            return  # the worker queueing its reply, or the send under way, writes it
+        if self._writer_started:
             self._writer_lot.unpark_all()
+        elif self._nursery is not None:
+            self._start_writer()
 
     def _abort(self, code: int, reason: str) -> None:
         """End the connection now: a client that does not read cannot be told politely."""

@@ -158,6 +158,11 @@ class Engine(Protocol):
         """
         ...
 
+    @property
+    def has_data_to_send(self) -> bool:
+        """Whether ``data_to_send()`` would return something (a pong, a close reply...)."""
+        ...
+
     def take_pending(self) -> list[Event]:
         """Return the events of frames the client sent before ``accept()`` answered it.
 
@@ -387,6 +392,11 @@ class BaseEngine:
             events[:0] = self._pending
             self._pending = []
         return events
+
+    @property
+    def has_data_to_send(self) -> bool:
+        """Whether anything is queued; see ``Engine.has_data_to_send``."""
+        return bool(self._out or self._tail)
 
     def take_pending(self) -> list[Event]:
         """Return the events of frames that arrived before ``accept()``; see ``Engine.take_pending``."""

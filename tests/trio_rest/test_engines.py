@@ -378,9 +378,15 @@ def test_valid_messages_before_a_violation_are_delivered_and_answered_first(engi
 
 def test_ping_is_answered_by_the_engine(engine: Engine) -> None:
     client = open_connection(engine)
+    assert not engine.has_data_to_send
+    client.send_binary(b"data")
+    send(engine, client)
+    assert not engine.has_data_to_send  # a message alone queues nothing to write
     client.send_ping(b"are you there")
     assert send(engine, client) == []
+    assert engine.has_data_to_send
     [pong] = replies(engine, client)
+    assert not engine.has_data_to_send
     assert (pong.opcode, pong.data) == (Opcode.PONG, b"are you there")
 
 

@@ -10,6 +10,7 @@ import trio
 import trio_websocket
 
 from trio_rest._engine import ENGINE_NAMES
+from trio_rest._keepalive import keepalive
 
 from ..protocol.test_readers import BAD_INPUTS
 from ._sockets import RawClient, running
@@ -294,3 +295,25 @@ async def test_msgpack_over_a_real_socket(engine: str) -> None:
             await ws.send_message(msgpack.packb({"method": "GET", "url": "/user/5", "id": 1}))
             reply = msgpack.unpackb(await ws.get_message())
     assert reply["data"] == {"id": 5, "args": {}}
+
+
+async def test_an_idle_connection_holds_no_task_but_its_own(engine: str) -> None:
+    """Memory per idle connection: no writer and no keepalive task of its own (one keepalive per run)."""
+    app = build_app(engine=engine)
+    with trio.fail_after(10):
+        async with running(app) as server:
+            clients = [await RawClient.connect(server.port) for _ in range(3)]
+            while len(server.connections) < 3:
+                await trio.sleep(0.01)
+            await trio.sleep(0.05)
+            for conn in server.connections:
+                assert conn._nursery is not None and not conn._nursery.child_tasks
+            assert len(keepalive()) == 3
+            # A request and its reply: the worker writes the reply itself, still no writer.
+            async with trio_websocket.open_websocket_url(_url(server.port)) as ws:
+                await ws.send_message('{"method": "GET", "url": "/user/1", "id": 1}')
+                assert orjson.loads(await ws.get_message())["status"] == 200
+                [busy] = [c for c in server.connections if c._nursery and c._nursery.child_tasks]
+                assert {task.name.rsplit(".", 1)[-1] for task in busy._nursery.child_tasks} == {"_worker"}
+            for client in clients:
+                await client.stream.aclose()
