@@ -84,6 +84,45 @@ class ServerConnection:
         user: whoever the handshake's credentials name (None without auth).
     """
 
+    # Slots: a connection is created per client, and an instance dict of this
+    # many attributes costs about 1.5 KiB of each idle connection's memory.
+    __slots__ = (
+        "_awake_workers",
+        "_backlog",
+        "_capacity",
+        "_engine",
+        "_finished",
+        "_handle_message",
+        "_idle",
+        "_last_seen",
+        "_nursery",
+        "_outbox",
+        "_outbox_bytes",
+        "_parked_workers",
+        "_ping_sent",
+        "_proto",
+        "_running",
+        "_sending",
+        "_settings",
+        "_stream",
+        "_subscriptions",
+        "_waiting",
+        "_work_lot",
+        "_worker_writes",
+        "_writer_dirty",
+        "_writer_done",
+        "_writer_lot",
+        "_writer_started",
+        "app",
+        "close_code",
+        "close_reason",
+        "failed",
+        "headers",
+        "path",
+        "peer",
+        "user",
+    )
+
     def __init__(
         self,
         app: App,
