@@ -57,6 +57,10 @@ __all__ = ["ServerConnection"]
 
 log = logging.getLogger("trio_rest")
 
+#: Scheduling rounds the reader lets pass, while requests it read are being
+#: answered, before it reads again (see _read_loop).
+_READ_DEFER_ROUNDS = 2
+
 
 @attrs.define(eq=False)
 class _Job:
@@ -314,6 +318,14 @@ class ServerConnection:
                     if not self._writer_started:  # run() waits for the writer to finish the close
                         self._start_writer()
                     return
+            # A client waiting for its replies sends nothing until they are out: a read now
+            # would fail (EAGAIN) and re-arm epoll, two system calls per request. Let the
+            # workers answer first, for a few scheduling rounds at most, so that a slow
+            # handler never holds back the reading of (say) a cancel.
+            rounds = _READ_DEFER_ROUNDS
+            while rounds and (self._running or self._waiting or self._writer_dirty or self._sending):
+                await trio.lowlevel.checkpoint()
+                rounds -= 1
             try:
                 data = await stream.receive_some(read_size)
             except (trio.BrokenResourceError, trio.ClosedResourceError):
