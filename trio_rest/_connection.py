@@ -1,9 +1,10 @@
 """`ServerConnection`: drives one WebSocket, from its first message to its close.
 
-Inside the connection's nursery: a reader task feeds the protocol and
-dispatches requests, and each request
-runs in its own task under its own cancel scope (cancel, deadline and
-disconnect all cancel it). When the connection ends, everything it started is
+Inside the connection's nursery: a reader task feeds the protocol and queues
+requests; long-lived workers (at most `max_concurrency`) run them, each under
+its own cancel scope (cancel, deadline and disconnect all cancel it). One free
+worker drains the queue; another is woken only when a handler waits for
+something (`_watch`). When the connection ends, everything it started is
 cancelled with it. A silent client is pinged by the run's one keepalive task
 (`_keepalive`), which checks every connection.
 
@@ -11,8 +12,7 @@ Writing: replies queue in an outbox that is framed and sent with one
 `send_all` per batch. The worker that finishes the last queued job writes the
 batch itself, without waking another task; anything else (replies while more
 jobs wait, pongs, notifications, the close frame) wakes a writer task, started
-on first need, so that a connection that never speaks has none.
-"""
+on first need, so that a connection that never speaks has none."""
 
 from __future__ import annotations
 
@@ -21,7 +21,8 @@ import contextlib
 import functools
 import logging
 import math
-from collections.abc import Callable, Mapping
+import types
+from collections.abc import Callable, Coroutine, Generator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -96,6 +97,7 @@ class ServerConnection:
         "_capacity",
         "_engine",
         "_finished",
+        "_free_workers",
         "_handle_message",
         "_idle",
         "_last_seen",
@@ -165,6 +167,7 @@ class ServerConnection:
         self._work_lot = trio.lowlevel.ParkingLot()
         self._awake_workers = 0
         self._parked_workers = 0
+        self._free_workers = 0  # awake workers that will come back to the queue by themselves
         self._subscriptions: dict[object, _Job] = {}
         self._capacity = trio.lowlevel.ParkingLot()
         self._outbox: list[str | bytes] = []
@@ -480,14 +483,29 @@ class ServerConnection:
         return job.event.id if job.event.id is not None else job
 
     def _wake_worker(self) -> None:
-        """Make sure a worker will take the job just queued, within `max_concurrency`."""
+        """Make sure a worker will take the job just queued, within `max_concurrency`.
+
+        A free worker (awake, and not waiting inside a handler or a write) comes
+        back to the queue by itself, so a pipelined batch wakes one worker, not
+        one per request. A worker whose handler waits is no longer free: it
+        wakes another for the jobs queued behind it (`_worker_blocked`).
+        """
+        if self._free_workers:
+            return
         if self._parked_workers:
             self._parked_workers -= 1
             self._awake_workers += 1
+            self._free_workers += 1
             self._work_lot.unpark()
         elif self._awake_workers < self._settings.max_concurrency:
             self._awake_workers += 1
+            self._free_workers += 1
             self._require_nursery().start_soon(self._worker)
+
+    def _worker_blocked(self) -> None:
+        self._free_workers -= 1
+        if self._waiting:
+            self._wake_worker()
 
     async def _worker(self) -> None:
         waiting, running = self._waiting, self._running
@@ -499,12 +517,17 @@ class ServerConnection:
                 if self._worker_writes:
                     self._worker_writes = False
                     if self._writer_dirty:
+                        self._worker_blocked()
                         await self._flush()
+                        self._free_workers += 1
                 if job.request.accepted:
-                    return  # it ran a subscription; another worker took its place at the 200
+                    # It ran a subscription, and another worker took its place at the 200.
+                    self._free_workers -= 1
+                    return
             self._awake_workers -= 1
             self._parked_workers += 1
-            await self._work_lot.park()  # _wake_worker counts us awake again
+            self._free_workers -= 1
+            await self._work_lot.park()  # _wake_worker counts us awake and free again
 
     async def _run_job(self, job: _Job) -> None:
         event, request = job.event, job.request
@@ -515,7 +538,7 @@ class ServerConnection:
         result: Any = None
         with job.scope:
             try:
-                result = await self._call(job)
+                result = await _watch(self._call(job), self._worker_blocked, self._worker_unblocked)
             except APIError as exc:
                 reply = _error_reply(event, exc)
             except Exception:
@@ -549,6 +572,9 @@ class ServerConnection:
         async with database.session() as session:
             request.session = session
             return await _invoke(handler, request, params)
+
+    def _worker_unblocked(self) -> None:
+        self._free_workers += 1
 
     def _finish(self, job: _Job) -> None:
         key = self._key(job)
@@ -688,6 +714,38 @@ class ServerConnection:
         if self._nursery is None:
             raise RuntimeError("the connection is not running")
         return self._nursery
+
+
+@types.coroutine
+def _watch(
+    coro: Coroutine[Any, Any, Any], on_block: Callable[[], None], on_resume: Callable[[], None]
+) -> Generator[Any, Any, Any]:
+    """Await `coro`, calling `on_block` when it first suspends and `on_resume` when it returns.
+
+    The yields pass through untouched: `coro` still runs in the awaiting task, so
+    every Trio primitive it uses sees that task. A coroutine that finishes without
+    suspending costs one extra call and calls neither.
+    """
+    try:
+        trap = coro.send(None)
+    except StopIteration as done:
+        return done.value
+    on_block()
+    try:
+        while True:
+            try:
+                sent = yield trap
+            except GeneratorExit:
+                coro.close()
+                raise
+            except BaseException as exc:  # thrown in by the scheduler: let the coroutine see it
+                trap = coro.throw(exc)
+            else:
+                trap = coro.send(sent)
+    except StopIteration as done:
+        return done.value
+    finally:
+        on_resume()
 
 
 async def _invoke(handler: Handler, request: Request, params: Mapping[str, Any]) -> Any:

@@ -307,3 +307,61 @@ async def test_each_request_times_out_at_its_own_deadline(
     for timeout, (status, elapsed) in arrivals.items():
         assert status == 504
         assert timeout <= elapsed < timeout + 0.1
+
+
+async def test_watch_reports_the_first_suspension_and_the_end() -> None:
+    from trio_rest._connection import _watch
+
+    calls: list[str] = []
+
+    async def quick() -> int:
+        return 1
+
+    async def slow() -> int:
+        await trio.sleep(0.01)
+        await trio.sleep(0.01)
+        return 2
+
+    async def broken() -> None:
+        await trio.lowlevel.checkpoint()
+        raise ValueError("inside")
+
+    def block() -> None:
+        calls.append("block")
+
+    def resume() -> None:
+        calls.append("resume")
+
+    assert await _watch(quick(), block, resume) == 1
+    assert calls == []  # it never suspended
+    assert await _watch(slow(), block, resume) == 2
+    assert calls == ["block", "resume"]  # once, however often it suspends
+    calls.clear()
+    with pytest.raises(ValueError, match="inside"):
+        await _watch(broken(), block, resume)
+    assert calls == ["block", "resume"]
+    calls.clear()
+    with trio.move_on_after(0.01) as scope:
+        await _watch(slow(), block, resume)  # cancelled inside: the cancellation reaches the coroutine
+    assert scope.cancelled_caught and calls == ["block", "resume"]
+
+
+async def test_a_burst_of_quick_requests_wakes_one_worker_and_slow_ones_run_concurrently(app: App) -> None:
+    test_client = TestClient(app)
+    async with test_client as client:
+        (conn,) = test_client.server.connections
+
+        def workers() -> int:
+            assert conn._nursery is not None
+            return sum(task.name.endswith("_worker") for task in conn._nursery.child_tasks)
+
+        async with trio.open_nursery() as nursery:
+            for i in range(20):
+                nursery.start_soon(client.get, f"/user/{i}")
+        assert workers() == 1
+        start = trio.current_time()
+        async with trio.open_nursery() as nursery:
+            for _ in range(5):
+                nursery.start_soon(client.get, "/sleep?seconds=0.3")
+        assert trio.current_time() - start < 1.2  # not one after another (1.5 s)
+        assert workers() == 5
