@@ -23,7 +23,7 @@ import logging
 import math
 import types
 from collections.abc import Callable, Coroutine, Generator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 import trio
@@ -56,6 +56,8 @@ if TYPE_CHECKING:
 
 __all__ = ["ServerConnection"]
 
+_T = TypeVar("_T")
+
 log = logging.getLogger("trio_rest")
 
 #: Scheduling rounds the reader lets pass, while requests it read are being
@@ -72,6 +74,8 @@ class _Job:
     handler: Handler
     scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
     cancelled_by_client: bool = False
+    #: When the request times out; given to `scope` only once the handler waits.
+    deadline: float = math.inf
 
 
 class ServerConnection:
@@ -507,6 +511,11 @@ class ServerConnection:
         if self._waiting:
             self._wake_worker()
 
+    def _job_blocked(self, job: _Job) -> None:
+        if not job.request.accepted:  # an accepted subscription has no deadline
+            job.scope.deadline = job.deadline
+        self._worker_blocked()
+
     async def _worker(self) -> None:
         waiting, running = self._waiting, self._running
         while True:
@@ -533,12 +542,14 @@ class ServerConnection:
         event, request = job.event, job.request
         timeout = event.timeout if event.timeout is not None else self._settings.request_timeout
         if timeout is not None:
-            job.scope.deadline = trio.current_time() + min(timeout, self._settings.max_request_timeout)
+            # Registered with Trio only if the handler waits (_job_blocked): a deadline can
+            # only fire at a checkpoint, so a handler that never waits needs none.
+            job.deadline = trio.current_time() + min(timeout, self._settings.max_request_timeout)
         reply: ProtocolResponse | None = None
         result: Any = None
         with job.scope:
             try:
-                result = await _watch(self._call(job), self._worker_blocked, self._worker_unblocked)
+                result = await _watch(self._call(job), self._job_blocked, self._job_resumed, job)
             except APIError as exc:
                 reply = _error_reply(event, exc)
             except Exception:
@@ -573,7 +584,7 @@ class ServerConnection:
             request.session = session
             return await _invoke(handler, request, params)
 
-    def _worker_unblocked(self) -> None:
+    def _job_resumed(self, job: _Job) -> None:
         self._free_workers += 1
 
     def _finish(self, job: _Job) -> None:
@@ -718,9 +729,12 @@ class ServerConnection:
 
 @types.coroutine
 def _watch(
-    coro: Coroutine[Any, Any, Any], on_block: Callable[[], None], on_resume: Callable[[], None]
+    coro: Coroutine[Any, Any, Any],
+    on_block: Callable[[_T], None],
+    on_resume: Callable[[_T], None],
+    arg: _T,
 ) -> Generator[Any, Any, Any]:
-    """Await `coro`, calling `on_block` when it first suspends and `on_resume` when it returns.
+    """Await `coro`; call ``on_block(arg)`` when it first suspends and ``on_resume(arg)`` when it returns.
 
     The yields pass through untouched: `coro` still runs in the awaiting task, so
     every Trio primitive it uses sees that task. A coroutine that finishes without
@@ -730,7 +744,7 @@ def _watch(
         trap = coro.send(None)
     except StopIteration as done:
         return done.value
-    on_block()
+    on_block(arg)
     try:
         while True:
             try:
@@ -745,7 +759,7 @@ def _watch(
     except StopIteration as done:
         return done.value
     finally:
-        on_resume()
+        on_resume(arg)
 
 
 async def _invoke(handler: Handler, request: Request, params: Mapping[str, Any]) -> Any:

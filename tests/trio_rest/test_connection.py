@@ -326,24 +326,24 @@ async def test_watch_reports_the_first_suspension_and_the_end() -> None:
         await trio.lowlevel.checkpoint()
         raise ValueError("inside")
 
-    def block() -> None:
-        calls.append("block")
+    def block(arg: str) -> None:
+        calls.append(f"block {arg}")
 
-    def resume() -> None:
-        calls.append("resume")
+    def resume(arg: str) -> None:
+        calls.append(f"resume {arg}")
 
-    assert await _watch(quick(), block, resume) == 1
+    assert await _watch(quick(), block, resume, "q") == 1
     assert calls == []  # it never suspended
-    assert await _watch(slow(), block, resume) == 2
-    assert calls == ["block", "resume"]  # once, however often it suspends
+    assert await _watch(slow(), block, resume, "s") == 2
+    assert calls == ["block s", "resume s"]  # once, however often it suspends
     calls.clear()
     with pytest.raises(ValueError, match="inside"):
-        await _watch(broken(), block, resume)
-    assert calls == ["block", "resume"]
+        await _watch(broken(), block, resume, "b")
+    assert calls == ["block b", "resume b"]
     calls.clear()
     with trio.move_on_after(0.01) as scope:
-        await _watch(slow(), block, resume)  # cancelled inside: the cancellation reaches the coroutine
-    assert scope.cancelled_caught and calls == ["block", "resume"]
+        await _watch(slow(), block, resume, "c")  # cancelled inside: the cancellation reaches the coroutine
+    assert scope.cancelled_caught and calls == ["block c", "resume c"]
 
 
 async def test_a_burst_of_quick_requests_wakes_one_worker_and_slow_ones_run_concurrently(app: App) -> None:
@@ -365,3 +365,13 @@ async def test_a_burst_of_quick_requests_wakes_one_worker_and_slow_ones_run_conc
                 nursery.start_soon(client.get, "/sleep?seconds=0.3")
         assert trio.current_time() - start < 1.2  # not one after another (1.5 s)
         assert workers() == 5
+
+
+async def test_a_subscription_outlives_the_request_timeout(autojump_clock: trio.testing.MockClock) -> None:
+    test_client = TestClient(build_app(request_timeout=1.0))
+    async with test_client as client, client.subscribe("/ticks?count=1&forever=1") as subscription:
+        assert (await subscription.__anext__()).data == {"i": 0}
+        await trio.sleep(30)
+        (conn,) = test_client.server.connections
+        assert len(conn._subscriptions) == 1  # still streaming, no 504
+        assert (await client.get("/sleep?seconds=5")).status == 504  # while requests still time out
