@@ -375,3 +375,17 @@ async def test_a_subscription_outlives_the_request_timeout(autojump_clock: trio.
         (conn,) = test_client.server.connections
         assert len(conn._subscriptions) == 1  # still streaming, no 504
         assert (await client.get("/sleep?seconds=5")).status == 504  # while requests still time out
+
+
+async def test_a_worker_carries_no_deadline_or_cancel_to_its_next_job(
+    app: App, autojump_clock: trio.testing.MockClock
+) -> None:
+    test_client = TestClient(app)
+    async with test_client as client:
+        assert (await client.get("/sleep?seconds=1", timeout=2)).data == "woke"
+        assert (await client.get("/sleep?seconds=3")).data == "woke"  # not cut at the 2 s of the last
+        assert (await client.get("/sleep", timeout=1)).status == 504
+        assert (await client.get("/sleep?seconds=3")).data == "woke"  # a fresh scope after the 504
+        (conn,) = test_client.server.connections
+        assert conn._nursery is not None
+        assert sum(task.name.endswith("_worker") for task in conn._nursery.child_tasks) == 1
