@@ -164,7 +164,7 @@ class ServerConnection:
             max_in_flight=settings.max_in_flight,
         )
         self._nursery: trio.Nursery | None = None
-        self._backlog: collections.deque[Any] = collections.deque()
+        self._backlog: list[Any] = []  # engine events not yet handled (a list: see _read_loop)
         self._waiting: collections.deque[_Job] = collections.deque()
         self._running: dict[object, _Job] = {}
         # Long-lived workers run the requests: a task spawned per request
@@ -307,16 +307,20 @@ class ServerConnection:
         self._proto.next_event()
 
     async def _read_loop(self) -> None:
+        # The backlog is walked by index and cleared once handled: an empty deque
+        # would cost 600 bytes of every idle connection's memory.
         stream, engine, backlog = self._stream, self._engine, self._backlog
         read_size, max_in_flight = self._settings.read_size, self._settings.max_in_flight
         while True:
-            while backlog:
+            handled = 0
+            while handled < len(backlog):
                 # Back-pressure: past the in-flight bound, stop parsing (and so
                 # stop reading) until a request finishes; TCP slows the client.
                 if len(self._running) + len(self._waiting) >= max_in_flight:
                     await self._capacity.park()
                     continue
-                event = backlog.popleft()
+                event = backlog[handled]
+                handled += 1
                 cls = type(event)
                 if cls is Message:
                     self._handle_message(event.data)
@@ -327,6 +331,7 @@ class ServerConnection:
                     if not self._writer_started:  # run() waits for the writer to finish the close
                         self._start_writer()
                     return
+            backlog.clear()
             # A client waiting for its replies sends nothing until they are out: a read now
             # would fail (EAGAIN) and re-arm epoll, two system calls per request. Let the
             # workers answer first, for a few scheduling rounds at most, so that a slow
