@@ -51,7 +51,8 @@ class Settings:
         ping_interval: seconds of silence from a client before the server
             pings it (20).
         ping_timeout: seconds the server waits for anything after a ping
-            before closing the connection as dead (20).
+            before closing the connection as dead (20). Both are checked every
+            quarter of the shorter of the two, so each acts up to a quarter late.
         handshake_timeout: seconds a new connection has to complete its HTTP
             handshake (10), against slow-loris clients.
         close_timeout: seconds to wait for the client's answer to our close
