@@ -9,8 +9,12 @@ request plus `orjson.dumps` of the reply dict (decoded to str, as a text frame
 needs). Between the two sits the least any Python server can do for the same
 request: the bare codec plus a handful of inline checks (a known method, a path,
 a 64-bit id not already in flight), with no event objects and no state
-machine. It shows how much of the protocol's cost is Python itself. Rounds of
-the three alternate; the medians and the ratios to the floor are printed.
+machine. Next to it, the same checks behind the protocol's own API (a
+connection object with `receive_data`, `next_event` and `send`; frozen attrs
+events built the fast way; `Request.response`): what the API's shape costs
+before the protocol validates anything more. Together they show how much of
+the protocol's cost is Python itself. Rounds of the four alternate; the
+medians and the ratios to the floor are printed.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import attrs
 import orjson
 import trio_rest_protocol as proto
 
@@ -76,6 +81,87 @@ def least_python_round() -> None:
         del in_flight[id_]
 
 
+@attrs.frozen(kw_only=True, slots=False)
+class _Reply:
+    id: Any
+    event_name: str | None
+    status: int
+    data: Any
+
+
+@attrs.frozen(kw_only=True, slots=False)
+class _Request:
+    method: str
+    url: str
+    id: Any
+    event_name: str | None
+
+    def response(self, *, status: int = 200, data: Any = None) -> _Reply:
+        reply = _new(_Reply)
+        reply.__dict__.update(id=self.id, event_name=self.event_name, status=status, data=data)
+        return reply
+
+
+_new = object.__new__
+
+
+class _MinimalConnection:
+    """The protocol's API with only `least_python_round`'s checks: the cost of the API's shape."""
+
+    def __init__(self) -> None:
+        self._incoming: list[str] = []
+        self._in_flight: dict[Any, bool] = {}
+
+    def receive_data(self, message: str) -> None:
+        self._incoming.append(message)
+
+    def next_event(self) -> _Request | None:
+        if not self._incoming:
+            return None
+        envelope = orjson.loads(self._incoming.pop())
+        if type(envelope) is not dict:
+            raise ValueError("not an object")
+        method, url, id_ = envelope.get("method"), envelope.get("url"), envelope.get("id")
+        if (
+            method not in _METHODS
+            or type(url) is not str
+            or url[:1] != "/"
+            or type(id_) is not int
+            or not -(2**63) <= id_ < 2**63
+            or id_ in self._in_flight
+            or len(self._in_flight) >= 1024
+        ):
+            raise ValueError("not a plain request")
+        self._in_flight[id_] = True
+        request = _new(_Request)
+        request.__dict__.update(method=method, url=url, id=id_, event_name=envelope.get("event_name"))
+        return request
+
+    def send(self, reply: _Reply) -> str:
+        if type(reply) is not _Reply or reply.id not in self._in_flight:
+            raise ValueError("answers nothing in flight")
+        wire = orjson.dumps(
+            {
+                "type": "response",
+                "id": reply.id,
+                "event_name": reply.event_name,
+                "status": reply.status,
+                "data": reply.data,
+            }
+        ).decode()
+        del self._in_flight[reply.id]
+        return wire
+
+
+def least_api_round(conn: _MinimalConnection) -> None:
+    """One batch through the protocol's API shape, with the fewest checks."""
+    receive, next_event, send = conn.receive_data, conn.next_event, conn.send
+    for _ in range(BATCH):
+        receive(ENVELOPE)
+        request: Any = next_event()
+        send(request.response(data=BODY))
+
+
 def rate(fn: Callable[[], None], seconds: float) -> float:
     """Envelopes per second of `fn` (one batch a call) over about `seconds`."""
     done = 0
@@ -90,10 +176,12 @@ def rate(fn: Callable[[], None], seconds: float) -> float:
 
 
 def measure(seconds: float, repeat: int) -> dict[str, float]:
-    """Median rates of the protocol, the least Python and the floor, in alternating rounds."""
+    """Median rates of the protocol, the two lower bounds and the floor, in alternating rounds."""
     conn = proto.Connection(proto.Role.SERVER)
+    minimal = _MinimalConnection()
     rounds: dict[str, Callable[[], None]] = {
         "protocol": lambda: protocol_round(conn),
+        "least_api": lambda: least_api_round(minimal),
         "least_python": least_python_round,
         "floor": floor_round,
     }
@@ -116,6 +204,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     print(f"{'':32}{'envelopes/s':>14}{'us/envelope':>14}{'cost / floor':>14}")
     for name, label in (
         ("protocol", "trio_rest_protocol"),
+        ("least_api", "same API, fewest checks"),
         ("least_python", "inline checks, no events"),
         ("floor", "orjson loads+dumps (floor)"),
     ):

@@ -17,7 +17,6 @@ on first need, so that a connection that never speaks has none."""
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import functools
 import logging
@@ -165,7 +164,9 @@ class ServerConnection:
         )
         self._nursery: trio.Nursery | None = None
         self._backlog: list[Any] = []  # engine events not yet handled (a list: see _read_loop)
-        self._waiting: collections.deque[_Job] = collections.deque()
+        # Jobs in arrival order (a list: at most max_in_flight long, and an empty
+        # deque would cost 600 bytes of every idle connection's memory).
+        self._waiting: list[_Job] = []
         self._running: dict[object, _Job] = {}
         # Long-lived workers run the requests: a task spawned per request
         # costs more than the request itself (DESIGN.md §5). Awake workers
@@ -184,7 +185,7 @@ class ServerConnection:
         self._worker_writes = False  # a worker is queueing its reply and will write it itself
         self._writer_lot = trio.lowlevel.ParkingLot()
         self._writer_done = trio.Event()
-        self._idle = trio.Event()
+        self._idle: trio.Event | None = None  # made by _wait_idle, set when no job is left
         self._finished = trio.Event()
         self._last_seen = trio.current_time()
         self._ping_sent: float | None = None  # when the unanswered keepalive ping left
@@ -543,7 +544,7 @@ class ServerConnection:
                         self._free_workers -= 1
                         await self._work_lot.park()  # _wake_worker counts us awake and free again
                         continue
-                    job = waiting.popleft()
+                    job = waiting.pop(0)
                     job.scope = scope
                     self._running[self._key(job)] = job
                     await self._run_job(job)
@@ -634,7 +635,7 @@ class ServerConnection:
     def _made_room(self) -> None:
         if self._capacity:  # the reader waits for room only past max_in_flight
             self._capacity.unpark_all()
-        if not self._running and not self._waiting:
+        if self._idle is not None and not self._running and not self._waiting:
             self._idle.set()
 
     async def _wait_idle(self) -> None:
@@ -647,7 +648,7 @@ class ServerConnection:
             job.scope.cancel()
         while self._waiting:
             self._send(
-                self._waiting.popleft().event.error(503, code="closing", detail="The server is closing.")
+                self._waiting.pop(0).event.error(503, code="closing", detail="The server is closing.")
             )
 
     def _reply(self, job: _Job, reply: ProtocolResponse) -> None:
