@@ -647,9 +647,7 @@ class ServerConnection:
         for job in [*self._running.values(), *self._subscriptions.values()]:
             job.scope.cancel()
         while self._waiting:
-            self._send(
-                self._waiting.pop(0).event.error(503, code="closing", detail="The server is closing.")
-            )
+            self._send(self._waiting.pop(0).event.error(503, code="closing", detail="The server is closing."))
 
     def _reply(self, job: _Job, reply: ProtocolResponse) -> None:
         try:
