@@ -502,7 +502,7 @@ class ServerConnection:
         one per request. A worker whose handler waits is no longer free: it
         wakes another for the jobs queued behind it (`_worker_blocked`).
         """
-        if self._free_workers:
+        if self._free_workers > 0:
             return
         if self._parked_workers:
             self._parked_workers -= 1
@@ -562,11 +562,16 @@ class ServerConnection:
             self._worker_writes = False
             if self._writer_dirty:
                 self._worker_blocked()
-                await self._flush()
-                self._free_workers += 1
+                try:
+                    await self._flush()
+                finally:
+                    self._free_workers += 1
         if job.request.accepted:
-            # It ran a subscription, and another worker took its place at the 200.
+            # It ran a subscription, and another worker took its place at the 200 (unless the
+            # handler never waited: then this worker still counted as free, and wakes one now).
             self._free_workers -= 1
+            if self._waiting:
+                self._wake_worker()
             return True
         return False
 
@@ -600,7 +605,9 @@ class ServerConnection:
         # The last queued job's worker writes the batch itself (see _worker): no
         # hand-off to the writer on the way out. While jobs wait, their workers
         # reply later and the writer sends the batch after this scheduling round.
-        self._worker_writes = not self._waiting and not self._sending
+        # Not from inside a cancelled scope (a job cancelled as its handler returned, as a
+        # plain def in its thread does): the write would be cancelled with the reply taken.
+        self._worker_writes = not self._waiting and not self._sending and not job.scope.cancel_called
         self._finish(job)
         if request.accepted:
             self._end_subscription(job, result, reply)
@@ -741,6 +748,8 @@ class ServerConnection:
                 send_message(wire)
 
     def _wake_writer(self) -> None:
+        if self._finished.is_set():
+            return  # the connection is over: its nursery takes no writer now
         if self._writer_dirty:  # already due: every reply of a batch shares one wake-up
             return
         self._writer_dirty = True

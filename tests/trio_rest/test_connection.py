@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import time
 import uuid
+from typing import Any
 
+import orjson
 import pytest
 import trio
 import trio.testing
+import wsproto.events
 
-from trio_rest import App
+from trio_rest import App, Request, Settings, SimpleRouter, endpoint
 from trio_rest.testing import TestClient
 
+from ._sockets import RawClient, running
 from .conftest import build_app
 
 
@@ -389,3 +394,98 @@ async def test_a_worker_carries_no_deadline_or_cancel_to_its_next_job(
         (conn,) = test_client.server.connections
         assert conn._nursery is not None
         assert sum(task.name.endswith("_worker") for task in conn._nursery.child_tasks) == 1
+
+
+# Races between workers, writes and cancellation, over real sockets.
+
+
+async def _accept_and_return(request: Request) -> str:  # never waits: accept and notify do not
+    await request.notify({"i": 0})
+    return "done"
+
+
+@endpoint
+async def _quick(request: Request) -> str:
+    return "quick"
+
+
+@endpoint
+def _blocking(request: Request) -> str:  # a plain def: its thread cannot be cancelled
+    time.sleep(float(request.args.get("s", "0.3")))
+    return "slow-done"
+
+
+def _race_app(**settings: Any) -> App:
+    router = SimpleRouter()
+    router.register("/ticks", _accept_and_return, "SUBSCRIBE")
+    router.register("/quick", _quick, "GET")
+    router.register("/blocking", _blocking, "GET")
+    return App(router, settings=Settings(**settings))
+
+
+async def _replies(client: RawClient, want: int) -> list[dict[str, Any]]:
+    got: list[dict[str, Any]] = []
+    with trio.move_on_after(3):
+        while len(got) < want:
+            data = await client.stream.receive_some(65536)
+            if not data:
+                break
+            client.ws.receive_data(data)
+            got += [orjson.loads(e.data) for e in client.ws.events() if isinstance(e, wsproto.events.Message)]
+    return got
+
+
+async def test_a_reply_that_outlives_its_deadline_is_still_sent_and_the_next_request_answered() -> None:
+    async with running(_race_app()) as server:
+        client = await RawClient.connect(server.port)
+        await client.send('{"method": "GET", "url": "/blocking", "id": "b", "timeout": 0.1}')
+        [first] = await _replies(client, 1)  # the thread cannot be cancelled: its result comes back
+        assert (first["id"], first["status"]) == ("b", 200)
+        await client.send('{"method": "GET", "url": "/quick", "id": "q"}')
+        [second] = await _replies(client, 1)
+        assert (second["id"], second["status"]) == ("q", 200)
+
+
+async def test_a_cancel_that_comes_too_late_for_a_thread_still_gets_the_reply() -> None:
+    async with running(_race_app()) as server:
+        client = await RawClient.connect(server.port)
+        await client.send('{"method": "GET", "url": "/blocking?s=0.4", "id": "b"}')
+        await trio.sleep(0.1)
+        await client.send('{"type": "cancel", "id": "b"}')
+        [reply] = await _replies(client, 1)
+        assert reply["id"] == "b"
+
+
+async def test_a_subscription_that_never_waits_leaves_no_request_stranded() -> None:
+    async with running(_race_app()) as server:
+        client = await RawClient.connect(server.port)
+        await client.stream.send_all(
+            client.frame('{"method": "SUBSCRIBE", "url": "/ticks", "id": "s"}')
+            + client.frame('{"method": "GET", "url": "/quick", "id": "g"}')
+        )
+        got = await _replies(client, 4)  # 200, a notification, the final one, and the GET's reply
+        assert any(m["id"] == "g" and m.get("status") == 200 for m in got), got
+
+
+async def test_a_notification_to_a_connection_that_is_ending_is_dropped_quietly() -> None:
+    errors: list[BaseException] = []
+    async with trio.open_nursery() as outer:
+        async with running(_race_app()) as server:
+            client = await RawClient.connect(server.port)  # kept open: the shutdown ends it
+            while not server.connections:
+                await trio.sleep(0.01)
+            (conn,) = server.connections
+
+            async def notify_when_closed() -> None:
+                while not conn._finished.is_set():
+                    await trio.lowlevel.checkpoint()
+                try:
+                    conn.send_notification({"x": 1})
+                except BaseException as exc:  # what the old code raised: a closed nursery
+                    errors.append(exc)
+
+            outer.start_soon(notify_when_closed)
+            await trio.sleep(0.01)
+        await trio.sleep(0.1)
+        await client.stream.aclose()
+    assert not errors
