@@ -10,16 +10,12 @@ framing. Not a general WebSocket server: it serves the benchmark's clients.
 
 from __future__ import annotations
 
-import base64
 import functools
-import hashlib
 
 import trio
 
+from .._wire import OP_CLOSE, accept_key
 from ._common import parse_address
-
-_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-_OP_CLOSE = 0x8
 
 
 def _accept(head: bytes) -> bytes | None:
@@ -27,10 +23,9 @@ def _accept(head: bytes) -> bytes | None:
     for line in head.split(b"\r\n"):
         name, _, value = line.partition(b":")
         if name.strip().lower() == b"sec-websocket-key":
-            accept = base64.b64encode(hashlib.sha1(value.strip() + _GUID).digest())
             return (
                 b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n"
+                b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept_key(value.strip()) + b"\r\n\r\n"
             )
     return None
 
@@ -66,7 +61,7 @@ def echo_frames(data: bytes) -> tuple[bytes, bytes, bool]:
         payload = (int.from_bytes(data[start + 4 : end], "big") ^ key).to_bytes(length, "big")
         out.append(_frame(opcode, payload))
         i = end
-        if opcode == _OP_CLOSE:
+        if opcode == OP_CLOSE:
             return b"".join(out), b"", True
     return b"".join(out), data[i:], False
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
+import orjson
 import trio
 import wsproto
 import wsproto.events
@@ -45,3 +47,17 @@ class RawClient:
 
     def frame(self, message: str | bytes) -> bytes:
         return self.ws.send(wsproto.events.Message(data=message))
+
+    async def replies(self, want: int, seconds: float = 3.0) -> list[dict[str, Any]]:
+        """Read until `want` messages arrived (or `seconds` passed, or EOF); return them decoded."""
+        got: list[dict[str, Any]] = []
+        with trio.move_on_after(seconds):
+            while len(got) < want:
+                data = await self.stream.receive_some(65536)
+                if not data:
+                    break
+                self.ws.receive_data(data)
+                got += [
+                    orjson.loads(e.data) for e in self.ws.events() if isinstance(e, wsproto.events.Message)
+                ]
+        return got

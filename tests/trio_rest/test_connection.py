@@ -6,11 +6,9 @@ import time
 import uuid
 from typing import Any
 
-import orjson
 import pytest
 import trio
 import trio.testing
-import wsproto.events
 
 from trio_rest import App, Request, Settings, SimpleRouter, endpoint
 from trio_rest.testing import TestClient
@@ -423,26 +421,14 @@ def _race_app(**settings: Any) -> App:
     return App(router, settings=Settings(**settings))
 
 
-async def _replies(client: RawClient, want: int) -> list[dict[str, Any]]:
-    got: list[dict[str, Any]] = []
-    with trio.move_on_after(3):
-        while len(got) < want:
-            data = await client.stream.receive_some(65536)
-            if not data:
-                break
-            client.ws.receive_data(data)
-            got += [orjson.loads(e.data) for e in client.ws.events() if isinstance(e, wsproto.events.Message)]
-    return got
-
-
 async def test_a_reply_that_outlives_its_deadline_is_still_sent_and_the_next_request_answered() -> None:
     async with running(_race_app()) as server:
         client = await RawClient.connect(server.port)
         await client.send('{"method": "GET", "url": "/blocking", "id": "b", "timeout": 0.1}')
-        [first] = await _replies(client, 1)  # the thread cannot be cancelled: its result comes back
+        [first] = await client.replies(1)  # the thread cannot be cancelled: its result comes back
         assert (first["id"], first["status"]) == ("b", 200)
         await client.send('{"method": "GET", "url": "/quick", "id": "q"}')
-        [second] = await _replies(client, 1)
+        [second] = await client.replies(1)
         assert (second["id"], second["status"]) == ("q", 200)
 
 
@@ -452,7 +438,7 @@ async def test_a_cancel_that_comes_too_late_for_a_thread_still_gets_the_reply() 
         await client.send('{"method": "GET", "url": "/blocking?s=0.4", "id": "b"}')
         await trio.sleep(0.1)
         await client.send('{"type": "cancel", "id": "b"}')
-        [reply] = await _replies(client, 1)
+        [reply] = await client.replies(1)
         assert reply["id"] == "b"
 
 
@@ -463,7 +449,7 @@ async def test_a_subscription_that_never_waits_leaves_no_request_stranded() -> N
             client.frame('{"method": "SUBSCRIBE", "url": "/ticks", "id": "s"}')
             + client.frame('{"method": "GET", "url": "/quick", "id": "g"}')
         )
-        got = await _replies(client, 4)  # 200, a notification, the final one, and the GET's reply
+        got = await client.replies(4)  # 200, a notification, the final one, and the GET's reply
         assert any(m["id"] == "g" and m.get("status") == 200 for m in got), got
 
 
