@@ -57,12 +57,19 @@ class DecodeError(Exception):
     Attributes:
         code: ``"parse_error"`` or ``"too_deep"``.
         detail: the human-readable reason.
+        value: what the message decoded to when the failure was found after
+            decoding (a nesting too deep, an integer beyond 64 bits, a value
+            that is not JSON-shaped), or by the lenient parser that reads a
+            JSON text the strict one refused (NaN); None when nothing could be
+            decoded. The error reply echoes the id read from it
+            (docs/protocol.md §3).
     """
 
-    def __init__(self, detail: str, code: str = "parse_error") -> None:
+    def __init__(self, detail: str, code: str = "parse_error", value: Any = None) -> None:
         super().__init__(detail)
         self.detail = detail
         self.code = code
+        self.value = value
 
 
 # An integer literal of 19 or more digits may be out of 64-bit range (the
@@ -80,19 +87,67 @@ def _reject_big_int(literal: str) -> int:
     return value
 
 
-def check_json_ints(message: str | bytes) -> None:
+def check_json_ints(message: str | bytes, value: Any = None) -> None:
     """Raise `DecodeError` if a JSON message holds an integer beyond 64 bits.
 
     `decode_json(..., check_ints=False)` leaves this check to its caller, for
     a caller that can tell from the decoded value that no number could hide
     one (docs/protocol.md §2).
+
+    Args:
+        message: the JSON message.
+        value: what orjson decoded it to, carried by the `DecodeError`.
     """
     pattern: Any = _LONG_INT_TEXT if isinstance(message, str) else _LONG_INT_BYTES
     if pattern.search(message) is None:
         return
     # The stdlib parser hands every integer literal (and only those) to
     # parse_int, so this finds exactly the literals orjson turned into floats.
-    json.loads(message, parse_int=_reject_big_int)
+    try:
+        json.loads(message, parse_int=_reject_big_int)
+    except DecodeError as exc:
+        exc.value = value
+        raise
+
+
+def _small_int(literal: str) -> int | None:
+    # An id is at most 20 digits and a sign; a longer literal is no id, and
+    # int() of one past 4300 digits would raise (sys.get_int_max_str_digits).
+    return int(literal) if len(literal) <= 21 else None
+
+
+def _json_error(message: str | bytes, exc: orjson.JSONDecodeError) -> DecodeError:
+    """Explain why orjson refused a message, with what a lenient parser reads of it.
+
+    The stdlib parser accepts what orjson rightly refuses (NaN, Infinity, a
+    float that overflows, an escaped lone surrogate), so a message refused
+    only for one of those still yields the id to echo (docs/protocol.md §3).
+    This runs on the error path only.
+    """
+    if isinstance(message, bytes):
+        try:
+            text = message.decode("utf-8")
+        except UnicodeDecodeError:
+            return DecodeError("The message is not valid UTF-8.")
+    else:
+        text = message
+    reason = str(exc)
+    constants: list[str] = []
+
+    def constant(name: str) -> None:
+        constants.append(name)
+
+    try:
+        # The C scanner recurses: a message nested past orjson's own limit
+        # may hit the recursion limit here, and then nothing can be read.
+        value = json.loads(text, parse_int=_small_int, parse_constant=constant)
+    except (ValueError, RecursionError):
+        value = None
+    if "surrogates" in reason:
+        return DecodeError("The message is not valid UTF-8.", value=value)
+    if constants or "infinity" in reason:
+        return DecodeError("Numbers must be finite.", value=value)
+    return DecodeError(f"The message is not valid JSON: {reason}.", value=value)
 
 
 def _depth_exceeds(value: Any, limit: int) -> bool:
@@ -114,16 +169,7 @@ def decode_json(message: str | bytes, max_depth: int, *, check_ints: bool = True
     try:
         value = orjson.loads(message)
     except orjson.JSONDecodeError as exc:
-        if isinstance(message, bytes):
-            try:
-                message.decode("utf-8")
-            except UnicodeDecodeError:
-                raise DecodeError("The message is not valid UTF-8.") from None
-        if "surrogates" in str(exc):
-            raise DecodeError("The message is not valid UTF-8.") from None
-        if "infinity" in str(exc):
-            raise DecodeError("Numbers must be finite.") from None
-        raise DecodeError(f"The message is not valid JSON: {exc}.") from None
+        raise _json_error(message, exc) from None
     # Counting brackets (strings included) is a cheap upper bound of the depth:
     # only a message that could be too deep is walked.
     if isinstance(message, str):
@@ -131,9 +177,9 @@ def decode_json(message: str | bytes, max_depth: int, *, check_ints: bool = True
     else:
         brackets = message.count(b"{") + message.count(b"[")
     if brackets > max_depth and _depth_exceeds(value, max_depth):
-        raise DecodeError(f"The message nests deeper than {max_depth} levels.", "too_deep")
+        raise DecodeError(f"The message nests deeper than {max_depth} levels.", "too_deep", value)
     if check_ints:
-        check_json_ints(message)
+        check_json_ints(message, value)
     return value
 
 
@@ -169,7 +215,11 @@ def _decode_msgpack(message: bytes, max_depth: int) -> Any:
         raise DecodeError(f"The message is not valid MessagePack: {exc}.") from None
     except Exception as exc:  # msgpack's own errors share no base but Exception
         raise DecodeError(f"The message is not valid MessagePack: {type(exc).__name__}.") from None
-    _check_msgpack_value(value, max_depth)
+    try:
+        _check_msgpack_value(value, max_depth)
+    except DecodeError as exc:
+        exc.value = value
+        raise
     return value
 
 

@@ -35,7 +35,7 @@ from ._events import (
     Response,
     error_response,
 )
-from ._readers import Rejection, read_client_envelope, read_server_envelope
+from ._readers import Rejection, echo, read_client_envelope, read_server_envelope
 from ._state import REJECTIONS, ROLE_EVENTS, TRANSITIONS, ConnectionState, Role, Trigger
 from ._writers import write_event
 
@@ -283,6 +283,8 @@ class Connection:
     # -- receiving -----------------------------------------------------------
 
     def _process(self, message: str | bytes) -> Event | None:
+        # A message over the limit is refused before it is decoded (decoding it is
+        # the cost the limit bounds), so its id cannot be read: the 413 echoes none.
         if len(message) > self.max_message_size or (
             len(message) * 4 > self.max_message_size
             and isinstance(message, str)
@@ -305,15 +307,18 @@ class Connection:
                 try:
                     event = self._read(value)
                 except Rejection:
-                    check_json_ints(message)
+                    check_json_ints(message, value)
                     raise
                 if type(event) is not Request or not _is_plain(event):
-                    check_json_ints(message)
+                    check_json_ints(message, value)
             else:
                 value = decode(message, self.codec, self.max_depth)
                 event = self._read(value)
         except DecodeError as exc:
-            raise self._reject(Rejection(exc.detail, code=exc.code)) from None
+            # docs/protocol.md §3: the id and event name are echoed whenever
+            # they could be read, so that the client can match the reply.
+            id_, name = echo(exc.value)
+            raise self._reject(Rejection(exc.detail, code=exc.code, id=id_, event_name=name)) from None
         except Rejection as exc:
             raise self._reject(exc) from None
         if self._is_server:

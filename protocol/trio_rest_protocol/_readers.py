@@ -29,7 +29,7 @@ from ._events import (
     trusted,
 )
 
-__all__ = ["Rejection", "read_client_envelope", "read_server_envelope"]
+__all__ = ["Rejection", "echo", "read_client_envelope", "read_server_envelope"]
 
 _REQUIRED = "This field is required."
 
@@ -61,11 +61,47 @@ class Rejection(Exception):
         self.event_name = event_name
 
 
+def _writable(text: str) -> bool:
+    # A lone surrogate (only the lenient parser of a refused JSON text lets one
+    # through) cannot be written as UTF-8: echoing it would make the error
+    # reply itself unsendable.
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _echo(envelope: dict[str, Any]) -> tuple[RequestId | None, str | None]:
     """The id and event name to echo in an error reply, when they are valid."""
     id_ = envelope.get("id")
     name = envelope.get("event_name")
-    return (id_ if is_valid_id(id_) else None, name if type(name) is str else None)
+    if not is_valid_id(id_) or (type(id_) is str and not _writable(id_)):
+        id_ = None
+    if type(name) is not str or not _writable(name):
+        name = None
+    return id_, name
+
+
+def echo(value: Any) -> tuple[RequestId | None, str | None]:
+    """Read the id and event name an error reply to a refused message echoes.
+
+    docs/protocol.md §3: they are echoed whenever they could be read, which
+    is when `value` (what the message decoded to, if anything) is an object
+    whose top-level ``id`` is a string or a 64-bit integer, and whose
+    ``event_name`` is a string.
+
+    Args:
+        value: the decoded message, or None when nothing could be decoded.
+
+    Returns:
+        ``(id, event_name)``, each None when it could not be read.
+    """
+    if type(value) is not dict:
+        return None, None
+    return _echo(value)
 
 
 def _invalid(envelope: dict[str, Any], errors: dict[str, list[str]]) -> Rejection:
