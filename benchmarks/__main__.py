@@ -1,6 +1,7 @@
 """``python -m benchmarks``: the end-to-end benchmark, and two helpers for profiling.
 
     python -m benchmarks run [--quick] [--servers a,b] [--repeats N] [--no-competitors]
+                             [--baseline REV [--keep-baseline] [--baseline-dir DIR]]
     python -m benchmarks serve NAME [--port P]          # one server, in the foreground (exec)
     python -m benchmarks drive --port P [--workload pipelined|fan-in|ping-pong|handshakes] [--pid PID]
 
@@ -8,11 +9,16 @@
 ``benchmarks/results/``. ``serve`` + ``drive`` reproduce one cell of it by
 hand, e.g. under ``py-spy``, ``cProfile`` or ``strace -c -f``. The pure
 protocol micro-benchmark is ``python -m benchmarks.protocol``.
+
+``run --baseline REV`` also runs every selected trio-rest server from a git
+worktree of REV, interleaved with the rest, and reports each trio-rest row's
+ratio to it: a before/after comparison that one noisy machine can make.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -22,10 +28,11 @@ from pathlib import Path
 
 import attrs
 
+from ._baseline import BaselineError, check_imports, is_trio_rest, with_baselines, worktree
 from ._loadgen import run_handshakes, run_load
-from ._report import format_markdown, summarize
+from ._report import compare_baselines, format_markdown, summarize
 from ._runner import FULL, QUICK, WORKLOADS, run
-from ._servers import SERVERS, ServerSpec, project_env
+from ._servers import SERVERS, ServerSpec, project_env, project_python
 from ._venv import ensure_venv
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -47,17 +54,37 @@ def _run(args: argparse.Namespace) -> int:
     config = QUICK if args.quick else FULL
     if args.repeats:
         config = attrs.evolve(config, repeats=args.repeats)
+    specs = _select(args.servers)
+    if (args.keep_baseline or args.baseline_dir) and not args.baseline:
+        raise SystemExit("--keep-baseline and --baseline-dir go with --baseline REV")
+    if args.baseline and not any(is_trio_rest(spec) for spec in specs):
+        raise SystemExit("--baseline compares trio-rest rows: select trio-rest-websockets or -wsproto")
     results = Path(args.results)
     results.mkdir(parents=True, exist_ok=True)
-    doc = run(
-        config,
-        _select(args.servers),
-        results_dir=results,
-        competitors=not args.no_competitors,
-        label="quick" if args.quick else "full",
-    )
+    with contextlib.ExitStack() as stack:
+        baseline: dict[str, str | bool] | None = None
+        if args.baseline:
+            try:
+                tree = stack.enter_context(
+                    worktree(args.baseline, keep=args.keep_baseline, parent=args.baseline_dir)
+                )
+                check_imports(tree.path, project_python())
+            except BaselineError as exc:
+                raise SystemExit(str(exc)) from exc
+            specs = with_baselines(specs, tree)
+            baseline = tree.describe()
+        doc = run(
+            config,
+            specs,
+            results_dir=results,
+            competitors=not args.no_competitors,
+            label="quick" if args.quick else "full",
+        )
+    if baseline:
+        doc["meta"]["baseline"] = baseline
     summary = summarize(doc)
     doc["summary"] = summary
+    doc["vs_baseline"] = compare_baselines(doc, summary)
     table = format_markdown(doc, summary)
     doc["markdown"] = table
     path = results / f"{time.strftime('%Y%m%d-%H%M%S')}-{doc['meta']['label']}.json"
@@ -138,6 +165,20 @@ def _parser() -> argparse.ArgumentParser:
     )
     run_cmd.add_argument(
         "--results", default=str(RESULTS), help="where the JSON goes (default benchmarks/results)"
+    )
+    run_cmd.add_argument(
+        "--baseline",
+        metavar="REV",
+        help="also run each selected trio-rest server from a git worktree of REV (e.g. HEAD~1, main), "
+        "interleaved with the others, and report each trio-rest row's ratio to it",
+    )
+    run_cmd.add_argument(
+        "--keep-baseline",
+        action="store_true",
+        help="keep the baseline's worktree afterwards (a later run at the same commit reuses it)",
+    )
+    run_cmd.add_argument(
+        "--baseline-dir", metavar="DIR", help="where the baseline's worktree goes (default: the temp dir)"
     )
     serve = commands.add_parser("serve", help="run one server in the foreground (for profilers)")
     serve.add_argument("name", choices=[s.name for s in SERVERS])

@@ -2,7 +2,10 @@
 
 The table has a row per server and, for each number, the ratio to the
 reference row (the first server, trio-rest with its default engine), so
-``docs/performance.md`` can quote it as it is.
+``docs/performance.md`` can quote it as it is. When the run has baseline rows
+(``--baseline REV``), a second table gives each trio-rest row's ratio to the
+same server at that earlier commit, measured in the same run. Every ratio is
+computed by `ratio`.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import math
 import statistics
 from typing import Any
 
-__all__ = ["COLUMNS", "format_markdown", "summarize"]
+__all__ = ["COLUMNS", "compare_baselines", "format_markdown", "ratio", "summarize"]
 
 #: The table's columns: (header, step, field, formatter name).
 COLUMNS: tuple[tuple[str, str, str, str], ...] = (
@@ -70,6 +73,66 @@ def summarize(doc: dict[str, Any]) -> dict[str, dict[str, dict[str, float | None
     return summary
 
 
+def ratio(value: float | None, reference: float | None) -> float | None:
+    """`value` divided by `reference`; None when either is missing or the reference is 0."""
+    if value is None or reference is None or reference == 0:
+        return None
+    return value / reference
+
+
+def _value(sample: dict[str, Any] | None, step: str, field: str) -> float | None:
+    measured = sample.get(step) if sample else None
+    if not isinstance(measured, dict) or "error" in measured:
+        return None
+    value = measured.get(field)
+    return value if isinstance(value, int | float) else None
+
+
+def compare_baselines(
+    doc: dict[str, Any], summary: dict[str, dict[str, dict[str, float | None]]]
+) -> dict[str, dict[str, Any]]:
+    """Each row that has a baseline row, divided by it, for every number of the table.
+
+    Args:
+        doc: what `_runner.run` returned; a baseline row's spec names the row
+            it is the baseline of (``baseline_of``).
+        summary: what `summarize` returned for it.
+
+    Returns:
+        ``{row: {"baseline": baseline row, "ratios": {step: {field: ratio of the
+        medians}}, "per_repeat": {step: {field: [ratio within each repeat]}}}}``;
+        empty when the run has no baseline. A ratio above 1 is more requests
+        per second, or more time or memory, than the baseline's.
+    """
+    samples = {(s["server"], s["repeat"]): s for s in doc["runs"]}
+    repeats = sorted({s["repeat"] for s in doc["runs"]})
+    comparison: dict[str, dict[str, Any]] = {}
+    for spec in doc["servers"]:
+        row, baseline = spec.get("baseline_of"), spec["name"]
+        if not row:
+            continue
+        ratios: dict[str, dict[str, float | None]] = {}
+        per_repeat: dict[str, dict[str, list[float]]] = {}
+        for _, step, field, _ in COLUMNS:
+            ratios.setdefault(step, {})[field] = ratio(
+                summary.get(row, {}).get(step, {}).get(field),
+                summary.get(baseline, {}).get(step, {}).get(field),
+            )
+            per_repeat.setdefault(step, {})[field] = [
+                r
+                for repeat in repeats
+                if (
+                    r := ratio(
+                        _value(samples.get((row, repeat)), step, field),
+                        _value(samples.get((baseline, repeat)), step, field),
+                    )
+                )
+                is not None
+            ]
+        comparison[row] = {"baseline": baseline, "ratios": ratios, "per_repeat": per_repeat}
+    return comparison
+
+
 def _number(value: float, kind: str) -> str:
     if kind == "rate":
         return f"{value / 1000:.1f}k" if value >= 1000 else f"{value:.0f}"
@@ -84,9 +147,46 @@ def _cell(value: float | None, reference: float | None, kind: str, is_reference:
     if value is None:
         return "—"
     text = _number(value, kind)
-    if is_reference or reference is None or reference == 0:
+    r = ratio(value, reference)
+    if is_reference or r is None:
         return text
-    return f"{text} ({value / reference:.2f}x)"
+    return f"{text} ({r:.2f}x)"
+
+
+def _ratio_cell(median: float | None, per_repeat: list[float]) -> str:
+    if median is None:
+        return "—"
+    if len(per_repeat) < 2:
+        return f"{median:.2f}x"
+    return f"{median:.2f}x ({min(per_repeat):.2f} to {max(per_repeat):.2f})"
+
+
+def _baseline_table(doc: dict[str, Any], comparison: dict[str, dict[str, Any]]) -> list[str]:
+    """The lines of the against-the-baseline table (none when the run has no baseline)."""
+    if not comparison:
+        return []
+    labels = {spec["name"]: spec["label"] for spec in doc["servers"]}
+    baseline = doc["meta"].get("baseline")
+    which = f"{baseline['short']} (`--baseline {baseline['rev']}`)" if baseline else "rows"
+    lines = [
+        "",
+        f"Against the baseline {which}, "
+        "measured in this run, interleaved: each trio-rest row's median divided by the same server's "
+        "median at the baseline commit; in brackets, the lowest and highest ratio within one repeat. "
+        "Above 1.00x is more requests or handshakes per second (better), or more milliseconds, "
+        "CPU µs or KiB (worse).",
+        "",
+        "| server | " + " | ".join(header for header, *_ in COLUMNS) + " |",
+        "|---|" + "---:|" * len(COLUMNS),
+    ]
+    for row, compared in comparison.items():
+        cells = [
+            _ratio_cell(compared["ratios"][step][field], compared["per_repeat"][step][field])
+            for _, step, field, _ in COLUMNS
+        ]
+        against = labels[compared["baseline"]].removeprefix(labels[row]).strip()
+        lines.append(f"| {labels[row]} vs {against} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def format_markdown(doc: dict[str, Any], summary: dict[str, dict[str, dict[str, float | None]]]) -> str:
@@ -101,9 +201,11 @@ def format_markdown(doc: dict[str, Any], summary: dict[str, dict[str, dict[str, 
     """
     meta, config, specs = doc["meta"], doc["config"], doc["servers"]
     reference = specs[0]["name"] if specs else ""
+    baseline = meta.get("baseline")
+    against = f" against {baseline['short']} (`--baseline {baseline['rev']}`)" if baseline else ""
     lines = [
         f"trio-rest benchmarks ({meta['label']} run, {meta.get('started', '')}, "
-        f"commit {meta.get('commit')}): "
+        f"commit {meta.get('commit')}{against}): "
         f"Python {meta['python']}, {meta['cpu']}, {meta['cores']} cores, Linux {meta['kernel']}; "
         f"server pinned to CPU {meta['pinning']['server_cpu']}, load generator to CPU "
         f"{meta['pinning']['loadgen_cpu']}; medians of {config['repeats']} interleaved repeats, "
@@ -129,6 +231,7 @@ def format_markdown(doc: dict[str, Any], summary: dict[str, dict[str, dict[str, 
         f"handshakes/s counts open + upgrade + close cycles, {config['handshake_concurrency']} at a time; "
         f"KiB/idle conn is the server's RSS growth with {config['idle_connections']} idle connections, "
         "divided by their number.",
+        *_baseline_table(doc, compare_baselines(doc, summary)),
         "",
         "Core utilisation during each window (1.00 = one core busy the whole time; a server below ~0.9 "
         "while the load generator is near 1.00 was limited by the load generator). *Other load* is the "

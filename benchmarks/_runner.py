@@ -417,7 +417,7 @@ def _progress(sample: dict[str, Any], repeat: int, repeats: int, seconds: float)
         value = sample.get(step, {}).get(field)
         return f"{value:,.{digits}f}" if isinstance(value, float) else "failed"
 
-    head = f"[{repeat + 1}/{repeats}] {sample['server']:<22}"
+    head = f"[{repeat + 1}/{repeats}] {sample['server']:<28}"
     if "error" in sample:
         return f"{head} failed: {sample['error'].splitlines()[0]}"
     foreign = [v for step in WORKLOADS_AND_CHURN if (v := sample.get(step, {}).get("foreign")) is not None]

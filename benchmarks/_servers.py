@@ -60,6 +60,11 @@ class ServerSpec:
             False when it runs in the project's (``sys.executable``).
         key: how replies are correlated: ``"id"`` or ``"event_name"``.
         note: what it is, for the table's footnotes.
+        root: the checkout it runs from (its working directory and the head of
+            its ``PYTHONPATH``); None for this one. A baseline row's is a git
+            worktree of an earlier commit.
+        baseline_of: on a baseline row, the name of the row it is the
+            baseline of (the same server, run from this checkout).
     """
 
     name: str
@@ -69,6 +74,8 @@ class ServerSpec:
     competitor: bool = False
     key: str = "id"
     note: str = ""
+    root: str | None = None
+    baseline_of: str | None = None
 
 
 def _trio_rest(engine: str) -> ServerSpec:
@@ -130,10 +137,15 @@ SERVERS: tuple[ServerSpec, ...] = (
 )
 
 
-def project_env() -> dict[str, str]:
-    """The environment servers run with: the repository and ``protocol/`` on the path."""
+def project_env(root: str | Path | None = None) -> dict[str, str]:
+    """The environment servers run with: the checkout and its ``protocol/`` on the path.
+
+    Args:
+        root: the checkout (None: this repository).
+    """
+    root = Path(root) if root is not None else REPO
     env = dict(os.environ)
-    paths = [str(REPO), str(REPO / "protocol")]
+    paths = [str(root), str(root / "protocol")]
     if env.get("PYTHONPATH"):
         paths.append(env["PYTHONPATH"])
     env["PYTHONPATH"] = os.pathsep.join(paths)
@@ -239,8 +251,8 @@ class ServerProcess:
             cpu = self._cpu
             self._proc = subprocess.Popen(
                 self.argv,
-                cwd=REPO,
-                env=project_env(),
+                cwd=self.spec.root or REPO,
+                env=project_env(self.spec.root),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -13,27 +13,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-import attrs
 import pytest
 
 from benchmarks import _wire
 from benchmarks._report import format_markdown, summarize
-from benchmarks._runner import Config, run
+from benchmarks._runner import run
 from benchmarks._servers import REPO, SERVERS, project_env
 
-TINY = Config(
-    repeats=1,
-    warmup=0.1,
-    duration=0.5,
-    handshake_warmup=0.1,
-    handshake_duration=0.3,
-    idle_connections=10,
-    settle=0.05,
-    budget=60,
-    retries=0,
-    quiet_wait=0.0,
-    quiet_allowance=0.0,
-)
+from ._fakes import TINY, fake_doc, fake_sample
 
 
 def _unmask(frame: bytes) -> tuple[int, bytes]:
@@ -90,44 +77,16 @@ def test_harness_measures_trio_rest_and_prints_the_table(tmp_path: Path) -> None
 
 
 def test_table_gives_each_row_its_ratio_to_the_reference() -> None:
-    def sample(server: str, rps: float) -> dict[str, object]:
-        load = {"rps": rps, "p50_ms": 1.0, "p99_ms": 2.0, "cpu_us_per_req": 10.0, "server_util": 1.0}
-        return {
-            "server": server,
-            "repeat": 0,
-            "idle": {"kib_per_conn": 8.0},
-            "pipelined": dict(load),
-            "fan_in": {"error": "fan_in: refused"},
-            "handshakes": {"rate": 100.0},
-        }
-
     specs = [
         {"name": "a", "label": "A", "note": "the reference"},
         {"name": "b", "label": "B", "note": "other"},
     ]
-    doc = {
-        "meta": {
-            "label": "test",
-            "python": "3",
-            "cpu": "cpu",
-            "cores": 2,
-            "kernel": "k",
-            "pinning": {"server_cpu": 0, "loadgen_cpu": 1},
-            "project_versions": {"trio": "0"},
-        },
-        "config": attrs.asdict(TINY),
-        "workloads": {
-            "pipelined": {"sockets": 8, "in_flight": 16},
-            "fan_in": {"sockets": 64, "in_flight": 1},
-            "ping_pong": {"sockets": 1, "in_flight": 1},
-        },
-        "servers": specs,
-        "runs": [sample("a", 20_000.0), sample("b", 10_000.0)],
-    }
+    doc = fake_doc(specs, [fake_sample("a", 20_000.0), fake_sample("b", 10_000.0)])
     table = format_markdown(doc, summarize(doc))
     assert "| A | 20.0k |" in table
     assert "| B | 10.0k (0.50x) |" in table
     assert "fan_in failed in 1 of 1 repeats" in table
+    assert "Against the baseline" not in table
 
 
 def test_aiorest_shims_make_a_generator_method_awaitable() -> None:
