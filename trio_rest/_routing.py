@@ -8,6 +8,12 @@ slashes included; last segment only). One trailing slash is ignored on both
 templates and request paths, so ``/user/list`` and ``/user/list/`` are one route
 (docs/protocol.md, "Client to server": ``url``).
 
+``int`` accepts only what fits a signed 64-bit integer, 0 to 2**63 - 1 (leading
+zeros allowed): that is the widest integer column SQL databases have, so a
+larger number could name no row. It does not match, like any other segment the
+converter refuses, so ``/user/99999999999999999999`` on ``/user/{id:int}`` is a
+404, never a database error.
+
 Several templates may match one URL. The winner is decided segment by segment,
 from the left: a literal segment beats ``int`` and ``uuid``, which beat ``str``,
 which beats ``path``. Templates of the same shape (differing only in parameter
@@ -54,16 +60,25 @@ _INT: Final = 0
 _UUID: Final = 1
 _STR: Final = 2
 _RANKS: Final = {"int": _INT, "uuid": _UUID, "str": _STR}
+# The largest value of the int converter: a signed 64-bit integer, the widest
+# integer column SQL databases have. A larger id names no row, and passing it
+# to the database would fail (an OverflowError, a 500) instead of a 404.
+_INT_MAX: Final = 2**63 - 1
+# Digits of _INT_MAX: a segment longer than this (leading zeros aside) is out
+# of range without converting it.
+_INT_DIGITS: Final = 19
 
 
 def _to_int(text: str) -> int | None:
     # isdigit() alone accepts non-ASCII digits such as "²", which int() rejects.
     if not (text.isdigit() and text.isascii()):
         return None
-    try:
-        return int(text)
-    except ValueError:  # more digits than sys.get_int_max_str_digits() allows
-        return None
+    if len(text) > _INT_DIGITS:
+        text = text.lstrip("0") or "0"
+        if len(text) > _INT_DIGITS:
+            return None
+    value = int(text)
+    return value if value <= _INT_MAX else None
 
 
 def _to_uuid(text: str) -> uuid.UUID | None:
@@ -233,10 +248,14 @@ def _walk(
             # _to_int inlined, to save a call per segment on the hot path.
             if not (seg.isdigit() and seg.isascii()):
                 continue
-            try:
+            if len(seg) > _INT_DIGITS:
+                value = _to_int(seg)  # leading zeros, or out of range
+                if value is None:
+                    continue
+            else:
                 value = int(seg)
-            except ValueError:  # more digits than sys.get_int_max_str_digits()
-                continue
+                if value > _INT_MAX:
+                    continue
         elif rank == _STR:
             value = seg or None
         else:
@@ -539,7 +558,8 @@ class SimpleRouter:
         Raises:
             NoReverseMatchError: if no route has that name, if parameters are
                 missing or unexpected, or if a value does not fit its
-                converter (a negative number for ``int``, an empty string).
+                converter (a negative number for ``int``, or one above
+                2**63 - 1; an empty string).
         """
         entry = self._names.get(name)
         if entry is None:

@@ -17,6 +17,7 @@ from trio_rest._errors import (
 from trio_rest._routing import METHODS, Route, RouteMatch, SimpleRouter
 
 U = uuid.UUID("12345678-9abc-def0-1234-56789abcdef0")
+INT64_MAX = 2**63 - 1
 
 
 class UserView:
@@ -160,7 +161,14 @@ def test_405_collects_every_matching_template() -> None:
 
 @pytest.mark.parametrize(
     ("path", "expected"),
-    [("/n/0", 0), ("/n/42", 42), ("/n/007", 7), ("/n/" + "9" * 30, int("9" * 30))],
+    [
+        ("/n/0", 0),
+        ("/n/42", 42),
+        ("/n/007", 7),
+        ("/n/" + "0" * 30 + "42", 42),
+        (f"/n/{INT64_MAX}", INT64_MAX),
+        (f"/n/000{INT64_MAX}", INT64_MAX),
+    ],
 )
 def test_int_converter(path: str, expected: int) -> None:
     router = SimpleRouter()
@@ -183,6 +191,41 @@ def test_int_converter_rejects_more_digits_than_python_parses() -> None:
     router.register("/n/{id:int}", UserView, "GET")
     with pytest.raises(NotFoundError):
         router.resolve("GET", "/n/" + "1" * 5000)
+
+
+@pytest.mark.parametrize(
+    "segment",
+    [
+        str(INT64_MAX + 1),
+        "99999999999999999999",
+        str(2**64),
+        "9" * 30,
+        f"000{INT64_MAX + 1}",
+        "%39" * 20,  # percent-encoded digits are decoded first
+    ],
+)
+def test_int_beyond_64_bits_is_404_not_a_database_error(segment: str) -> None:
+    router = seed_router()
+    with pytest.raises(NotFoundError) as info:
+        router.resolve("GET", "/user/" + segment)
+    assert info.value.status == 404
+    # The other methods of the route get the same answer: no template matches.
+    with pytest.raises(NotFoundError):
+        router.resolve("DELETE", "/user/" + segment)
+
+
+@given(st.integers(min_value=INT64_MAX + 1))
+def test_int_converter_refuses_every_value_beyond_64_bits(value: int) -> None:
+    with pytest.raises(NotFoundError):
+        seed_router().resolve("GET", f"/user/{value}")
+
+
+def test_an_out_of_range_int_falls_through_to_a_str_template() -> None:
+    router = SimpleRouter()
+    router.register("/a/{n:int}", "int", "GET")
+    router.register("/a/{s}", "str", "GET")
+    assert resolve(router, "GET", f"/a/{INT64_MAX}") == ("int", {"n": INT64_MAX})
+    assert resolve(router, "GET", f"/a/{INT64_MAX + 1}") == ("str", {"s": str(INT64_MAX + 1)})
 
 
 @pytest.mark.parametrize("text", [str(U), str(U).upper(), "12345678-9ABC-def0-1234-56789ABCDEF0"])
@@ -559,6 +602,7 @@ def test_reverse_name_is_positional_only() -> None:
         ("user-detail", {"id": True}),
         ("user-detail", {"id": 1.0}),
         ("user-detail", {"id": "1" * 5000}),
+        ("user-detail", {"id": INT64_MAX + 1}),
         ("by-key", {"key": U.hex}),
         ("by-key", {"key": "x"}),
         ("by-name", {"name": ""}),
@@ -588,7 +632,7 @@ def _round_trip_router() -> SimpleRouter:
 _text = st.text(st.characters(exclude_categories=["Cs"]), min_size=1)
 
 
-@given(st.integers(min_value=0))
+@given(st.integers(min_value=0, max_value=INT64_MAX))
 def test_reverse_resolve_round_trip_int(value: int) -> None:
     router = _round_trip_router()
     match = router.resolve("GET", router.reverse("int", id=value))
@@ -679,7 +723,7 @@ def _model_match(parts: list[tuple[str, str]], segs: list[str]) -> dict[str, Any
         if kind == "static" and seg != text:
             return None
         if kind == "int":
-            if not (seg.isascii() and seg.isdigit()):
+            if not (seg.isascii() and seg.isdigit()) or int(seg) > INT64_MAX:
                 return None
             params[text] = int(seg)
         elif kind == "str":
@@ -742,7 +786,7 @@ def _templates(draw: st.DrawFn) -> str:
 
 _paths = st.builds(
     lambda segs, slash: "/" + "/".join(segs) + slash,
-    st.lists(st.sampled_from(["a", "b", "1", "22", "c", ""]), max_size=4),
+    st.lists(st.sampled_from(["a", "b", "1", "22", "c", "", str(INT64_MAX), str(INT64_MAX + 1)]), max_size=4),
     st.sampled_from(["", "/"]),
 )
 
