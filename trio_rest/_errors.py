@@ -15,8 +15,9 @@ families hang off it:
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from http import HTTPStatus
 from typing import Any
+
+from trio_rest_protocol import reason_phrase
 
 __all__ = [
     "APIError",
@@ -34,40 +35,9 @@ __all__ = [
     "ThrottledError",
     "TrioRestError",
     "ValidationError",
+    # The protocol's, re-exported: the default `detail` of an `APIError`.
     "reason_phrase",
 ]
-
-# Statuses the protocol uses that http.HTTPStatus does not know. 499 is nginx's
-# "client closed request", which docs/protocol.md uses for a cancelled request.
-_EXTRA_PHRASES = {499: "Client Closed Request"}
-
-
-def reason_phrase(status: int) -> str:
-    """Return the standard reason phrase of an HTTP status code.
-
-    Args:
-        status: the status code, e.g. 404.
-
-    Returns:
-        The phrase, e.g. ``"Not Found"``. 499 gives ``"Client Closed
-        Request"``; any other code unknown to `http.HTTPStatus` gives
-        ``"Client Error"`` (4xx), ``"Server Error"`` (5xx) or
-        ``"Unknown Status"``.
-
-    Raises:
-        Nothing.
-    """
-    phrase = _EXTRA_PHRASES.get(status)
-    if phrase is not None:
-        return phrase
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        if 400 <= status <= 499:
-            return "Client Error"
-        if 500 <= status <= 599:
-            return "Server Error"
-        return "Unknown Status"
 
 
 class TrioRestError(Exception):

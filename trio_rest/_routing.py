@@ -37,6 +37,7 @@ from typing import Any, Final
 from urllib.parse import quote, unquote
 
 import attrs
+from trio_rest_protocol import METHODS
 
 from ._errors import (
     ConfigurationError,
@@ -45,10 +46,9 @@ from ._errors import (
     NotFoundError,
 )
 
+# METHODS, the methods a route may accept, is the protocol's
+# (docs/protocol.md, "Client to server": ``method``).
 __all__ = ["METHODS", "Route", "RouteMatch", "SimpleRouter"]
-
-#: The methods a route may accept (docs/protocol.md, "Client to server": ``method``).
-METHODS: Final = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "SUBSCRIBE"})
 
 _UUID_RE: Final = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 # Characters RFC 3986 allows unescaped in a path segment besides the ones

@@ -85,14 +85,21 @@ def reason_phrase(status: int) -> str:
         status: an HTTP-style status code.
 
     Returns:
-        The phrase, e.g. ``"Not Found"``; 499 is nginx's "Client Closed Request".
+        The phrase, e.g. ``"Not Found"``. 499 is nginx's ``"Client Closed
+        Request"``, which docs/protocol.md uses for a cancelled request; any
+        other code unknown to `http.HTTPStatus` gives ``"Client Error"``
+        (4xx), ``"Server Error"`` (5xx) or ``"Unknown Status"``.
     """
     if status == 499:
         return "Client Closed Request"
     try:
         return HTTPStatus(status).phrase
     except ValueError:
-        return "Error"
+        if 400 <= status <= 499:
+            return "Client Error"
+        if 500 <= status <= 599:
+            return "Server Error"
+        return "Unknown Status"
 
 
 _new = object.__new__

@@ -85,7 +85,9 @@ def test_auth_and_ping_helpers() -> None:
         (404, "not_found", "Not Found"),
         (499, "cancelled", "Client Closed Request"),
         (504, "timeout", "Gateway Timeout"),
-        (599, "error", "Error"),
+        (460, "error", "Client Error"),
+        (599, "error", "Server Error"),
+        (999, "error", "Unknown Status"),
     ],
 )
 def test_defaults_by_status(status: int, code: str, phrase: str) -> None:

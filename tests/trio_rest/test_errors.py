@@ -3,6 +3,7 @@ from __future__ import annotations
 import pickle
 
 import pytest
+import trio_rest_protocol
 
 from trio_rest._errors import (
     APIError,
@@ -43,6 +44,11 @@ from trio_rest._errors import (
 )
 def test_reason_phrase(status: int, phrase: str) -> None:
     assert reason_phrase(status) == phrase
+
+
+def test_reason_phrase_has_one_home() -> None:
+    # The framework's default detail and the protocol's are the same function.
+    assert reason_phrase is trio_rest_protocol.reason_phrase
 
 
 @pytest.mark.parametrize(

@@ -7,14 +7,16 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from trio_rest_protocol import METHODS
 
+import trio_rest._routing
 from trio_rest._errors import (
     ConfigurationError,
     MethodNotAllowedError,
     NoReverseMatchError,
     NotFoundError,
 )
-from trio_rest._routing import METHODS, Route, RouteMatch, SimpleRouter
+from trio_rest._routing import Route, RouteMatch, SimpleRouter
 
 U = uuid.UUID("12345678-9abc-def0-1234-56789abcdef0")
 INT64_MAX = 2**63 - 1
@@ -409,6 +411,8 @@ def test_methods_accepts_a_single_string_and_deduplicates() -> None:
 
 
 def test_every_protocol_method_is_accepted() -> None:
+    # One list of methods: the router's is the protocol's.
+    assert trio_rest._routing.METHODS is METHODS
     router = SimpleRouter()
     router.register("/a", UserView, sorted(METHODS))
     assert set(router.routes[0].methods) == METHODS
