@@ -22,8 +22,9 @@ lint: $(STAMP)
 	$(BIN)/ruff check protocol trio_rest tests benchmarks examples
 	$(BIN)/ruff format --check protocol trio_rest tests benchmarks examples
 
+# Both packages are held to --strict (pyproject's [tool.mypy] says so too).
 typecheck: $(STAMP)
-	$(BIN)/mypy protocol/trio_rest_protocol trio_rest
+	$(BIN)/mypy --strict protocol/trio_rest_protocol trio_rest
 
 unit: $(STAMP)
 	$(BIN)/pytest -p no:cacheprovider

@@ -6,8 +6,10 @@ import __future__
 import subprocess
 import sys
 import types
+from pathlib import Path
 
 import pytest
+import trio_rest_protocol
 
 import trio_rest
 import trio_rest.client
@@ -70,3 +72,10 @@ def test_import_does_not_load_sqlalchemy() -> None:
 def test_the_generic_views_load_sqlalchemy_on_first_use() -> None:
     loaded = _modules_after("from trio_rest import ModelViewSet")
     assert {"sqlalchemy", "trio_rest._generics"} <= loaded
+
+
+@pytest.mark.parametrize("package", [trio_rest, trio_rest_protocol])
+def test_packages_are_marked_as_typed(package: types.ModuleType) -> None:
+    # PEP 561: without the marker, type checkers ignore the packages' annotations.
+    assert package.__file__ is not None
+    assert (Path(package.__file__).parent / "py.typed").is_file()
