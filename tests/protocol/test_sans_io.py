@@ -5,7 +5,9 @@ import __future__
 
 import ast
 import asyncio
+import importlib.util
 import pkgutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -21,6 +23,14 @@ from trio_rest_protocol import (
 )
 
 ALLOWED_THIRD_PARTY = {"attrs", "orjson", "msgpack"}
+PACKAGE_DIR = Path(trio_rest_protocol.__file__).parent
+# What a module's source may name that the walk cannot check: a dynamic import.
+DYNAMIC = "<dynamic import>"
+
+
+def _sources() -> list[Path]:
+    """The files the import walk reads: every .py file of the package, subpackages included."""
+    return sorted(PACKAGE_DIR.rglob("*.py"))
 
 
 def _imported_modules(path: Path) -> set[str]:
@@ -30,12 +40,16 @@ def _imported_modules(path: Path) -> set[str]:
             names.update(alias.name.split(".")[0] for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             names.add(node.module.split(".")[0])
+        elif isinstance(node, ast.Call):
+            func = node.func
+            called = func.id if isinstance(func, ast.Name) else getattr(func, "attr", "")
+            if called in ("__import__", "import_module"):
+                names.add(DYNAMIC)
     return names
 
 
 def test_package_imports_only_stdlib_attrs_and_codecs() -> None:
-    package_dir = Path(trio_rest_protocol.__file__).parent
-    modules = sorted(package_dir.glob("*.py"))
+    modules = _sources()
     assert len(modules) >= 7, "the package's modules were not found"
     for path in modules:
         for name in _imported_modules(path):
@@ -46,11 +60,45 @@ def test_package_imports_only_stdlib_attrs_and_codecs() -> None:
             )
 
 
+def test_the_walk_sees_imports_anywhere_and_refuses_dynamic_ones(tmp_path: Path) -> None:
+    source = tmp_path / "m.py"
+    source.write_text(
+        "import os.path\nfrom trio import sleep\n"
+        "def f():\n    import anyio\n    return importlib.import_module('socket')\n"
+    )
+    assert _imported_modules(source) == {"os", "trio", "anyio", DYNAMIC}
+
+
 def test_every_module_is_reached_by_the_walk() -> None:
-    package_dir = Path(trio_rest_protocol.__file__).parent
-    listed = {info.name for info in pkgutil.iter_modules([str(package_dir)])}
-    on_disk = {path.stem for path in package_dir.glob("*.py")} - {"__init__"}
-    assert listed == on_disk
+    """The import system finds no module of the package that the walk does not read.
+
+    The walk lists files; what counts is what Python can load: every module
+    pkgutil finds (recursively) and every one a fresh interpreter loads with
+    the package must be one of the walked files, not, say, a subpackage the
+    walk skipped or a compiled extension whose imports it cannot read.
+    """
+    walked = {path.resolve() for path in _sources()}
+    findable = {
+        info.name: importlib.util.find_spec(info.name)
+        for info in pkgutil.walk_packages([str(PACKAGE_DIR)], prefix="trio_rest_protocol.")
+    }
+    assert len(findable) >= 6, "pkgutil found too few modules: the check would prove nothing"
+    for name, spec in findable.items():
+        assert spec is not None and spec.origin is not None, name
+        assert Path(spec.origin).resolve() in walked, f"{name} ({spec.origin}) is not read by the walk"
+    script = (
+        "import sys, trio_rest_protocol\n"
+        "for name, module in sorted(sys.modules.items()):\n"
+        "    if name.split('.')[0] == 'trio_rest_protocol':\n"
+        "        print(name, getattr(module, '__file__', None))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
+    )
+    loaded = dict(line.split(" ", 1) for line in done.stdout.splitlines())
+    assert "trio_rest_protocol._connection" in loaded
+    for name, file in loaded.items():
+        assert file != "None" and Path(file).resolve() in walked, f"{name} ({file}) is not read by the walk"
 
 
 def _exchange() -> list[str]:
