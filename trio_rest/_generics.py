@@ -17,7 +17,7 @@ import sqlalchemy
 from sqlalchemy.orm import Session
 
 from ._errors import ConfigurationError, NotFoundError, ValidationError
-from ._pagination import CursorPagination, LimitOffsetPagination
+from ._pagination import INT64, CursorPagination, LimitOffsetPagination
 from ._request import Request, Response
 
 if TYPE_CHECKING:
@@ -190,7 +190,11 @@ def _convert(converter: cattrs.Converter, value: Any, column: Any) -> Any:
         if value.lower() not in ("true", "false", "1", "0"):
             raise ValueError(value)
         return value.lower() in ("true", "1")
-    return converter.structure(value, python_type)
+    converted = converter.structure(value, python_type)
+    if python_type is int and converted not in INT64:
+        # The database could not compare it: a 400 for the filter, not a 500.
+        raise ValueError(value)
+    return converted
 
 
 _ACTIONS = {

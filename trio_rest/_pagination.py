@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlencode
@@ -15,7 +16,13 @@ from sqlalchemy.orm import Session
 
 from ._errors import ValidationError
 
-__all__ = ["CursorPagination", "LimitOffsetPagination", "Page"]
+__all__ = ["INT64", "CursorPagination", "LimitOffsetPagination", "Page"]
+
+#: The integers a database can compare with a column: signed 64-bit, the
+#: widest SQL integer type. A client's larger number would not fail as a bad
+#: request but inside the driver (an OverflowError, a 500), so it is refused
+#: before it reaches a query.
+INT64 = range(-(2**63), 2**63)
 
 
 @attrs.frozen
@@ -34,7 +41,11 @@ def _positive_int(args: Mapping[str, Any], name: str, default: int, maximum: int
         raise ValidationError(errors={name: ["A valid integer is required."]}) from None
     if number < 0:
         raise ValidationError(errors={name: ["Ensure this value is greater than or equal to 0."]})
-    return min(number, maximum) if maximum is not None else number
+    if maximum is not None:
+        return min(number, maximum)
+    if number not in INT64:
+        raise ValidationError(errors={name: [f"Ensure this value is less than or equal to {INT64[-1]}."]})
+    return number
 
 
 def _link(path: str, args: Mapping[str, Any], **changes: Any) -> str:
@@ -97,9 +108,19 @@ def _encode_cursor(value: Any) -> str:
 def _decode_cursor(cursor: Any) -> Any:
     try:
         text = str(cursor)
-        return orjson.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+        value = orjson.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
     except (binascii.Error, orjson.JSONDecodeError, ValueError):
-        raise ValidationError(errors={"cursor": ["Invalid cursor."]}) from None
+        value = None
+    # A cursor is a column value we encoded: a string or a number the database
+    # can compare. Anything else was forged or damaged, and would fail in the
+    # query (a list, null, an integer beyond 64 bits) as a 500.
+    if not (
+        type(value) is str
+        or (type(value) is int and value in INT64)
+        or (type(value) is float and math.isfinite(value))
+    ):
+        raise ValidationError(errors={"cursor": ["Invalid cursor."]})
+    return value
 
 
 @attrs.frozen
