@@ -1,17 +1,26 @@
 """The sans-IO WebSocket engine interface, its events, and the plumbing both engines share.
 
-An engine is the RFC 6455 layer of one connection: bytes from the socket go in through
-``receive_data``, typed events come out, and whatever must be written accumulates until
-``data_to_send`` hands it over in one piece, so the server issues a single ``send_all`` per
-batch (the biggest single win measured in DESIGN.md section 5). Two engines implement it:
-``"websockets"`` (the websockets library's sans-IO ``ServerProtocol``, the default: its frame
-parser is about four times faster) and ``"wsproto"``. Neither does I/O, sleeps or reads a
-clock: timeouts (a peer that never answers our close, dead-peer pings) are the server's job.
+An engine is the RFC 6455 layer of one connection. The server parses the HTTP request head
+once (``_http.parse_request_head``) and hands the parsed request to ``receive_handshake``;
+from then on bytes from the socket go in through ``receive_data``, typed events come out,
+and whatever must be written accumulates until ``data_to_send`` hands it over in one piece,
+so the server issues a single ``send_all`` per batch (the biggest single win measured in
+DESIGN.md section 5). Two engines implement it: ``"websockets"`` (the websockets library's
+sans-IO ``ServerProtocol``, the default: its frame parser is about four times faster) and
+``"wsproto"``. Neither does I/O, sleeps or reads a clock: timeouts (a peer that never
+answers our close, dead-peer pings) are the server's job.
+
+A fragmented message is reassembled into one ``bytearray`` (text is validated as its
+fragments arrive, and decoded once at the end), so a flood of tiny continuation frames
+costs about one byte of memory per payload byte, bounded by the message size limit.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import enum
+import hashlib
 import struct
 from collections.abc import Sequence
 from typing import Protocol, TypeAlias
@@ -19,14 +28,14 @@ from typing import Protocol, TypeAlias
 import attrs
 
 from ._http import (
-    DEFAULT_MAX_HEAD_SIZE,
+    TOKEN,
     HTTPError,
     HTTPRequest,
     check_header,
+    header_tokens,
+    header_value,
     json_detail,
-    parse_request_head,
     render_response,
-    split_request_head,
 )
 
 __all__ = [
@@ -39,7 +48,9 @@ __all__ = [
     "Handshake",
     "Message",
     "Pong",
+    "check_upgrade_request",
     "make_engine",
+    "render_switching_protocols",
 ]
 
 ENGINE_NAMES = ("websockets", "wsproto")
@@ -74,9 +85,7 @@ class Handshake:
         Returns:
             The combined value, or None when the client did not send the header.
         """
-        name = name.lower()
-        values = [value for key, value in self.headers if key == name]
-        return ", ".join(values) if values else None
+        return header_value(self.headers, name)
 
 
 @attrs.frozen
@@ -106,7 +115,7 @@ class Closed:
     """The WebSocket is over: flush ``data_to_send()``, then close the TCP connection.
 
     Exactly one ``Closed`` is produced per engine (unless the server ended it itself with
-    ``reject()`` or ``close()`` before the handshake), whatever the cause:
+    ``reject()`` or ``close()`` before accepting the handshake), whatever the cause:
 
     - the peer's close frame (its code, or 1005 when it sent none); the reply is queued;
     - a protocol violation: the engine queued the close frame it names (1002 protocol
@@ -132,13 +141,38 @@ Event: TypeAlias = Handshake | Message | Pong | Closed
 
 
 class Engine(Protocol):
-    """The server side of one WebSocket connection, from the first byte of the handshake.
+    """The server side of one WebSocket connection, from its parsed upgrade request on.
 
-    Usage: feed every read to ``receive_data`` and handle the returned events in order
-    (``Handshake`` first: answer it with ``accept`` or ``reject``); queue replies with the
-    ``send_*`` methods; after each batch write ``data_to_send()`` with one ``send_all``;
-    close the socket once ``closed`` is true.
+    Usage: hand the parsed request head to ``receive_handshake`` and answer the
+    ``Handshake`` it returns with ``accept`` or ``reject`` (a ``Closed`` means the engine
+    refused the upgrade and queued the HTTP error: write it and close); then feed every
+    read to ``receive_data`` and handle the returned events in order; queue replies with
+    the ``send_*`` methods; after each batch write ``data_to_send()`` with one
+    ``send_all``; close the socket once ``closed`` is true.
     """
+
+    def receive_handshake(self, request: HTTPRequest, rest: bytes = b"") -> Handshake | Closed:
+        """Validate an upgrade request the server has already parsed (RFC 6455 section 4.2.1).
+
+        The head is not parsed again: each engine checks the parsed request with its
+        library's own rules. Never raises on bad input: a refused upgrade (a missing or
+        malformed ``Sec-WebSocket-Key``, an unsupported version, a body...) returns a
+        ``Closed`` with code 1002 and queues the HTTP error response (400, or 405 with
+        ``Allow``, 426 with ``Upgrade`` or ``Sec-WebSocket-Version``...).
+
+        Args:
+            request: The request head, as ``_http.parse_request_head`` returns it.
+            rest: The bytes that followed the head in the same reads: frames a client
+                sent before our answer (forbidden by RFC 6455 section 4.1, but possible).
+                They are kept, and parsed once ``accept()`` runs (see ``take_pending``).
+
+        Returns:
+            The ``Handshake`` to answer with ``accept`` or ``reject``, or ``Closed``.
+
+        Raises:
+            RuntimeError: When called twice.
+        """
+        ...
 
     def receive_data(self, data: bytes | bytearray) -> list[Event]:
         """Feed bytes read from the socket and return the events they complete, in order.
@@ -155,6 +189,9 @@ class Engine(Protocol):
         Returns:
             The events produced, possibly empty; once ``closed`` is true, nothing new
             (only what ``accept()`` parsed, if it has not been returned yet).
+
+        Raises:
+            RuntimeError: When called before ``receive_handshake``.
         """
         ...
 
@@ -273,17 +310,17 @@ class Engine(Protocol):
         ...
 
 
-def make_engine(name: str, *, max_message_size: int, max_head_size: int = DEFAULT_MAX_HEAD_SIZE) -> Engine:
+def make_engine(name: str, *, max_message_size: int) -> Engine:
     """Build a fresh engine for one incoming connection.
 
     Args:
         name: ``"websockets"`` or ``"wsproto"`` (see ``ENGINE_NAMES``).
         max_message_size: The largest incoming message in bytes; a bigger one ends the
-            connection with close code 1009.
-        max_head_size: The largest handshake request head (see ``DEFAULT_MAX_HEAD_SIZE``).
+            connection with close code 1009. A fragmented message being reassembled
+            holds at most this many bytes.
 
     Returns:
-        The engine, waiting for the handshake request.
+        The engine, waiting for ``receive_handshake``.
 
     Raises:
         ValueError: For an unknown engine name or a non-positive size.
@@ -292,11 +329,11 @@ def make_engine(name: str, *, max_message_size: int, max_head_size: int = DEFAUL
     if name == "websockets":
         from ._engine_websockets import WebsocketsEngine
 
-        return WebsocketsEngine(max_message_size=max_message_size, max_head_size=max_head_size)
+        return WebsocketsEngine(max_message_size=max_message_size)
     if name == "wsproto":
         from ._engine_wsproto import WsprotoEngine
 
-        return WsprotoEngine(max_message_size=max_message_size, max_head_size=max_head_size)
+        return WsprotoEngine(max_message_size=max_message_size)
     raise ValueError(f"unknown WebSocket engine {name!r}; expected one of {ENGINE_NAMES}")
 
 
@@ -337,8 +374,100 @@ def close_reason(code: int, reason: str) -> str:
     return reason
 
 
+# RFC 6455 section 1.3: the GUID appended to the client's key before hashing.
+_ACCEPT_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+
+def check_upgrade_request(request: HTTPRequest) -> Handshake:
+    """Check a parsed upgrade request against RFC 6455 section 4.2.1 and build its Handshake.
+
+    This is for an engine whose library cannot validate a request that is already parsed
+    (wsproto's only such path is private). The websockets engine does not use it:
+    ``ServerProtocol.accept`` checks the parsed request itself. Extensions are not
+    negotiated, so ``Sec-WebSocket-Extensions`` is ignored; ``Origin`` is the
+    application's business.
+
+    Args:
+        request: The parsed request head.
+
+    Returns:
+        The ``Handshake`` to hand to the application.
+
+    Raises:
+        HTTPError: When the request is not a valid opening handshake, with the status and
+            headers RFC 6455 section 4.2.2 and RFC 9110 call for: 405 with ``Allow`` for
+            a method other than GET, 505 for HTTP/1.0, 426 with ``Upgrade`` when the
+            request does not ask for the WebSocket protocol, 426 with
+            ``Sec-WebSocket-Version`` for another version (section 4.4), 400 otherwise.
+    """
+    # Item 1: an HTTP/1.1 (or higher) GET.
+    if request.method != "GET":
+        raise HTTPError(405, f"method {request.method} is not GET", [("Allow", "GET")])
+    if request.http_version != "1.1":
+        raise HTTPError(505, f"HTTP/{request.http_version} is not HTTP/1.1")
+    # Item 2: h11 already requires Host in HTTP/1.1; an empty one is no better.
+    if not request.header("host"):
+        raise HTTPError(400, "missing Host header")
+    # Items 3 and 4: Upgrade names websocket and Connection names upgrade (both tokens
+    # are case-insensitive).
+    if "websocket" not in header_tokens(request.header("upgrade")):
+        raise HTTPError(426, "Upgrade header does not name websocket", [("Upgrade", "websocket")])
+    if "upgrade" not in header_tokens(request.header("connection")):
+        raise HTTPError(426, "Connection header does not name upgrade", [("Upgrade", "websocket")])
+    # Item 5: the key is the base64 encoding of 16 bytes.
+    key = request.header("sec-websocket-key")
+    if key is None or not _is_key(key):
+        raise HTTPError(400, "Sec-WebSocket-Key is not 16 bytes in base64")
+    # Item 6: version 13; section 4.4 says which versions we speak.
+    version = request.header("sec-websocket-version")
+    if version is None:
+        raise HTTPError(400, "missing Sec-WebSocket-Version header")
+    if version != "13":
+        raise HTTPError(426, f"unsupported WebSocket version {version}", [("Sec-WebSocket-Version", "13")])
+    # Item 8: Sec-WebSocket-Protocol is a comma-separated list of tokens.
+    offered = request.header("sec-websocket-protocol")
+    # RFC 9110 section 5.6.1: empty list elements are allowed and ignored.
+    subprotocols = [name for name in (part.strip() for part in (offered or "").split(",")) if name]
+    if not all(TOKEN.fullmatch(name) for name in subprotocols):
+        raise HTTPError(400, f"invalid Sec-WebSocket-Protocol {offered!r}")
+    return Handshake(request.path, request.query, request.headers, tuple(subprotocols))
+
+
+def _is_key(key: str) -> bool:
+    try:
+        return len(base64.b64decode(key.encode("latin-1"), validate=True)) == 16
+    except binascii.Error:
+        return False
+
+
+def render_switching_protocols(
+    key: str, subprotocol: str | None, extra_headers: Sequence[tuple[str, str]] = ()
+) -> bytes:
+    """Build the ``101 Switching Protocols`` answer to a valid opening handshake.
+
+    Args:
+        key: The client's ``Sec-WebSocket-Key``, as checked by ``check_upgrade_request``.
+        subprotocol: The subprotocol chosen, or None.
+        extra_headers: More headers, already checked with ``check_header``.
+
+    Returns:
+        The response head (RFC 6455 section 4.2.2, item 5), blank line included.
+    """
+    digest = hashlib.sha1(key.encode("latin-1") + _ACCEPT_GUID).digest()
+    lines = [
+        "HTTP/1.1 101 Switching Protocols",
+        "Upgrade: websocket",
+        "Connection: Upgrade",
+        f"Sec-WebSocket-Accept: {base64.b64encode(digest).decode('ascii')}",
+    ]
+    if subprotocol is not None:
+        lines.append(f"Sec-WebSocket-Protocol: {subprotocol}")
+    lines += [f"{name}: {value}" for name, value in extra_headers]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
 class _Phase(enum.Enum):
-    HEAD = "head"  # reading the handshake request head
+    NEW = "new"  # waiting for receive_handshake()
     ACCEPTING = "accepting"  # Handshake delivered, waiting for accept() or reject()
     OPEN = "open"  # frames flow (including while closing)
     DONE = "done"  # nothing more to read: close TCP once data_to_send() is written
@@ -351,24 +480,25 @@ class BaseEngine:
     ``_accept`` queues the 101, ``_receive_frames`` parses frames into events, ``_ping``
     and ``_close`` queue control frames. A close frame the engine sends on its own (the
     echo of the peer's close, or a failure's code) goes to ``_tail``, not ``_out``: see
-    ``data_to_send``.
+    ``data_to_send``. A fragmented message is reassembled in ``_fragments``, one
+    ``bytearray`` (never a list of pieces: a 1-byte fragment kept as its own object costs
+    about 50 bytes), dropped as soon as the connection ends.
 
     Args:
         max_message_size: The largest incoming message in bytes.
-        max_head_size: The largest handshake request head in bytes.
 
     Raises:
-        ValueError: When a size is not positive.
+        ValueError: When the size is not positive.
     """
 
-    def __init__(self, *, max_message_size: int, max_head_size: int = DEFAULT_MAX_HEAD_SIZE) -> None:
-        if max_message_size <= 0 or max_head_size <= 0:
-            raise ValueError("max_message_size and max_head_size must be positive")
+    def __init__(self, *, max_message_size: int) -> None:
+        if max_message_size <= 0:
+            raise ValueError("max_message_size must be positive")
         self._max_message_size = max_message_size
-        self._max_head_size = max_head_size
-        self._phase = _Phase.HEAD
-        self._buffer = bytearray()  # the head so far, then bytes received before accept()
+        self._phase = _Phase.NEW
+        self._buffer = bytearray()  # bytes received before accept()
         self._handshake: Handshake | None = None
+        self._fragments: bytearray | None = None  # the fragmented message being reassembled
         self._pending: list[Event] = []  # events parsed during accept(), for the next call
         self._out: list[bytes] = []
         self._tail: list[bytes] = []  # the engine's own close frame: always written last
@@ -379,6 +509,25 @@ class BaseEngine:
         """True once the connection is over and the TCP socket should be closed."""
         return self._phase is _Phase.DONE
 
+    def receive_handshake(self, request: HTTPRequest, rest: bytes = b"") -> Handshake | Closed:
+        """Validate the parsed upgrade request; see ``Engine.receive_handshake``."""
+        if self._phase is not _Phase.NEW:
+            raise RuntimeError("receive_handshake() was already called")
+        has_body = request.header("content-length") not in (None, "0")
+        if has_body or request.header("transfer-encoding") is not None:
+            # RFC 6455 section 4.1: the handshake is a GET without a body; accepting one
+            # would make us read its bytes as frames.
+            return self._fail_handshake(400, "a WebSocket handshake has no body")
+        event = self._start_handshake(request)
+        if isinstance(event, Handshake):
+            self._handshake = event
+            self._phase = _Phase.ACCEPTING
+            if rest:
+                closed = self._receive_early(rest)
+                if closed is not None:
+                    return closed
+        return event
+
     def receive_data(self, data: bytes | bytearray) -> list[Event]:
         """Feed bytes read from the socket; see ``Engine.receive_data``."""
         phase = self._phase
@@ -386,8 +535,11 @@ class BaseEngine:
             events = self._receive_frames(data)
         elif phase is _Phase.DONE:
             events = []
+        elif phase is _Phase.ACCEPTING:
+            closed = self._receive_early(data)
+            events = [] if closed is None else [closed]
         else:
-            events = self._receive_handshake(data)
+            raise RuntimeError("receive_data() needs receive_handshake() first")
         if self._pending:
             events[:0] = self._pending
             self._pending = []
@@ -433,7 +585,7 @@ class BaseEngine:
         self._accept(subprotocol, extra_headers)
         self._phase = _Phase.OPEN
         self._can_send = True
-        early, self._buffer = bytes(self._buffer), bytearray()
+        early, self._buffer = self._buffer, bytearray()
         if early:
             self._pending.extend(self._receive_frames(early))
 
@@ -495,39 +647,20 @@ class BaseEngine:
         out.append(data)
 
     def _check_started(self) -> None:
-        if self._phase is _Phase.HEAD or self._phase is _Phase.ACCEPTING:
+        if self._phase is _Phase.NEW or self._phase is _Phase.ACCEPTING:
             raise RuntimeError("the WebSocket handshake has not been accepted yet")
 
-    def _receive_handshake(self, data: bytes | bytearray) -> list[Event]:
+    def _receive_early(self, data: bytes | bytearray) -> Closed | None:
+        """Keep bytes that arrive between the Handshake and accept(), for accept() to parse."""
         if not data:
-            return [self._finish(1006, "connection closed during the handshake")]
+            return self._finish(1006, "connection closed during the handshake")
         self._buffer += data
-        if self._phase is _Phase.ACCEPTING:
-            # Early frames are kept until accept(), but only up to one message's worth:
-            # a client may not send before our answer at all (RFC 6455 section 4.1).
-            if len(self._buffer) > self._max_message_size:
-                return [self._fail_handshake(400, "too much data before the handshake response")]
-            return []
-        try:
-            split = split_request_head(self._buffer, max_head_size=self._max_head_size)
-            if split is None:
-                return []
-            head, rest = split
-            request = parse_request_head(head, max_head_size=self._max_head_size)
-        except HTTPError as exc:
-            return [self._fail_handshake(exc.status, exc.detail)]
-        assert request is not None  # the head is complete
-        has_body = request.header("content-length") not in (None, "0")
-        if has_body or request.header("transfer-encoding") is not None:
-            # RFC 6455 section 4.1: the handshake is a GET without a body; accepting one
-            # would make us read its bytes as frames.
-            return [self._fail_handshake(400, "a WebSocket handshake has no body")]
-        self._buffer = bytearray(rest)
-        event = self._start_handshake(head, request)
-        if isinstance(event, Handshake):
-            self._handshake = event
-            self._phase = _Phase.ACCEPTING
-        return [event]
+        # Early frames are kept until accept(), but only up to one message's worth: a
+        # client may not send before our answer at all (RFC 6455 section 4.1).
+        if len(self._buffer) > self._max_message_size:
+            self._buffer = bytearray()
+            return self._fail_handshake(400, "too much data before the handshake response")
+        return None
 
     def _fail_handshake(
         self, status: int, detail: str, extra_headers: Sequence[tuple[str, str]] = ()
@@ -540,11 +673,12 @@ class BaseEngine:
         # Sending stays allowed until data_to_send() flushes the tail (see there); the
         # engines turn it off themselves on EOF, where no one is left to read.
         self._phase = _Phase.DONE
+        self._fragments = None  # a partial message is never delivered: free it now
         return Closed(int(code), reason, clean)  # int(): the libraries use IntEnum codes
 
     # Library hooks.
 
-    def _start_handshake(self, head: bytes, request: HTTPRequest) -> Handshake | Closed:
+    def _start_handshake(self, request: HTTPRequest) -> Handshake | Closed:
         raise NotImplementedError
 
     def _accept(self, subprotocol: str | None, extra_headers: Sequence[tuple[str, str]]) -> None:

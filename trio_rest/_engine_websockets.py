@@ -1,9 +1,12 @@
 """The default WebSocket engine, on the websockets library's sans-IO ``ServerProtocol``.
 
-``ServerProtocol`` parses the handshake and frames (with a C masking routine), answers pings,
-enforces the size limit across fragments and runs the close handshake. It hands back
-frames, not messages, so this module reassembles fragments and validates the UTF-8 of
-text messages (RFC 6455 section 8.1), which the library leaves to its I/O layers.
+``ServerProtocol`` validates the upgrade request (``accept``), parses frames (with a C
+masking routine), answers pings, enforces the size limit across fragments and runs the
+close handshake. The request head reaches it already parsed by the server, as a
+``websockets.http11.Request``; the protocol object starts in the OPEN state, so its own
+HTTP parser never runs. It hands back frames, not messages, so this module reassembles
+fragments and validates the UTF-8 of text messages (RFC 6455 section 8.1), which the
+library leaves to its I/O layers.
 """
 
 from __future__ import annotations
@@ -13,13 +16,8 @@ import logging
 from collections.abc import Sequence
 from typing import cast
 
-from websockets.exceptions import (
-    HeaderLineTooLong,
-    PayloadTooBig,
-    ProtocolError,
-    RequestLineTooLong,
-    TooManyHeaders,
-)
+from websockets.datastructures import Headers
+from websockets.exceptions import PayloadTooBig, ProtocolError
 from websockets.frames import Frame, Opcode
 from websockets.headers import parse_subprotocol
 from websockets.http11 import Request, Response
@@ -28,14 +26,12 @@ from websockets.server import ServerProtocol
 from websockets.typing import Subprotocol
 
 from ._engine import BaseEngine, Closed, Event, Handshake, Message, Pong
-from ._http import DEFAULT_MAX_HEAD_SIZE, HTTPRequest
+from ._http import HTTPRequest
 
 __all__ = ["WebsocketsEngine"]
 
-# The library logs "connection open/closed" at INFO; keep that under our own name so an
-# application's logging configuration sees it as trio-rest's, not a third party's.
-# The library logs every handshake at INFO; under its own name, so that an
-# application can quieten it without touching trio-rest's logs.
+# The library logs at INFO (a handshake failure, a closing connection); under its own name,
+# so that an application can quieten it without touching trio-rest's logs.
 _logger = logging.getLogger("websockets.server")
 
 _TEXT, _BINARY, _CONT = Opcode.TEXT, Opcode.BINARY, Opcode.CONT
@@ -75,32 +71,29 @@ class WebsocketsEngine(BaseEngine):
 
     Args:
         max_message_size: The largest incoming message in bytes (a bigger one: 1009).
-        max_head_size: The largest handshake request head in bytes (a bigger one: 431).
 
     Raises:
-        ValueError: When a size is not positive.
+        ValueError: When the size is not positive.
     """
 
-    def __init__(self, *, max_message_size: int, max_head_size: int = DEFAULT_MAX_HEAD_SIZE) -> None:
-        super().__init__(max_message_size=max_message_size, max_head_size=max_head_size)
-        self._proto = _ServerProtocol(max_size=max_message_size, logger=_logger)
+    def __init__(self, *, max_message_size: int) -> None:
+        super().__init__(max_message_size=max_message_size)
+        # OPEN from the start: the library's HTTP parser (which only runs while CONNECTING)
+        # is skipped, since the request arrives parsed; accept() works in any state.
+        self._proto = _ServerProtocol(state=_OPEN, max_size=max_message_size, logger=_logger)
         self._response: Response | None = None  # the prepared 101, sent by accept()
-        # A fragmented message being reassembled: its parts and, for text, the
-        # incremental decoder that validates each fragment as it arrives.
-        self._text_parts: list[str] = []
-        self._binary_parts: list[bytes] = []
+        # For a fragmented text message: the incremental decoder that validates each
+        # fragment as it arrives (the bytes themselves go to _fragments).
         self._decoder: codecs.IncrementalDecoder | None = None
         self._utf8_error: str | None = None
 
-    def _start_handshake(self, head: bytes, request: HTTPRequest) -> Handshake | Closed:
+    def _start_handshake(self, request: HTTPRequest) -> Handshake | Closed:
         proto = self._proto
-        proto.receive_data(head)
-        parsed = proto.events_received()
-        proto.data_to_send()  # an EOF or the library's own text/plain error: we send ours
-        if not parsed or not isinstance(parsed[0], Request):
-            exc = proto.handshake_exc
-            return self._fail_handshake(_head_error_status(exc), _describe(exc))
-        ws_request = parsed[0]
+        ws_request = Request(
+            request.target, Headers(request.headers), request.method, f"HTTP/{request.http_version}"
+        )
+        # The library's own checks decide (method, version, Upgrade, Connection, key...),
+        # and its status (405, 426, 505, 400) is the one answered.
         response = proto.accept(ws_request)
         if response.status_code != 101:
             hints = [(k, v) for k, v in response.headers.raw_items() if k.lower() in _HINT_HEADERS]
@@ -117,14 +110,14 @@ class WebsocketsEngine(BaseEngine):
     def _accept(self, subprotocol: str | None, extra_headers: Sequence[tuple[str, str]]) -> None:
         response = self._response
         assert response is not None
-        proto = self._proto
         if subprotocol is not None:
             response.headers["Sec-WebSocket-Protocol"] = subprotocol
-            proto.subprotocol = Subprotocol(subprotocol)
+            self._proto.subprotocol = Subprotocol(subprotocol)
         for name, value in extra_headers:
             response.headers[name] = value
-        proto.send_response(response)
-        self._out += proto.data_to_send()
+        # What ServerProtocol.send_response() would write; it cannot be called here, as it
+        # expects the CONNECTING state the protocol skipped.
+        self._out.append(response.serialize())
         self._response = None
 
     def _receive_frames(self, data: bytes | bytearray) -> list[Event]:
@@ -172,28 +165,26 @@ class WebsocketsEngine(BaseEngine):
         """Add one fragment to the message being reassembled; return it when complete.
 
         The library already rejected out-of-order fragments (1002) and oversized messages
-        (1009), so only the payloads need handling here.
+        (1009), so only the payloads need handling here. Every fragment's bytes go into one
+        bytearray: at most ``max_message_size`` bytes, however many fragments.
         """
         opcode, data, fin = frame.opcode, frame.data, frame.fin
-        if opcode is _TEXT:
-            self._decoder = _Utf8Decoder()
-            self._text_parts = []
-        elif opcode is _BINARY:
-            self._decoder = None
-            self._binary_parts = []
+        fragments = self._fragments
+        if opcode is not _CONT:
+            fragments = self._fragments = bytearray()
+            self._decoder = _Utf8Decoder() if opcode is _TEXT else None
+        assert fragments is not None  # the library refuses a continuation of nothing (1002)
         decoder = self._decoder
         if decoder is not None:
-            # Decoding each fragment as it arrives fails fast on invalid UTF-8.
-            self._text_parts.append(decoder.decode(data, fin))
-            if not fin:
-                return None
-            text, self._text_parts, self._decoder = "".join(self._text_parts), [], None
-            return Message(text)
-        self._binary_parts.append(bytes(data))
+            # Decoding each fragment as it arrives fails fast on invalid UTF-8; the text
+            # is thrown away (the incremental decoder keeps at most 3 bytes) and decoded
+            # once, whole, at the end.
+            decoder.decode(data, fin)
+        fragments += data
         if not fin:
             return None
-        binary, self._binary_parts = b"".join(self._binary_parts), []
-        return Message(binary)
+        self._fragments = self._decoder = None
+        return Message(fragments.decode() if decoder is not None else bytes(fragments))
 
     def _closed_event(self) -> Closed:
         proto = self._proto
@@ -216,15 +207,6 @@ class WebsocketsEngine(BaseEngine):
         if self._proto.state is _OPEN:
             self._proto.send_close(code, reason)
             self._out += self._proto.data_to_send()
-
-
-def _head_error_status(exc: Exception | None) -> int:
-    """Map the library's request-parsing failure to the HTTP status it deserves."""
-    if isinstance(exc, RequestLineTooLong):
-        return 414
-    if isinstance(exc, (HeaderLineTooLong, TooManyHeaders)):
-        return 431
-    return 400
 
 
 def _describe(exc: BaseException | None) -> str:

@@ -1,33 +1,36 @@
 """The alternative WebSocket engine, on wsproto (the h11 family's sans-IO WebSocket).
 
-wsproto validates the handshake (through h11) and parses frames, including the UTF-8 of
-text messages. It does less than websockets on its own: it delivers every fragment (even
-part of a frame) as soon as bytes arrive, has no message size limit, does not answer pings
-and does not send the close frame a parse error calls for. This module does those four.
+wsproto parses frames, including the UTF-8 of text messages. Its handshake layer parses
+raw bytes with h11, and its only way to take a request that is already parsed is private,
+so the upgrade is checked by ``_engine.check_upgrade_request`` and the 101 written by
+``_engine.render_switching_protocols``; the frame layer, ``wsproto.connection.Connection``,
+is then built directly. wsproto also does less than websockets on its own: it delivers
+every fragment (even part of a frame) as soon as bytes arrive, has no message size limit,
+does not answer pings and does not send the close frame a parse error calls for. This
+module does those four.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Sequence
 
-from wsproto import ConnectionType, WSConnection
+from wsproto import ConnectionType
 from wsproto.connection import Connection, ConnectionState
-from wsproto.events import (
-    AcceptConnection,
-    BytesMessage,
-    CloseConnection,
-    RejectConnection,
-    Request,
-    TextMessage,
-)
+from wsproto.events import BytesMessage, CloseConnection, TextMessage
 from wsproto.events import Ping as WsPing
 from wsproto.events import Pong as WsPong
-from wsproto.utilities import RemoteProtocolError
 
-from ._engine import BaseEngine, Closed, Event, Handshake, Message, Pong
-from ._http import DEFAULT_MAX_HEAD_SIZE, HTTPRequest
+from ._engine import (
+    BaseEngine,
+    Closed,
+    Event,
+    Handshake,
+    Message,
+    Pong,
+    check_upgrade_request,
+    render_switching_protocols,
+)
+from ._http import HTTPError, HTTPRequest
 
 __all__ = ["WsprotoEngine"]
 
@@ -41,48 +44,28 @@ class WsprotoEngine(BaseEngine):
 
     Args:
         max_message_size: The largest incoming message in bytes (a bigger one: 1009).
-        max_head_size: The largest handshake request head in bytes (a bigger one: 431).
 
     Raises:
-        ValueError: When a size is not positive.
+        ValueError: When the size is not positive.
     """
 
-    def __init__(self, *, max_message_size: int, max_head_size: int = DEFAULT_MAX_HEAD_SIZE) -> None:
-        super().__init__(max_message_size=max_message_size, max_head_size=max_head_size)
-        self._ws = WSConnection(ConnectionType.SERVER)
+    def __init__(self, *, max_message_size: int) -> None:
+        super().__init__(max_message_size=max_message_size)
+        self._key = ""  # the client's Sec-WebSocket-Key, for the 101
         self._conn: Connection | None = None  # wsproto's frame layer, once accepted
-        # The message being reassembled from wsproto's partial events, and its size in
-        # bytes so far (wsproto enforces no limit of its own).
-        self._text_parts: list[str] = []
-        self._binary_parts: list[bytes] = []
-        self._size = 0
 
-    def _start_handshake(self, head: bytes, request: HTTPRequest) -> Handshake | Closed:
+    def _start_handshake(self, request: HTTPRequest) -> Handshake | Closed:
         try:
-            self._ws.receive_data(head)
-            parsed = list(self._ws.events())
-        except RemoteProtocolError as exc:
-            hint = exc.event_hint
-            status = hint.status_code if isinstance(hint, RejectConnection) else 400
-            headers = hint.headers if isinstance(hint, RejectConnection) else []
-            extra = [(bytes(k).decode("latin-1"), bytes(v).decode("latin-1")) for k, v in headers]
-            return self._fail_handshake(status, str(exc), extra)
-        except ValueError as exc:  # a Host header that is not valid IDNA
-            return self._fail_handshake(400, str(exc))
-        if not parsed or not isinstance(parsed[0], Request):  # pragma: no cover - defensive
-            return self._fail_handshake(400, "not a WebSocket handshake")
-        if not _valid_key(request.header("sec-websocket-key")):
-            # RFC 6455 section 4.2.1 item 5, which wsproto does not check: the key is
-            # the base64 encoding of 16 bytes.
-            return self._fail_handshake(400, "Sec-WebSocket-Key is not 16 bytes in base64")
-        # The Handshake's headers come from our own parse: wsproto's request drops a few
-        # (Host, Sec-WebSocket-Protocol, Sec-WebSocket-Extensions) from its header list.
-        return Handshake(request.path, request.query, request.headers, tuple(parsed[0].subprotocols))
+            handshake = check_upgrade_request(request)
+        except HTTPError as exc:
+            return self._fail_handshake(exc.status, exc.detail, exc.headers)
+        self._key = handshake.header("sec-websocket-key") or ""
+        return handshake
 
     def _accept(self, subprotocol: str | None, extra_headers: Sequence[tuple[str, str]]) -> None:
-        headers = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in extra_headers]
-        self._out.append(self._ws.send(AcceptConnection(subprotocol=subprotocol, extra_headers=headers)))
-        self._conn = self._ws.connection
+        self._out.append(render_switching_protocols(self._key, subprotocol, extra_headers))
+        # No extensions are negotiated, so the frame layer needs none.
+        self._conn = Connection(ConnectionType.SERVER)
 
     def _receive_frames(self, data: bytes | bytearray) -> list[Event]:
         conn = self._conn
@@ -97,9 +80,8 @@ class WsprotoEngine(BaseEngine):
                 message = self._assemble(event.data, event.message_finished)
                 if message is not None:
                     events.append(message)
-                elif self._size > self._max_message_size:
-                    events.append(self._fail(1009, "message too big"))
-                    break
+                    if type(message) is Closed:
+                        break
             elif isinstance(event, WsPing):
                 # RFC 6455 section 5.5.2: answer with the same payload. wsproto only
                 # allows a pong while fully open; after our close the peer expects none.
@@ -112,38 +94,36 @@ class WsprotoEngine(BaseEngine):
                 break
         return events
 
-    def _assemble(self, data: str | bytes | bytearray, finished: bool) -> Message | None:
+    def _assemble(self, data: str | bytes | bytearray, finished: bool) -> Message | Closed | None:
         """Add a piece of the incoming message; return the message once it is complete.
 
-        Returns None while the message is incomplete or once it is over the size limit
-        (the caller tells the two apart by comparing ``_size`` with the limit).
+        wsproto enforces no size limit, so this does: a message over ``max_message_size``
+        fails the connection with 1009 (the returned ``Closed``). Returns None while the
+        message is incomplete.
         """
-        if isinstance(data, str):
-            # Counting exact bytes needs an encode, except for ASCII (len() is O(1)).
-            size = self._size + (len(data) if data.isascii() else len(data.encode()))
-        else:
-            size = self._size + len(data)
-        self._size = size
-        if size > self._max_message_size:
-            return None
-        if isinstance(data, str):
-            if finished and not self._text_parts:
-                self._size = 0
-                return Message(data)
-            self._text_parts.append(data)
-            if not finished:
-                return None
-            text, self._text_parts, self._size = "".join(self._text_parts), [], 0
-            return Message(text)
-        binary = data if isinstance(data, bytes) else bytes(data)
-        if finished and not self._binary_parts:
-            self._size = 0
-            return Message(binary)
-        self._binary_parts.append(binary)
+        fragments = self._fragments
+        if fragments is None and finished:
+            # The common case: a whole message in one piece, delivered as is. Counting
+            # the bytes of a text needs an encode, except for ASCII (len() is O(1)).
+            if isinstance(data, str):
+                size = len(data) if data.isascii() else len(data.encode())
+            else:
+                size = len(data)
+            if size > self._max_message_size:
+                return self._fail(1009, "message too big")
+            return Message(bytes(data) if isinstance(data, bytearray) else data)
+        # wsproto hands text over already validated and decoded, a str per piece; only
+        # the bytes are kept, in one bytearray, and the text is decoded once at the end.
+        piece = data.encode() if isinstance(data, str) else data
+        if fragments is None:
+            fragments = self._fragments = bytearray()
+        if len(fragments) + len(piece) > self._max_message_size:
+            return self._fail(1009, "message too big")
+        fragments += piece
         if not finished:
             return None
-        joined, self._binary_parts, self._size = b"".join(self._binary_parts), [], 0
-        return Message(joined)
+        self._fragments = None
+        return Message(fragments.decode() if isinstance(data, str) else bytes(fragments))
 
     def _on_close(self, conn: Connection, event: CloseConnection) -> Closed:
         """Handle wsproto's CloseConnection: a peer's close frame or a parse failure."""
@@ -174,13 +154,3 @@ class WsprotoEngine(BaseEngine):
         assert self._conn is not None
         if self._conn.state is _OPEN:
             self._out.append(self._conn.send(CloseConnection(code=code, reason=reason)))
-
-
-def _valid_key(key: str | None) -> bool:
-    """Tell whether a ``Sec-WebSocket-Key`` value is the base64 encoding of 16 bytes."""
-    if key is None:
-        return False
-    try:
-        return len(base64.b64decode(key.encode("latin-1"), validate=True)) == 16
-    except binascii.Error:
-        return False

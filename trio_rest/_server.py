@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import orjson
 import trio
-from trio_rest_protocol import Codec, msgpack_available
 
 from ._app import App
 from ._connection import ServerConnection
 from ._engine import Engine, Handshake, make_engine
 from ._http import HTTPError, HTTPRequest, json_detail, parse_request_head, render_response
+from ._subprotocols import choose_subprotocol
 
 __all__ = ["Server", "serve"]
 
 log = logging.getLogger("trio_rest")
-
-SUBPROTOCOLS = {"trio-rest.json": Codec.JSON, "trio-rest.msgpack": Codec.MSGPACK}
 
 
 def _peer_name(stream: trio.abc.Stream) -> str:
@@ -45,23 +42,6 @@ async def _close_stream(stream: trio.abc.Stream, linger: float) -> None:
             except (trio.BrokenResourceError, trio.ClosedResourceError, trio.BusyResourceError):
                 pass
     await stream.aclose()
-
-
-def choose_subprotocol(offered: tuple[str, ...]) -> tuple[str | None, Codec]:
-    """Pick the first subprotocol the client offered that we speak.
-
-    Args:
-        offered: the client's subprotocols, in its order of preference.
-
-    Returns:
-        The subprotocol to answer with (None when none was offered or known)
-        and the codec it means.
-    """
-    for name in offered:
-        codec = SUBPROTOCOLS.get(name)
-        if codec is not None and (codec is Codec.JSON or msgpack_available()):
-            return name, codec
-    return None, Codec.JSON
 
 
 class Server:
@@ -180,27 +160,25 @@ class Server:
             head = await self._read_head(stream)
             if head is None:
                 return None
-            request, received = head
+            request, rest = head
             if not request.is_websocket_upgrade:
                 await stream.send_all(self._http_reply(request))
                 return None
             if len(self.connections) >= settings.max_connections:
                 await stream.send_all(render_response(503, json_detail("Too many connections.")))
                 return None
-            engine = make_engine(
-                settings.engine,
-                max_message_size=settings.max_frame_size,
-                max_head_size=settings.max_head_size,
-            )
-            events = engine.receive_data(received)
-            if not events or type(events[0]) is not Handshake:
-                await stream.send_all(engine.data_to_send())  # the engine's own HTTP 400
+            engine = make_engine(settings.engine, max_message_size=settings.max_frame_size)
+            # The head was parsed once, above: the engine validates the parsed request.
+            event = engine.receive_handshake(request, rest)
+            if type(event) is not Handshake:
+                await stream.send_all(engine.data_to_send())  # the engine's own HTTP 4xx
                 return None
-            return await self._upgrade(stream, engine, events[0], peer, events[1:])
+            return await self._upgrade(stream, engine, event, peer)
         log.info("%s: handshake timed out", peer)
         return None
 
     async def _read_head(self, stream: trio.abc.Stream) -> tuple[HTTPRequest, bytes] | None:
+        """Read until the request head is complete; return it parsed, and the bytes after it."""
         settings = self.app.settings
         received = bytearray()
         while True:
@@ -209,15 +187,15 @@ class Server:
                 return None
             received += data
             try:
-                request = parse_request_head(received, max_head_size=settings.max_head_size)
+                head = parse_request_head(received, max_head_size=settings.max_head_size)
             except HTTPError as exc:
                 await stream.send_all(exc.response)
                 return None
-            if request is not None:
-                return request, bytes(received)
+            if head is not None:
+                return head
 
     async def _upgrade(
-        self, stream: trio.abc.Stream, engine: Engine, handshake: Handshake, peer: str, early: list[Any]
+        self, stream: trio.abc.Stream, engine: Engine, handshake: Handshake, peer: str
     ) -> ServerConnection:
         subprotocol, codec = choose_subprotocol(handshake.subprotocols)
         engine.accept(subprotocol)
@@ -232,7 +210,7 @@ class Server:
             headers=handshake.headers,
             echo=self._echo,
         )
-        conn.queue_events([*early, *engine.take_pending()])
+        conn.queue_events(engine.take_pending())
         return conn
 
     def _http_reply(self, request: HTTPRequest) -> bytes:

@@ -40,11 +40,11 @@ from trio_rest_protocol import (
 )
 
 from ._errors import APIError, TrioRestError
+from ._subprotocols import SUBPROTOCOLS as _CODECS
 
 __all__ = ["Client", "ConnectionClosedError", "Subscription", "SubscriptionOverflowError", "connect"]
 
 Opener = Callable[[trio.Nursery], Awaitable[trio_websocket.WebSocketConnection]]
-_CODECS = {"trio-rest.json": Codec.JSON, "trio-rest.msgpack": Codec.MSGPACK}
 
 
 class ConnectionClosedError(TrioRestError):

@@ -2,17 +2,20 @@
 
 Every engine test is parametrized over the two engines; the client side is websockets'
 sans-IO ``ClientProtocol`` (and wsproto's client once, as a cross-check). Bytes that no
-client library would produce are built by hand with ``masked_frame``.
+client library would produce are built by hand with ``masked_frame``. As in the server, the
+request head is parsed once by ``parse_request_head`` and handed to ``receive_handshake``.
 """
 
 from __future__ import annotations
 
 import random
 import struct
+import tracemalloc
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from trio_rest_protocol import reason_phrase
 from websockets.client import ClientProtocol
 from websockets.frames import Close, Frame, Opcode
 from websockets.http11 import Response
@@ -29,11 +32,15 @@ from trio_rest._engine import (
     Handshake,
     Message,
     Pong,
+    check_upgrade_request,
     make_engine,
+    render_switching_protocols,
 )
 from trio_rest._http import (
     DEFAULT_MAX_HEAD_SIZE,
     HTTPError,
+    HTTPRequest,
+    header_value,
     parse_request_head,
     render_response,
     split_request_head,
@@ -53,8 +60,14 @@ HANDSHAKE = (
 
 
 @pytest.fixture(params=ENGINE_NAMES)
-def engine(request: pytest.FixtureRequest) -> Engine:
-    return make_engine(request.param, max_message_size=MAX_SIZE)
+def engine_name(request: pytest.FixtureRequest) -> str:
+    name: str = request.param
+    return name
+
+
+@pytest.fixture
+def engine(engine_name: str) -> Engine:
+    return make_engine(engine_name, max_message_size=MAX_SIZE)
 
 
 def masked_frame(
@@ -75,6 +88,14 @@ def masked_frame(
     return head + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
 
 
+def start(engine: Engine, data: bytes = HANDSHAKE) -> Handshake | Closed:
+    """Do what the server does with a connection's first bytes: parse the head, hand it over."""
+    parsed = parse_request_head(data)
+    assert parsed is not None, "incomplete head"
+    request, rest = parsed
+    return engine.receive_handshake(request, rest)
+
+
 def new_client(subprotocols: list[str] | None = None) -> ClientProtocol:
     return ClientProtocol(
         parse_uri("ws://example.com/chat?token=abc"),
@@ -87,8 +108,7 @@ def open_connection(engine: Engine, subprotocols: list[str] | None = None) -> Cl
     """Run a complete opening handshake between a fresh client and ``engine``."""
     client = new_client(subprotocols)
     client.send_request(client.connect())
-    events = engine.receive_data(b"".join(client.data_to_send()))
-    assert len(events) == 1 and isinstance(events[0], Handshake)
+    assert isinstance(start(engine, b"".join(client.data_to_send())), Handshake)
     engine.accept(subprotocols[0] if subprotocols else None)
     client.receive_data(engine.data_to_send())
     [response] = client.events_received()
@@ -124,7 +144,7 @@ def http_status(data: bytes) -> int:
 def test_handshake_offers_subprotocols_and_accepts_one(engine: Engine) -> None:
     client = new_client(["trio-rest.json", "trio-rest.msgpack"])
     client.send_request(client.connect())
-    [handshake] = engine.receive_data(b"".join(client.data_to_send()))
+    handshake = start(engine, b"".join(client.data_to_send()))
     assert isinstance(handshake, Handshake)
     assert (handshake.path, handshake.query) == ("/chat", "token=abc")
     assert handshake.subprotocols == ("trio-rest.json", "trio-rest.msgpack")
@@ -145,8 +165,17 @@ def test_handshake_without_subprotocol(engine: Engine) -> None:
     assert client.subprotocol is None
 
 
+def test_accept_answers_with_the_rfc_accept_token(engine: Engine) -> None:
+    # RFC 6455 section 1.3's own example key and answer.
+    start(engine)
+    engine.accept(None)
+    out = engine.data_to_send()
+    assert out.startswith(b"HTTP/1.1 101 Switching Protocols\r\n") and out.endswith(b"\r\n\r\n")
+    assert b"\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n" in out
+
+
 def test_accept_refuses_a_subprotocol_not_offered(engine: Engine) -> None:
-    [handshake] = engine.receive_data(HANDSHAKE)
+    handshake = start(engine)
     assert isinstance(handshake, Handshake)
     assert handshake == Handshake("/chat", "token=abc", handshake.headers, ())
     with pytest.raises(ValueError, match="not offered"):
@@ -155,15 +184,8 @@ def test_accept_refuses_a_subprotocol_not_offered(engine: Engine) -> None:
         engine.accept(None, [("X-Bad", "a\r\nInjected: 1")])
 
 
-def test_handshake_arrives_in_pieces(engine: Engine) -> None:
-    for byte in HANDSHAKE[:-1]:
-        assert engine.receive_data(bytes([byte])) == []
-    [handshake] = engine.receive_data(HANDSHAKE[-1:])
-    assert isinstance(handshake, Handshake)
-
-
 def test_reject_sends_a_plain_http_response(engine: Engine) -> None:
-    engine.receive_data(HANDSHAKE)
+    start(engine)
     engine.reject(401, b'{"detail": "no"}')
     out = engine.data_to_send()
     assert http_status(out) == 401
@@ -172,66 +194,116 @@ def test_reject_sends_a_plain_http_response(engine: Engine) -> None:
     assert engine.receive_data(b"more") == []
 
 
+KEY = b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=="
+
+
 @pytest.mark.parametrize(
-    ("head", "status"),
+    ("head", "statuses", "header"),
     [
-        (HANDSHAKE.replace(b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n", b""), 400),
-        (HANDSHAKE.replace(b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", b"Sec-WebSocket-Key: short"), 400),
-        (HANDSHAKE.replace(b"Host: example.com\r\n", b""), 400),
-        (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n", 400),  # a TLS hello
-        (b"HELLO\r\n\r\n", 400),
-        (HANDSHAKE.replace(b"Version: 13", b"Version: 8"), None),  # 400 or 426
-        (HANDSHAKE.replace(b"GET", b"POST"), None),  # 400 or 405
-        (HANDSHAKE.replace(b"\r\n\r\n", b"\r\nContent-Length: 3\r\n\r\nabc"), 400),
+        (HANDSHAKE.replace(KEY + b"\r\n", b""), {400}, None),
+        (HANDSHAKE.replace(KEY, b"Sec-WebSocket-Key: short"), {400}, None),
+        (HANDSHAKE.replace(KEY, KEY + b"\r\n" + KEY), {400}, None),  # two keys
+        (HANDSHAKE.replace(b"Sec-WebSocket-Version: 13\r\n", b""), {400}, None),
+        # RFC 6455 section 4.4: say which version we speak (wsproto's check does; websockets
+        # answers a plain 400).
+        (HANDSHAKE.replace(b"Version: 13", b"Version: 8"), {400, 426}, None),
+        (HANDSHAKE.replace(b"GET", b"POST"), {405}, b"Allow: GET"),
+        (HANDSHAKE.replace(b"HTTP/1.1", b"HTTP/1.0"), {505}, None),
+        (HANDSHAKE.replace(b"Upgrade: websocket", b"Upgrade: h2c"), {426}, b"Upgrade: websocket"),
+        (HANDSHAKE.replace(b"Connection: Upgrade", b"Connection: keep-alive"), {426}, b"Upgrade: websocket"),
+        (HANDSHAKE.replace(b"\r\n\r\n", b"\r\nSec-WebSocket-Protocol: a b\r\n\r\n"), {400}, None),
+        (HANDSHAKE.replace(b"\r\n\r\n", b"\r\nContent-Length: 3\r\n\r\nabc"), {400}, None),
+        (HANDSHAKE.replace(b"\r\n\r\n", b"\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"), {400}, None),
     ],
 )
 def test_bad_handshake_is_answered_with_an_http_error(
-    engine: Engine, head: bytes, status: int | None
+    engine: Engine, head: bytes, statuses: set[int], header: bytes | None
 ) -> None:
-    [closed] = engine.receive_data(head)
+    closed = start(engine, head)
     assert isinstance(closed, Closed) and closed.code == 1002
     out = engine.data_to_send()
-    if status is None:
-        assert 400 <= http_status(out) < 500
-    else:
-        assert http_status(out) == status
+    assert http_status(out) in statuses
+    if header is not None:
+        assert b"\r\n" + header + b"\r\n" in out.partition(b"\r\n\r\n")[0] + b"\r\n"
     assert b"invalid WebSocket handshake" in out
     assert engine.closed
+    assert engine.receive_data(masked_frame(0x1, b"too late")) == []
 
 
-def test_oversized_head_is_431(engine: Engine) -> None:
-    big = HANDSHAKE.replace(b"\r\n\r\n", b"\r\nX-Big: " + b"a" * DEFAULT_MAX_HEAD_SIZE + b"\r\n\r\n")
-    [closed] = engine.receive_data(big)
-    assert isinstance(closed, Closed)
-    assert http_status(engine.data_to_send()) == 431
+def test_valid_variants_of_the_upgrade_are_accepted(engine: Engine) -> None:
+    head = (
+        HANDSHAKE.replace(b"Upgrade: websocket", b"Upgrade: WebSocket")
+        .replace(b"Connection: Upgrade", b"Connection: keep-alive, Upgrade")
+        .replace(b"\r\n\r\n", b"\r\nContent-Length: 0\r\nSec-WebSocket-Protocol: a, , b\r\n\r\n")
+    )
+    handshake = start(engine, head)
+    assert isinstance(handshake, Handshake) and handshake.subprotocols == ("a", "b")
 
 
-def test_endless_head_is_431_before_its_end(engine: Engine) -> None:
-    engine.receive_data(b"GET / HTTP/1.1\r\nX-Endless: ")
-    events: list[object] = []
-    while not events:
-        events = list(engine.receive_data(b"a" * 4096))
-    assert isinstance(events[0], Closed)
-    assert http_status(engine.data_to_send()) == 431
+def test_check_upgrade_request_builds_the_handshake() -> None:
+    parsed = parse_request_head(HANDSHAKE.replace(b"\r\n\r\n", b"\r\nSec-WebSocket-Protocol: x,y\r\n\r\n"))
+    assert parsed is not None
+    handshake = check_upgrade_request(parsed[0])
+    assert (handshake.path, handshake.query, handshake.subprotocols) == ("/chat", "token=abc", ("x", "y"))
+    assert handshake.headers == parsed[0].headers
+    with pytest.raises(HTTPError) as info:
+        check_upgrade_request(HTTPRequest("GET", "/", (("host", "x"),), "1.1"))
+    assert info.value.status == 426 and info.value.headers == (("Upgrade", "websocket"),)
+    assert http_status(info.value.response) == 426
+
+
+def test_render_switching_protocols() -> None:
+    out = render_switching_protocols("dGhlIHNhbXBsZSBub25jZQ==", "trio-rest.json", [("X-A", "1")])
+    assert out == (
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nSec-WebSocket-Protocol: trio-rest.json\r\n"
+        b"X-A: 1\r\n\r\n"
+    )
 
 
 def test_eof_during_handshake(engine: Engine) -> None:
-    engine.receive_data(HANDSHAKE[:20])
+    start(engine)
     assert engine.receive_data(b"") == [Closed(1006, "connection closed during the handshake")]
     assert engine.closed
 
 
 def test_frames_sent_before_the_handshake_response_wait_for_accept(engine: Engine) -> None:
-    events = engine.receive_data(HANDSHAKE + masked_frame(0x1, b"eager") + masked_frame(0x9, b"p"))
-    assert [type(event) for event in events] == [Handshake]
+    # Frames behind the head in the same read, and more in a later read, before accept().
+    handshake = start(engine, HANDSHAKE + masked_frame(0x1, b"eager") + masked_frame(0x9, b"p"))
+    assert isinstance(handshake, Handshake)
+    assert engine.receive_data(masked_frame(0x2, b"more")) == []
     engine.accept(None)
     out = engine.data_to_send()
     assert out.startswith(b"HTTP/1.1 101 ") and out.endswith(b"\x8a\x01p")  # the 101, then the pong
+    assert engine.take_pending() == [Message("eager"), Message(b"more")]
+    assert engine.receive_data(masked_frame(0x1, b"next")) == [Message("next")]
+
+
+def test_early_frames_not_taken_come_out_of_the_next_read(engine: Engine) -> None:
+    start(engine, HANDSHAKE + masked_frame(0x1, b"eager"))
+    engine.accept(None)
     assert engine.receive_data(masked_frame(0x1, b"next")) == [Message("eager"), Message("next")]
 
 
-def test_send_before_accept_is_a_programming_error(engine: Engine) -> None:
-    engine.receive_data(HANDSHAKE)
+@pytest.mark.parametrize("in_rest", [True, False])
+def test_too_much_data_before_the_handshake_response_is_400(engine: Engine, in_rest: bool) -> None:
+    early = masked_frame(0x2, b"x" * MAX_SIZE)  # more than one message's worth, with its header
+    if in_rest:
+        closed = start(engine, HANDSHAKE + early)
+    else:
+        assert isinstance(start(engine), Handshake)
+        [closed] = engine.receive_data(early)
+    assert isinstance(closed, Closed) and closed.code == 1002
+    assert http_status(engine.data_to_send()) == 400
+    assert engine.closed
+
+
+def test_calls_out_of_order_are_programming_errors(engine: Engine) -> None:
+    with pytest.raises(RuntimeError):
+        engine.receive_data(HANDSHAKE)  # the head goes to receive_handshake(), parsed
+    start(engine)
+    with pytest.raises(RuntimeError):
+        start(engine)
     with pytest.raises(RuntimeError):
         engine.send_message("too early")
     with pytest.raises(RuntimeError):
@@ -300,6 +372,83 @@ def test_fragmented_messages_are_reassembled(engine: Engine) -> None:
     assert events == [Message("\u2603 snow"), Message(b"\x01\x02")]
     [pong] = replies(engine, client)
     assert (pong.opcode, pong.data) == (Opcode.PONG, b"between")
+
+
+def one_byte_fragments(opcode: int, payload: bytes, *, fin: bool = True) -> bytes:
+    """A message as one frame per payload byte: ``opcode`` first, then continuations."""
+    pieces = [payload[i : i + 1] for i in range(len(payload))] or [b""]
+    frames = [masked_frame(opcode if i == 0 else 0x0, piece, fin=False) for i, piece in enumerate(pieces)]
+    if fin:
+        frames.append(masked_frame(0x0, b"", fin=True))
+    return b"".join(frames)
+
+
+@pytest.mark.parametrize(
+    "data",
+    ["h\u00e9llo \u2603 \U0001f600 \u20ac", "", b"\x00\xff\x80" * 10, b""],
+)
+def test_one_byte_fragments_are_reassembled(engine: Engine, data: str | bytes) -> None:
+    # Every multi-byte character is split across fragments.
+    open_connection(engine)
+    payload = data.encode() if isinstance(data, str) else data
+    opcode = 0x1 if isinstance(data, str) else 0x2
+    events: list[object] = []
+    for cut in (1, 7, 64):  # one read, and reads that split frames
+        wire = one_byte_fragments(opcode, payload)
+        for i in range(0, len(wire), cut):
+            events += engine.receive_data(wire[i : i + cut])
+    assert events == [Message(data)] * 3
+    [message] = events[:1]
+    assert isinstance(message, Message) and type(message.data) is type(data)
+
+
+def test_invalid_utf8_in_a_middle_fragment_is_1007_before_the_end(engine: Engine) -> None:
+    client = open_connection(engine)
+    wire = one_byte_fragments(0x1, "ok \u2603".encode() + b"\xc0\xaf" + b"never read", fin=False)
+    events: list[object] = []
+    for i in range(0, len(wire), 6):
+        events += engine.receive_data(wire[i : i + 6])
+        if events:
+            break
+    assert len(events) == 1 and isinstance(events[0], Closed) and events[0].code == 1007
+    assert close_frame(replies(engine, client)).code == 1007
+    assert engine.closed
+
+
+def test_size_limit_counts_every_fragment(engine: Engine) -> None:
+    client = open_connection(engine)
+    # MAX_SIZE bytes in 1-byte fragments are fine; one more byte is 1009.
+    assert engine.receive_data(one_byte_fragments(0x1, "\u20ac".encode() * (MAX_SIZE // 3) + b"a")) == [
+        Message("\u20ac" * (MAX_SIZE // 3) + "a")
+    ]
+    events = engine.receive_data(one_byte_fragments(0x2, b"b" * (MAX_SIZE + 1), fin=False))
+    assert len(events) == 1 and isinstance(events[0], Closed) and events[0].code == 1009
+    assert close_frame(replies(engine, client)).code == 1009
+    assert engine.closed
+
+
+@pytest.mark.parametrize("opcode", [0x1, 0x2])
+def test_a_flood_of_tiny_fragments_holds_about_one_byte_per_payload_byte(
+    engine_name: str, opcode: int
+) -> None:
+    # Each 1-byte fragment kept as an object of its own cost ~40-60 bytes of memory; the
+    # engines keep one bytearray, so what a partial message holds is about its size.
+    engine = make_engine(engine_name, max_message_size=2**20)
+    open_connection(engine)
+    payload = "\u20ac".encode() * 10_000  # 30,000 fragments, splitting every character
+    wire = one_byte_fragments(opcode, payload, fin=False)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(0, len(wire), 65536):
+            assert engine.receive_data(wire[i : i + 65536]) == []
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert held < 2 * len(payload) + 16_384, held
+    assert engine.receive_data(masked_frame(0x0, b"", fin=True)) == [
+        Message(payload.decode() if opcode == 0x1 else payload)
+    ]
 
 
 def test_message_at_the_limit_is_accepted(engine: Engine) -> None:
@@ -456,7 +605,7 @@ def test_eof_without_close_frame_is_1006(engine: Engine) -> None:
 
 
 def test_close_before_accept_just_ends(engine: Engine) -> None:
-    engine.receive_data(HANDSHAKE)
+    start(engine)
     engine.close()
     assert engine.closed and engine.data_to_send() == b""
     engine.accept(None)  # the peer is gone: a no-op rather than an error
@@ -467,12 +616,16 @@ def test_close_before_accept_just_ends(engine: Engine) -> None:
 @given(head=st.binary(max_size=300), body=st.binary(max_size=300), cut=st.integers(1, 64))
 def test_garbage_never_raises(head: bytes, body: bytes, cut: int) -> None:
     for name in ENGINE_NAMES:
-        for prefix in (head, HANDSHAKE[: len(head) % len(HANDSHAKE)] + head):
+        for prefix in (head, HANDSHAKE[: len(head) % len(HANDSHAKE)] + head, HANDSHAKE + head):
             engine = make_engine(name, max_message_size=MAX_SIZE)
-            data = prefix
-            for event in engine.receive_data(data):
-                if isinstance(event, Handshake):
-                    engine.accept(None)
+            try:
+                parsed = parse_request_head(prefix)
+            except HTTPError:
+                continue  # the server answers it: no engine is made
+            if parsed is None:
+                continue
+            if isinstance(engine.receive_handshake(*parsed), Handshake):
+                engine.accept(None)
             for i in range(0, len(body), cut):
                 for event in engine.receive_data(body[i : i + cut]):
                     if isinstance(event, Message):
@@ -487,7 +640,7 @@ def test_random_frames_after_handshake_never_raise() -> None:
     for name in ENGINE_NAMES:
         for _ in range(300):
             engine = make_engine(name, max_message_size=MAX_SIZE)
-            engine.receive_data(HANDSHAKE)
+            start(engine)
             engine.accept(None)
             opcode = rng.choice([0x0, 0x1, 0x2, 0x3, 0x8, 0x9, 0xA, 0xB])
             payload = rng.randbytes(rng.choice([0, 1, 2, 5, 125, 126, 130]))
@@ -501,7 +654,7 @@ def test_random_frames_after_handshake_never_raise() -> None:
 def test_wsproto_client_round_trip(engine: Engine) -> None:
     client = WSConnection(ConnectionType.CLIENT)
     request = client.send(wse.Request(host="example.com", target="/ws", subprotocols=["trio-rest.json"]))
-    [handshake] = engine.receive_data(request)
+    handshake = start(engine, request)
     assert isinstance(handshake, Handshake) and handshake.subprotocols == ("trio-rest.json",)
     engine.accept("trio-rest.json")
     client.receive_data(engine.data_to_send())
@@ -531,24 +684,49 @@ def test_make_engine() -> None:
 
 def test_parse_request_head() -> None:
     assert parse_request_head(b"GET /health HTTP/1.1\r\nHost: x\r\n") is None
-    request = parse_request_head(
-        b"GET /health?full=1 HTTP/1.1\r\nHost: x\r\nX-A: 1\r\nx-a: 2\r\n\r\ntrailing"
-    )
-    assert request is not None
-    assert (request.method, request.target) == ("GET", "/health?full=1")
+    parsed = parse_request_head(b"GET /health?full=1 HTTP/1.1\r\nHost: x\r\nX-A: 1\r\nx-a: 2\r\n\r\ntrailing")
+    assert parsed is not None
+    request, rest = parsed
+    assert rest == b"trailing"
+    assert (request.method, request.target, request.http_version) == ("GET", "/health?full=1", "1.1")
     assert (request.path, request.query) == ("/health", "full=1")
     assert request.headers == (("host", "x"), ("x-a", "1"), ("x-a", "2"))
     assert request.header("X-A") == "1, 2" and request.header("missing") is None
     assert not request.is_websocket_upgrade
     upgrade = parse_request_head(HANDSHAKE.replace(b"Upgrade\r\n", b"keep-alive, Upgrade\r\n"))
-    assert upgrade is not None and upgrade.is_websocket_upgrade
+    assert upgrade is not None and upgrade[0].is_websocket_upgrade and upgrade[1] == b""
     post = parse_request_head(HANDSHAKE.replace(b"GET", b"POST"))
-    assert post is not None and not post.is_websocket_upgrade
+    assert post is not None and not post[0].is_websocket_upgrade
+    old = parse_request_head(b"GET / HTTP/1.0\r\n\r\n")
+    assert old is not None and old[0].http_version == "1.0"
+
+
+def test_head_arrives_in_pieces() -> None:
+    for end in range(len(HANDSHAKE)):
+        assert parse_request_head(HANDSHAKE[:end]) is None
+    parsed = parse_request_head(HANDSHAKE + b"\x81")
+    assert parsed is not None and parsed[1] == b"\x81"
+
+
+def test_header_value_is_the_one_lookup() -> None:
+    headers = (("a", "1"), ("b", "2"), ("a", "3"))
+    assert header_value(headers, "A") == "1, 3"
+    assert header_value(headers, "c") is None
+    request = HTTPRequest("GET", "/", headers)
+    assert request.header("a") == Handshake("/", "", headers, ()).header("a") == "1, 3"
 
 
 @pytest.mark.parametrize(
     "head",
-    [b"nonsense\r\n\r\n", b"GET / HTTP/1.1\r\n\r\n", b"GET / HTTP/1.1\r\nHost: x\r\nBad Header: 1\r\n\r\n"],
+    [
+        b"nonsense\r\n\r\n",
+        b"HELLO\r\n\r\n",
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n",  # a TLS hello
+        b"GET / HTTP/1.1\r\n\r\n",  # no Host
+        HANDSHAKE.replace(b"Host: example.com\r\n", b""),
+        b"GET / HTTP/1.1\r\nHost: x\r\nBad Header: 1\r\n\r\n",
+        b"GET /\xc3\xa9 HTTP/1.1\r\nHost: x\r\n\r\n",  # a target that is not ASCII
+    ],
 )
 def test_malformed_head_is_400(head: bytes) -> None:
     with pytest.raises(HTTPError) as info:
@@ -568,13 +746,24 @@ def test_head_size_limit_is_431() -> None:
     assert split_request_head(b"GET / HTTP/1.1\nHost: x\n\nrest") == (b"GET / HTTP/1.1\nHost: x\n\n", b"rest")
 
 
+def test_oversized_and_endless_heads_are_431() -> None:
+    big = HANDSHAKE.replace(b"\r\n\r\n", b"\r\nX-Big: " + b"a" * DEFAULT_MAX_HEAD_SIZE + b"\r\n\r\n")
+    endless = b"GET / HTTP/1.1\r\nX-Endless: " + b"a" * DEFAULT_MAX_HEAD_SIZE  # no end in sight
+    for head in (big, endless):
+        with pytest.raises(HTTPError) as info:
+            parse_request_head(head)
+        assert http_status(info.value.response) == 431
+
+
 def test_render_response() -> None:
     out = render_response(200, b'{"status":"ok"}', extra_headers=[("Cache-Control", "no-store")])
     assert out == (
         b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 15\r\n"
         b'Connection: close\r\nCache-Control: no-store\r\n\r\n{"status":"ok"}'
     )
-    assert render_response(499, b"", "text/plain").startswith(b"HTTP/1.1 499 Unknown\r\n")
+    # One reason phrase for the whole project: the protocol's.
+    assert render_response(499, b"", "text/plain").startswith(b"HTTP/1.1 499 Client Closed Request\r\n")
+    assert render_response(599, b"").startswith(f"HTTP/1.1 599 {reason_phrase(599)}\r\n".encode())
     with pytest.raises(ValueError):
         render_response(200, b"", extra_headers=[("X-Evil", "a\r\nSet-Cookie: b")])
     with pytest.raises(ValueError):

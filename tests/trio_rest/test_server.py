@@ -8,6 +8,8 @@ import orjson
 import pytest
 import trio
 import trio_websocket
+import wsproto
+import wsproto.events
 
 from trio_rest._engine import ENGINE_NAMES
 from trio_rest._keepalive import keepalive
@@ -15,6 +17,7 @@ from trio_rest._keepalive import keepalive
 from ..protocol.test_readers import BAD_INPUTS
 from ._sockets import RawClient, running
 from .conftest import build_app
+from .test_engines import masked_frame
 
 pytestmark = pytest.mark.parametrize("engine", ENGINE_NAMES)
 
@@ -317,3 +320,49 @@ async def test_an_idle_connection_holds_no_task_but_its_own(engine: str) -> None
                 assert {task.name.rsplit(".", 1)[-1] for task in busy._nursery.child_tasks} == {"_worker"}
             for client in clients:
                 await client.stream.aclose()
+
+
+async def test_frames_sent_with_the_handshake_are_answered(engine: str) -> None:
+    # One write: the upgrade request and a request frame the client did not wait to send
+    # (RFC 6455 section 4.1 forbids it, but the server answers it rather than lose it).
+    ws = wsproto.WSConnection(wsproto.ConnectionType.CLIENT)
+    head = ws.send(wsproto.events.Request(host="127.0.0.1", target="/"))
+    frame = masked_frame(0x1, orjson.dumps({"method": "GET", "url": "/user/7", "id": 1}))
+    replies: list[dict[str, object]] = []
+    with trio.fail_after(10):
+        async with running(build_app(engine=engine)) as server:
+            stream = await trio.open_tcp_stream("127.0.0.1", server.port)
+            async with stream:
+                await stream.send_all(head + frame)
+                while not replies:
+                    data = await stream.receive_some(65536)
+                    assert data, "the server closed the connection"
+                    ws.receive_data(data)
+                    replies += [
+                        orjson.loads(event.data)
+                        for event in ws.events()
+                        if isinstance(event, wsproto.events.TextMessage)
+                    ]
+    assert replies[0]["status"] == 200 and replies[0]["data"] == {"id": 7, "args": {}}
+
+
+@pytest.mark.parametrize(
+    ("change", "statuses"),
+    [
+        ((b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", b"Sec-WebSocket-Key: short"), {b"400"}),
+        ((b"Sec-WebSocket-Version: 13", b"Sec-WebSocket-Version: 8"), {b"400", b"426"}),
+        ((b"Connection: Upgrade", b"Connection: Upgrade\r\nContent-Length: 2"), {b"400"}),
+    ],
+)
+async def test_a_refused_upgrade_gets_the_engines_http_error(
+    engine: str, change: tuple[bytes, bytes], statuses: set[bytes]
+) -> None:
+    head = (
+        b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    with trio.fail_after(10):
+        async with running(build_app(engine=engine, close_timeout=0.2)) as server:
+            reply = await _http(server.port, head.replace(*change))
+    assert reply.split(b" ")[1] in statuses
+    assert b"Connection: close\r\n" in reply and b"invalid WebSocket handshake" in reply
