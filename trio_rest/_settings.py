@@ -8,12 +8,15 @@ import attrs
 
 from ._engine import DEFAULT_ENGINE, ENGINE_NAMES
 from ._errors import ConfigurationError
+from ._http import DEFAULT_MAX_HEAD_SIZE
 
 __all__ = ["Settings"]
 
 
 def _positive(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if value is not None and not value > 0:
+    if value is None and attribute.name == "request_timeout":  # None: no limit
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
         raise ConfigurationError(f"Settings.{attribute.name} must be positive, not {value!r}")
 
 
@@ -41,6 +44,14 @@ class Settings:
             the others wait in arrival order.
         max_subscriptions: active subscriptions per connection (64); more get
             a 429.
+        max_buffered_bytes: bytes of requests one connection may hold, waiting
+            or running (4 MiB): past it the server stops reading that socket
+            until some finish, as for `max_in_flight`, so a client pipelining
+            large bodies is slowed down by TCP instead of filling memory.
+        max_server_buffered_bytes: bytes of requests the whole server may hold
+            (64 MiB); a request that would pass it is refused with 503
+            (code ``"busy"``), so many connections at their own bound still
+            fit in a small machine's memory.
         max_outbound_bytes: replies queued for a client that does not read
             (4 MiB); past it the client is disconnected (1008), so it cannot
             grow the server's memory or stall the others.
@@ -73,6 +84,8 @@ class Settings:
     max_in_flight: int = attrs.field(default=256, validator=_positive)
     max_concurrency: int = attrs.field(default=32, validator=_positive)
     max_subscriptions: int = attrs.field(default=64, validator=_positive)
+    max_buffered_bytes: int = attrs.field(default=4 * 2**20, validator=_positive)
+    max_server_buffered_bytes: int = attrs.field(default=64 * 2**20, validator=_positive)
     max_outbound_bytes: int = attrs.field(default=4 * 2**20, validator=_positive)
     request_timeout: float | None = attrs.field(default=60.0, validator=_positive)
     max_request_timeout: float = attrs.field(default=300.0, validator=_positive)
@@ -82,7 +95,7 @@ class Settings:
     close_timeout: float = attrs.field(default=5.0, validator=_positive)
     shutdown_timeout: float = attrs.field(default=10.0, validator=_positive)
     max_connections: int = attrs.field(default=10_000, validator=_positive)
-    max_head_size: int = attrs.field(default=16 * 2**10, validator=_positive)
+    max_head_size: int = attrs.field(default=DEFAULT_MAX_HEAD_SIZE, validator=_positive)
     read_size: int = attrs.field(default=64 * 2**10, validator=_positive)
 
     def __attrs_post_init__(self) -> None:

@@ -50,10 +50,6 @@ def test_none_is_no_request_timeout() -> None:
     Settings(request_timeout=None)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_settings.py's _positive lets None through for every field; only request_timeout may be None",
-)
 def test_none_is_refused_where_it_means_nothing() -> None:
     wrong = []
     for name in LIMITS:
