@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import cattrs
 
@@ -50,10 +50,7 @@ class App:
         self.router = router
         self.settings = settings if settings is not None else Settings()
         self.converter = converter if converter is not None else make_converter()
-        # A compromise: Any, not Database | None, because _request.py calls
-        # through it under a `type: ignore` that the precise type would make
-        # stale (and mypy --strict fails on a stale ignore).
-        self.database: Any = database
+        self.database = database
         self._handlers: dict[tuple[object, str], Handler] = {}
         for route in router.routes:
             for method, view in route.views.items():

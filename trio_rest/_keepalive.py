@@ -7,19 +7,69 @@ shortest interval among them and lets each connection check its own silence
 (`Member.keepalive_check`). So a silent client is pinged within a quarter of
 `ping_interval` after the interval, and closed within a quarter of
 `ping_timeout` after the timeout.
+
+What a connection knows of its peer's liveness is a `Liveness` record: when it last
+heard from the peer, and when the unanswered ping left. Its rule: at most one ping is
+outstanding; it stops being so at the first check that finds anything heard since it
+left, and a silence is never judged dead before a ping went unanswered for `timeout`.
 """
 
 from __future__ import annotations
 
+import enum
 import logging
 import math
 from typing import Protocol
 
+import attrs
 import trio
 
-__all__ = ["Keepalive", "Member", "keepalive"]
+__all__ = ["Keepalive", "Liveness", "Member", "Verdict", "keepalive"]
 
 log = logging.getLogger("trio_rest")
+
+
+class Verdict(enum.Enum):
+    """What `Liveness.check` tells a connection to do."""
+
+    ALIVE = "alive"  # nothing to do
+    PING = "ping"  # the peer was silent for the interval: ping it
+    DEAD = "dead"  # the ping went unanswered for the timeout: close (1011)
+
+
+@attrs.define(eq=False)
+class Liveness:
+    """When a peer was last heard from, and the ping that awaits its answer.
+
+    Attributes:
+        interval: seconds of silence before a ping.
+        timeout: seconds a ping may go unanswered.
+        last_seen: when anything last arrived (Trio's clock).
+        ping_sent: when the outstanding ping left, or None.
+    """
+
+    interval: float
+    timeout: float
+    last_seen: float
+    ping_sent: float | None = None
+
+    @property
+    def tick(self) -> float:
+        """How often to check, to act at most a quarter of the shorter timing late."""
+        return min(self.interval, self.timeout) / 4
+
+    def check(self, now: float) -> Verdict:
+        """Tell what to do at `now`; a ping is counted as sent when this says `PING`."""
+        sent = self.ping_sent
+        if sent is None:
+            if now - self.last_seen >= self.interval:
+                self.ping_sent = now
+                return Verdict.PING
+        elif self.last_seen >= sent:
+            self.ping_sent = None  # anything received since counts as the answer
+        elif now - sent >= self.timeout:
+            return Verdict.DEAD
+        return Verdict.ALIVE
 
 
 class Member(Protocol):

@@ -14,6 +14,7 @@ from ._errors import TrioRestError
 if TYPE_CHECKING:
     from ._app import App
     from ._connection import ServerConnection
+    from ._subscription import Subscription
 
 __all__ = ["Request", "Response"]
 
@@ -65,6 +66,7 @@ class Request:
             one transaction, committed when the view succeeds. Use it from a
             plain ``def`` view (which runs in a worker thread) or through
             `run_sync` from an ``async def`` view.
+        subscription: the `Subscription` of a SUBSCRIBE request (None otherwise).
     """
 
     method: str
@@ -80,9 +82,12 @@ class Request:
     app: App
     user: Any = None
     session: Any = None
-    # Subscription state: set by the connection driver for SUBSCRIBE requests.
-    accepted: bool = False
-    _seq: int = 0
+    subscription: Subscription | None = None
+
+    @property
+    def accepted(self) -> bool:
+        """True once a SUBSCRIBE request was answered with 200."""
+        return self.subscription is not None and self.subscription.accepted
 
     async def run_sync(self, fn: Callable[..., _T], *args: Any) -> _T:
         """Run blocking code (a database query) in a worker thread.
@@ -99,14 +104,14 @@ class Request:
         """
         database = self.app.database
         if database is not None and self.session is not None:
-            return await database.run_in_session(self.session, fn, *args)  # type: ignore[no-any-return]
+            return await database.run_in_session(self.session, fn, *args)
         return await trio.to_thread.run_sync(functools.partial(fn, *args))
 
     async def accept(self, data: Any = None) -> None:
         """Answer a SUBSCRIBE request with 200, starting the subscription.
 
         Notifying accepts implicitly; call this to send a body with the 200.
-        Calling it again does nothing.
+        Calling it again does nothing. See `Subscription.accept`.
 
         Args:
             data: the 200 reply's body.
@@ -114,16 +119,14 @@ class Request:
         Raises:
             TrioRestError: the request is not a SUBSCRIBE.
         """
-        if self.method != "SUBSCRIBE":
-            raise TrioRestError("only a SUBSCRIBE request can be accepted")
-        if not self.accepted:
-            self.accepted = True
-            self.connection._accept_subscription(self, data)
+        await self._subscription().accept(data)
 
     async def notify(
         self, data: Any = None, *, event_name: str | None = None, topic: str | None = None
     ) -> int:
         """Send a notification on this subscription (accepting it first if needed).
+
+        See `Subscription.notify`.
 
         Args:
             data: the notification's body.
@@ -136,7 +139,9 @@ class Request:
         Raises:
             TrioRestError: the request is not a SUBSCRIBE.
         """
-        await self.accept()
-        self._seq += 1
-        self.connection._notify_subscriber(self, data, event_name, topic or self.path, self._seq)
-        return self._seq
+        return await self._subscription().notify(data, event_name=event_name, topic=topic)
+
+    def _subscription(self) -> Subscription:
+        if self.subscription is None:
+            raise TrioRestError("only a SUBSCRIBE request can be accepted or notified")
+        return self.subscription

@@ -8,6 +8,7 @@ import orjson
 import trio
 
 from ._app import App
+from ._budget import ByteBudget
 from ._connection import ServerConnection
 from ._engine import Engine, Handshake, make_engine
 from ._http import HTTPError, HTTPRequest, json_detail, parse_request_head, render_response
@@ -47,17 +48,25 @@ async def _close_stream(stream: trio.abc.Stream, linger: float) -> None:
 class Server:
     """A running server: what `serve` hands to ``nursery.start``.
 
+    Args:
+        app: the `App` to serve.
+        connection_class: what drives each WebSocket (`trio_rest.testing` swaps in
+            one that echoes, for the conformance suite).
+
     Attributes:
         app: the `App` it serves.
         port: the port it listens on (useful with port 0).
         connections: the open WebSocket connections.
+        budget: the bytes of requests all connections hold, against
+            `Settings.max_server_buffered_bytes`.
     """
 
-    def __init__(self, app: App, *, echo: bool = False) -> None:
+    def __init__(self, app: App, *, connection_class: type[ServerConnection] = ServerConnection) -> None:
         self.app = app
         self.port = 0
         self.connections: set[ServerConnection] = set()
-        self._echo = echo
+        self.budget = ByteBudget(app.settings.max_server_buffered_bytes)
+        self._connection_class = connection_class
         self._listeners: list[trio.SocketListener] = []
         self._stop = trio.Event()
         self._stopped = trio.Event()
@@ -200,7 +209,7 @@ class Server:
         subprotocol, codec = choose_subprotocol(handshake.subprotocols)
         engine.accept(subprotocol)
         await stream.send_all(engine.data_to_send())
-        conn = ServerConnection(
+        conn = self._connection_class(
             self.app,
             stream,
             engine,
@@ -208,7 +217,7 @@ class Server:
             peer=peer,
             path=handshake.path,
             headers=handshake.headers,
-            echo=self._echo,
+            budget=self.budget,
         )
         conn.queue_events(engine.take_pending())
         return conn

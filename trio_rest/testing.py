@@ -1,4 +1,4 @@
-"""Test helpers: an in-memory client for an `App`, and the server in echo mode.
+"""Test helpers: an in-memory client for an `App`, the rules checked, the server in echo mode.
 
 async def test_user(app):
     async with TestClient(app) as client:
@@ -8,21 +8,24 @@ async def test_user(app):
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import traceback
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import trio
 import trio.testing
 import trio_websocket
 
+from . import _connection
 from ._app import App
+from ._connection import ServerConnection
 from ._routing import SimpleRouter
 from ._server import Server
 from ._settings import Settings
 from .client import Client
 
-__all__ = ["TestClient", "serve_echo"]
+__all__ = ["TestClient", "checking_invariants", "serve_echo"]
 
 
 class TestClient:
@@ -79,6 +82,39 @@ class TestClient:
         return await self._context.__aexit__(*exc_info)  # type: ignore[no-any-return]
 
 
+@contextmanager
+def checking_invariants() -> Iterator[list[str]]:
+    """Check the rules of every server connection between the steps of a test.
+
+    While the block runs, each connection checks its rules (and its worker pool's,
+    outbox's and budget's: see their modules) whenever its reader is about to wait for
+    the client, and once more when it has ended. A broken rule does not crash the
+    server under test; it is recorded, and the block raises at its end.
+
+    Yields:
+        The list of violations recorded so far (empty while all is well).
+
+    Raises:
+        AssertionError: at the end of the block, when a rule was broken.
+    """
+    violations: list[str] = []
+
+    def check(connection: ServerConnection) -> None:
+        try:
+            connection.check_invariants()
+        except AssertionError:
+            violations.append(f"{connection.peer}: {traceback.format_exc()}")
+
+    previous = _connection.at_rest
+    _connection.at_rest = check
+    try:
+        yield violations
+    finally:
+        _connection.at_rest = previous
+    if violations:
+        raise AssertionError("a connection broke its rules:\n" + "\n".join(violations))
+
+
 async def serve_echo(
     host: str = "127.0.0.1",
     port: int = 0,
@@ -103,4 +139,14 @@ async def serve_echo(
         max_frame_size=max_message_size,
         max_outbound_bytes=2 * max_message_size,
     )
-    await Server(App(SimpleRouter(), settings=settings), echo=True).serve(host, port, task_status=task_status)
+    server = Server(App(SimpleRouter(), settings=settings), connection_class=_EchoConnection)
+    await server.serve(host, port, task_status=task_status)
+
+
+class _EchoConnection(ServerConnection):
+    """Sends every message back unchanged: the WebSocket transport alone."""
+
+    __slots__ = ()
+
+    def handle_message(self, message: str | bytes) -> None:
+        self.send_raw(message)

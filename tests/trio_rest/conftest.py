@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import attrs
@@ -11,6 +12,14 @@ import pytest
 import trio
 
 from trio_rest import App, MethodBasedView, NotFound, Request, Response, Settings, SimpleRouter, endpoint
+from trio_rest.testing import checking_invariants
+
+
+@pytest.fixture(autouse=True)
+def _connections_keep_their_rules() -> Iterator[None]:
+    """Every connection of every test checks its rules between steps (trio_rest.testing)."""
+    with checking_invariants():
+        yield
 
 
 class UserView(MethodBasedView):
@@ -84,7 +93,7 @@ async def refuse(request: Request) -> None:
 
 
 async def broadcast(request: Request) -> str:
-    request.connection.send_notification({"hello": "all"}, event_name="hello", topic="lobby")
+    await request.connection.send_notification({"hello": "all"}, event_name="hello", topic="lobby")
     return "sent"
 
 

@@ -32,7 +32,7 @@ async def test_leaving_the_scope_sends_cancel() -> None:
             with trio.move_on_after(0.2):
                 await client.get("/sleep")
             (conn,) = server.connections
-            while conn._running:
+            while conn.stats().running:
                 await trio.sleep(0.01)
             assert (await client.get("/user/1")).status == 200
 

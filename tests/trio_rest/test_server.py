@@ -147,7 +147,7 @@ async def test_client_that_never_reads_is_disconnected_and_others_are_not(
                 while len(server.connections) > 1:
                     await trio.sleep(0.05)
                 for conn in server.connections:
-                    assert conn._outbox_bytes <= app.settings.max_outbound_bytes
+                    assert conn.stats().outbound_bytes <= app.settings.max_outbound_bytes
     assert "not read, disconnecting" in caplog.text
     assert "closed with 1008" in caplog.text
 
@@ -310,7 +310,7 @@ async def test_an_idle_connection_holds_no_task_but_its_own(engine: str) -> None
                 await trio.sleep(0.01)
             await trio.sleep(0.05)
             for conn in server.connections:
-                assert conn._nursery is not None and not conn._nursery.child_tasks
+                assert conn.stats().tasks == 0
             assert len(keepalive()) == 3
             # A request and its reply: the worker writes the reply itself, still no writer.
             async with trio_websocket.open_websocket_url(_url(server.port)) as ws:

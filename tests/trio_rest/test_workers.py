@@ -1,0 +1,207 @@
+"""The worker pool: its rules, its concurrency, and random interleavings of everything a client does."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import hypothesis.strategies as st
+import pytest
+import trio
+import trio.testing
+from hypothesis import HealthCheck, given, settings
+
+from trio_rest import App, Request, Settings, SimpleRouter, endpoint
+from trio_rest._budget import ByteBudget
+from trio_rest._workers import WorkerPool
+from trio_rest.testing import TestClient, checking_invariants
+
+from ._raw import memory_connection
+
+
+@endpoint
+async def quick(request: Request) -> str:
+    return "quick"
+
+
+@endpoint
+async def nap(request: Request) -> str:
+    await trio.sleep(float(request.args.get("s", 1)))
+    return "woke"
+
+
+@endpoint
+def thread(request: Request) -> str:  # a plain def: its thread cannot be cancelled
+    time.sleep(0.0005)
+    return "thread"
+
+
+@endpoint
+async def crash(request: Request) -> None:
+    raise RuntimeError("boom")
+
+
+async def watch(request: Request) -> str:
+    for i in range(int(request.args.get("n", 2))):
+        await request.notify({"i": i})
+        await trio.sleep(0.5)
+    if request.args.get("forever"):
+        await trio.sleep_forever()
+    return "over"
+
+
+def make_app(**options: Any) -> App:
+    router = SimpleRouter()
+    router.register("/quick", quick, "GET")
+    router.register("/nap", nap, "GET")
+    router.register("/thread", thread, "GET")
+    router.register("/crash", crash, "GET")
+    router.register("/watch", watch, "SUBSCRIBE")
+    return App(router, settings=Settings(**options))
+
+
+def _frames(task: trio.lowlevel.Task) -> list[str]:
+    return [frame.f_code.co_name for frame, _ in task.iter_await_frames()]
+
+
+def _all_tasks(task: trio.lowlevel.Task) -> list[trio.lowlevel.Task]:
+    found = [task]
+    for nursery in task.child_nurseries:
+        for child in nursery.child_tasks:
+            found += _all_tasks(child)
+    return found
+
+
+async def test_a_hung_view_shows_its_own_frames_in_the_task_tree(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with TestClient(make_app()) as client, trio.open_nursery() as nursery:
+        nursery.start_soon(client.get, "/nap?s=60")
+        await trio.sleep(1)
+        stacks = [_frames(task) for task in _all_tasks(trio.lowlevel.current_root_task())]
+        (stack,) = [stack for stack in stacks if "nap" in stack]
+        assert stack[0] == "_worker"  # the worker, down through the view to its own wait
+        assert stack.index("nap") < stack.index("sleep")
+        nursery.cancel_scope.cancel()
+
+
+async def test_slow_handlers_run_concurrently_up_to_the_limit(autojump_clock: trio.testing.MockClock) -> None:
+    test_client = TestClient(make_app(max_concurrency=3))
+    async with test_client as client:
+        start = trio.current_time()
+        async with trio.open_nursery() as nursery:
+            for _ in range(6):
+                nursery.start_soon(client.get, "/nap?s=1")
+        assert 2 <= trio.current_time() - start < 2.5  # two waves of three
+        (conn,) = test_client.server.connections
+        assert conn.stats().workers == 3
+
+
+class _Outbox:
+    claimed = dirty = False
+
+
+def _pool(max_concurrency: int = 2) -> WorkerPool:
+    async def call(job: Any) -> None:
+        raise AssertionError("not called")  # pragma: no cover
+
+    return WorkerPool(
+        Settings(max_concurrency=max_concurrency),
+        _Outbox(),  # type: ignore[arg-type]
+        ByteBudget(100),
+        call=call,
+        reply=lambda job, reply: None,
+        on_room=lambda: None,
+    )
+
+
+@pytest.mark.parametrize(
+    ("counter", "change", "rule"),
+    [("tasks", 1, "rule 1"), ("free", 1, "rule 3"), ("parked", 3, "rule 2"), ("unanswered", 1, "rule 5")],
+)
+def test_the_check_fails_on_a_broken_rule(counter: str, change: int, rule: str) -> None:
+    pool = _pool()
+    pool.check_invariants()  # a fresh pool keeps them
+    if counter == "parked":
+        pool.tasks += change
+    setattr(pool, counter, getattr(pool, counter) + change)
+    with pytest.raises(AssertionError, match=rule):
+        pool.check_invariants()
+
+
+# Random interleavings: each example opens one connection, sends a random sequence of
+# requests, cancels, subscriptions and pauses, then ends in one of four ways. (Plain def
+# handlers are left to the tests over real sockets: their threads run in real time,
+# which the virtual clock would jump past.) Every step
+# checks the connection's rules (checking_invariants) and, however it ended, every
+# request got exactly one reply unless the client itself left.
+
+_request = st.one_of(
+    st.tuples(st.just("GET"), st.just("/quick")),
+    st.tuples(st.just("GET"), st.sampled_from(["/nap?s=0.2", "/nap?s=1", "/nap?s=3"])),
+    st.tuples(st.just("GET"), st.just("/crash")),
+    st.tuples(st.just("GET"), st.just("/nowhere")),
+    st.tuples(st.just("SUBSCRIBE"), st.sampled_from(["/watch?n=1", "/watch?n=3", "/watch?n=1&forever=1"])),
+)
+_step = st.one_of(
+    st.tuples(st.just("request"), _request, st.sampled_from([None, 0.1, 0.5, 2.0])),
+    st.tuples(st.just("cancel"), st.integers(0, 30), st.none()),
+    st.tuples(st.just("pause"), st.sampled_from([0.0, 0.05, 0.3, 1.0]), st.none()),
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    steps=st.lists(_step, max_size=25),
+    ending=st.sampled_from(["drain", "close", "shutdown", "leave"]),
+    concurrency=st.sampled_from([1, 2, 32]),
+)
+def test_every_request_gets_exactly_one_reply_whatever_the_interleaving(
+    steps: list[tuple[str, Any, Any]], ending: str, concurrency: int
+) -> None:
+    trio.run(_scenario, steps, ending, concurrency, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
+async def _scenario(steps: list[tuple[str, Any, Any]], ending: str, concurrency: int) -> None:
+    app = make_app(max_concurrency=concurrency, shutdown_timeout=1.0)
+    sent: list[str] = []
+    with checking_invariants(), trio.fail_after(120):
+        async with memory_connection(app) as (server, client, server_scope):
+            for kind, what, extra in steps:
+                if kind == "request":
+                    request_id = f"r{len(sent)}"
+                    method, url = what
+                    envelope = {"method": method, "url": url, "id": request_id}
+                    if extra is not None:
+                        envelope["timeout"] = extra
+                    sent.append(request_id)
+                    await client.send(envelope)
+                elif kind == "cancel" and sent:
+                    await client.send({"type": "cancel", "id": sent[what % len(sent)]})
+                elif kind == "pause":
+                    await trio.sleep(what)
+            await trio.sleep(0.001)  # the server reads everything sent
+            (conn,) = server.connections
+            if ending == "drain":
+                for request_id in sent:  # a subscription that never ends is cancelled
+                    await client.send({"type": "cancel", "id": request_id})
+                await client.wait_for(len(sent))
+            elif ending == "close":
+                await conn.close(1001, "going away", grace=0.5)
+                await client.closed.wait()
+            elif ending == "shutdown":
+                server_scope.cancel()
+                await client.closed.wait()
+            else:
+                await client.stream.aclose()
+            while server.connections:
+                await trio.sleep(0.01)
+            assert server.budget.used == 0  # every job gave its bytes back
+    if ending == "leave":
+        return
+    replies: dict[str, int] = {}
+    for response in client.responses():
+        replies[response["id"]] = replies.get(response["id"], 0) + 1
+    assert replies == dict.fromkeys(sent, 1)
+    if ending in ("close", "shutdown"):
+        assert client.close_code == 1001

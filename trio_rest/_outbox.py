@@ -1,0 +1,232 @@
+"""`Outbox`: the one way out of a connection, one `send_all` at a time.
+
+Everything a connection writes (replies, notifications, pongs, the close frame) is queued
+here and framed by the WebSocket engine only when a batch is written, so a batch of
+replies costs one `send_all` (DESIGN.md section 5: batching is worth 2-3x).
+
+Who writes. A writer task, started on first need so that an idle connection has none,
+writes whatever is queued. A worker that just answered the last request of a batch may
+*claim* the write instead (`claim`, then `write_claimed`): it writes the batch itself,
+without waking the writer, which saves a task switch per request/response exchange.
+
+Rules (`check_invariants` raises `AssertionError` when one is broken):
+
+1. At most one `send_all` is under way on the stream (`sending`), whoever makes it.
+2. `queued_bytes` is the total length of `queue`, and stays within `limit`: past it the
+   queue is dropped and `on_overflow` ends the connection (a client that does not read
+   must not grow the server's memory).
+3. Nothing queued is forgotten: while output is due (`dirty`), a `send_all` is under way
+   and will go round again, or a worker has claimed the write, or the writer task is
+   woken (or will be started when the connection runs).
+4. A claim lasts from `claim` to `write_claimed`, which the claimer calls without
+   waiting in between; no claim is made while a `send_all` is under way.
+5. Once `ended`, nothing new is written: the connection is over.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import trio
+
+from ._engine import Engine
+
+__all__ = ["Outbox"]
+
+_LOST = (trio.BrokenResourceError, trio.ClosedResourceError)
+
+
+class Outbox:
+    """The queue and the writer of one connection's output.
+
+    Args:
+        stream: the socket (or in-memory stream).
+        engine: the WebSocket engine that frames messages.
+        limit: the most bytes queued for a client that does not read.
+        on_overflow: called with the byte count once the limit is passed (the queue
+            is already dropped).
+        on_lost: called when a write finds the stream broken.
+    """
+
+    __slots__ = (
+        "_done",
+        "_engine",
+        "_flushed",
+        "_lot",
+        "_nursery",
+        "_on_lost",
+        "_on_overflow",
+        "_stream",
+        "_writer_started",
+        "claimed",
+        "dirty",
+        "ended",
+        "limit",
+        "queue",
+        "queued_bytes",
+        "sending",
+    )
+
+    def __init__(
+        self,
+        stream: trio.abc.Stream,
+        engine: Engine,
+        *,
+        limit: int,
+        on_overflow: Callable[[int], None],
+        on_lost: Callable[[], None],
+    ) -> None:
+        self._stream = stream
+        self._engine = engine
+        self.limit = limit
+        self._on_overflow = on_overflow
+        self._on_lost = on_lost
+        self.queue: list[str | bytes] = []
+        self.queued_bytes = 0
+        self.dirty = False  # output is due that no write has taken yet
+        self.sending = False  # a send_all is under way
+        self.claimed = False  # a worker will write the batch itself
+        self.ended = False
+        self._nursery: trio.Nursery | None = None
+        self._writer_started = False
+        self._lot = trio.lowlevel.ParkingLot()  # where the writer waits for work
+        self._done = trio.Event()  # the writer wrote the close frame, or gave up
+        self._flushed: trio.Event | None = None  # made by wait_flushed, set when nothing is due
+
+    # -- queueing (never blocks) ---------------------------------------------------
+
+    def put(self, wire: str | bytes) -> None:
+        """Queue one message; past `limit`, drop the queue and call `on_overflow`."""
+        self.queue.append(wire)
+        self.queued_bytes += len(wire)
+        if self.queued_bytes > self.limit:
+            queued, self.queue, self.queued_bytes = self.queued_bytes, [], 0
+            self._on_overflow(queued)
+            return
+        self.poke()
+
+    def poke(self) -> None:
+        """Say that output is due: a message was queued, or the engine has its own (a pong, a close)."""
+        if self.ended or self.dirty:  # over, or already due: a batch shares one wake-up
+            return
+        self.dirty = True
+        if self.claimed or self.sending:
+            return  # the claimer, or the send under way, writes it (rule 3)
+        if self._writer_started:
+            self._lot.unpark_all()
+        elif self._nursery is not None:
+            self._start_writer()
+
+    def frame(self) -> None:
+        """Hand every queued message to the engine, which frames it for the next write."""
+        if self.queue:
+            batch, self.queue, self.queued_bytes = self.queue, [], 0
+            send_message = self._engine.send_message
+            for wire in batch:
+                send_message(wire)
+
+    def close(self, code: int, reason: str) -> None:
+        """Queue the close frame after every message already queued."""
+        self.frame()
+        self._engine.close(code, reason)
+        self.poke()
+
+    # -- writing ---------------------------------------------------------------------
+
+    def start(self, nursery: trio.Nursery) -> None:
+        """Let the outbox start its writer in `nursery` (the connection runs now)."""
+        self._nursery = nursery
+        if self.dirty and not self.claimed and not self.sending:
+            self._start_writer()  # something was queued before the connection ran
+
+    def end(self) -> None:
+        """The connection is over: its own last words aside, nothing more is written (rule 5).
+
+        Messages queued from now on are still framed by `close` for whoever writes the
+        engine's data last.
+        """
+        self.ended = True
+
+    def claim(self) -> bool:
+        """Take the next write on oneself; true when taken (nothing was being sent)."""
+        self.claimed = not self.sending
+        return self.claimed
+
+    async def write_claimed(self) -> None:
+        """Write what the claim covers; call it right after `claim` returned true."""
+        self.claimed = False
+        if self.dirty:
+            await self.flush()
+        else:
+            await trio.lowlevel.checkpoint()
+
+    async def flush(self) -> None:
+        """Write everything due, in as few `send_all` calls as the queue allows."""
+        engine = self._engine
+        self.sending = True
+        try:
+            while self.dirty:
+                self.dirty = False
+                self.frame()
+                data = engine.data_to_send()
+                if data:
+                    await self._stream.send_all(data)
+                    # The peer's close may have arrived during that write: its
+                    # reply is queued now, so go round once more.
+                    if engine.closed:
+                        self.dirty = True
+        except _LOST:
+            self.dirty = False
+            self._on_lost()
+        finally:
+            self.sending = False
+        if self._flushed is not None and not self.dirty:
+            self._flushed.set()
+        if engine.closed and self._writer_started:
+            self._lot.unpark_all()  # the writer's last duty: to say it is done
+
+    async def wait_flushed(self) -> None:
+        """Wait until nothing is due and no `send_all` is under way."""
+        while self.dirty or self.sending:
+            self._flushed = trio.Event()
+            await self._flushed.wait()
+        await trio.lowlevel.checkpoint()
+
+    async def wait_written(self) -> None:
+        """Wait until the writer wrote the close frame (or the stream broke)."""
+        if not self._writer_started and self._nursery is not None:
+            self._start_writer()
+        await self._done.wait()
+
+    def _start_writer(self) -> None:
+        assert self._nursery is not None
+        self._writer_started = True
+        self._nursery.start_soon(self._write_loop)
+
+    async def _write_loop(self) -> None:
+        try:
+            while True:
+                if self.sending:
+                    # A worker is sending: it writes what is queued meanwhile, then wakes us.
+                    await self._lot.park()
+                elif self.dirty:
+                    await self.flush()
+                elif self._engine.closed:
+                    return  # everything, the close frame included, is written
+                else:
+                    await self._lot.park()
+        finally:
+            self._done.set()
+
+    def check_invariants(self) -> None:
+        """Raise `AssertionError` if a rule of the module docstring is broken.
+
+        Meant for a moment when no task of the connection is running (tests call it
+        between steps): a claim never outlives the step that made it.
+        """
+        assert self.queued_bytes == sum(len(wire) for wire in self.queue), "rule 2: byte count"
+        assert self.queued_bytes <= self.limit, "rule 2: over the limit"
+        assert not self.claimed, "rule 4: a claim outlived its step"
+        if self.dirty and not self.sending and not self.ended:
+            woken = self._writer_started and not self._lot  # not parked: it runs soon
+            assert woken or self._nursery is None, "rule 3: output due and no one to write it"

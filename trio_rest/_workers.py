@@ -1,0 +1,527 @@
+"""`WorkerPool`: runs one connection's requests on a few long-lived worker tasks.
+
+A task spawned per request costs more than a small request itself (DESIGN.md section 5),
+so workers, started on demand, run the queued jobs one after another and park when the
+queue is empty. A burst of quick requests is drained by one worker; another is woken only
+when a handler *waits* (`_Watched` sees its first suspension), so slow handlers still run
+concurrently, up to `max_concurrency` at once.
+
+Each job runs under its own deadline and can be cancelled alone (the client's cancel, its
+deadline, the connection closing). The cancel scope that does it is the worker's, kept
+from job to job and renewed after a cancellation: entering a scope per request cost about
+a fifth of a request. A deadline is handed to that scope only once the handler waits; a
+handler that never waits cannot be cancelled anyway (cancellation lands at checkpoints).
+
+A SUBSCRIBE job that accepts (`Subscription.accept`) is *detached*: its 200 is its reply,
+and its worker leaves the pool for as long as the subscription lasts, so that it no
+longer counts against the concurrency.
+
+Any task may run a job with `run_job` (today only the workers do): a reader that runs a
+request itself and hands its reading role to another task only when the handler waits
+(leader/follower) fits this shape.
+
+Terms: a worker is *awake* when it is in the pool and not parked, and *free* when it is
+awake and not waiting inside a handler or a write: a free worker comes back to the queue
+by itself.
+
+Rules (`check_invariants` raises `AssertionError` when one is broken):
+
+1. Every worker task is exactly one of awake, parked or detached:
+   ``tasks == awake + parked + detached``.
+2. ``awake + parked <= max_concurrency`` and ``len(running) <= awake``.
+3. ``free == awake - (running jobs whose handler waits) - writing``; so ``0 <= free <= awake``.
+4. Progress: while jobs wait, a worker is free or the pool is full
+   (``awake == max_concurrency``).
+5. A job is in exactly one of `waiting`, `running` and `subscriptions` while the pool
+   holds it; `unanswered` counts the held jobs not answered yet, so a job leaves only
+   once answered. Each job is answered once (`Job.answered`): a second answer is dropped.
+6. A detached job is in `subscriptions`, never in `running`, and is answered.
+7. `buffered` is the sum of the held jobs' sizes.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import math
+from collections.abc import Callable, Coroutine, Generator
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import trio
+from trio_rest_protocol import Request as ProtocolRequest
+from trio_rest_protocol import Response as ProtocolResponse
+
+from ._budget import ByteBudget
+from ._errors import APIError
+from ._outbox import Outbox
+from ._request import Request, Response
+
+if TYPE_CHECKING:
+    from ._settings import Settings
+    from ._views import Handler
+
+__all__ = ["Job", "WorkerPool"]
+
+log = logging.getLogger("trio_rest")
+
+
+class CancelledBy(enum.Enum):
+    """Who cancelled a job, which decides its reply."""
+
+    CLIENT = 499  # a cancel message, or the client left the request's scope
+    CLOSING = 503  # the connection is closing
+
+
+@attrs.define(eq=False)
+class Job:
+    """One request on its way through the pool: waiting, running, or (SUBSCRIBE) streaming.
+
+    Attributes:
+        event: the protocol's request.
+        request: what the view sees.
+        handler: the view, compiled for the request's method.
+        size: bytes of the message it came in (counted against the buffer limits).
+    """
+
+    event: ProtocolRequest
+    request: Request
+    handler: Handler
+    size: int = 0
+    #: The worker's cancel scope, from the moment the job starts.
+    scope: trio.CancelScope = attrs.field(init=False)
+    #: When the request times out; given to `scope` only once the handler waits.
+    deadline: float = math.inf
+    cancelled: CancelledBy | None = None
+    blocked: bool = False  # the handler has waited, and has not returned yet
+    detached: bool = False  # an accepted subscription
+    answered: bool = False
+
+    @property
+    def key(self) -> object:
+        """How the pool finds the job: its id, or itself when it has none."""
+        return self.event.id if self.event.id is not None else self
+
+
+Caller = Callable[[Job], Coroutine[Any, Any, Any]]
+Replier = Callable[[Job, ProtocolResponse], None]
+
+
+class WorkerPool:
+    """The jobs of one connection and the workers that run them.
+
+    Args:
+        settings: the limits (`max_concurrency`, the request timeouts).
+        outbox: where replies go; a worker that ends a batch writes it itself.
+        budget: the server's byte budget, given back as jobs leave.
+        call: runs a job's handler and returns its result.
+        reply: queues a job's reply.
+        on_room: called whenever a job leaves (the reader may be waiting for room).
+    """
+
+    __slots__ = (
+        "_budget",
+        "_call",
+        "_idle",
+        "_lot",
+        "_nursery",
+        "_on_room",
+        "_outbox",
+        "_reply",
+        "_settings",
+        "awake",
+        "buffered",
+        "detached",
+        "free",
+        "max_concurrency",
+        "parked",
+        "running",
+        "subscriptions",
+        "tasks",
+        "unanswered",
+        "waiting",
+        "writing",
+    )
+
+    def __init__(
+        self,
+        settings: Settings,
+        outbox: Outbox,
+        budget: ByteBudget,
+        *,
+        call: Caller,
+        reply: Replier,
+        on_room: Callable[[], None],
+    ) -> None:
+        self._settings = settings
+        self.max_concurrency = settings.max_concurrency
+        self._outbox = outbox
+        self._budget = budget
+        self._call = call
+        self._reply = reply
+        self._on_room = on_room
+        self._nursery: trio.Nursery | None = None
+        # Jobs in arrival order (a list: at most max_in_flight long, and an empty
+        # deque would cost 600 bytes of every idle connection's memory).
+        self.waiting: list[Job] = []
+        self.running: dict[object, Job] = {}
+        self.subscriptions: dict[object, Job] = {}
+        self.tasks = self.awake = self.parked = self.detached = self.free = self.writing = 0
+        self.unanswered = 0
+        self.buffered = 0
+        self._lot = trio.lowlevel.ParkingLot()
+        self._idle: trio.Event | None = None  # made by wait_idle, set when nothing is left
+
+    # -- what the connection asks -------------------------------------------------
+
+    def start(self, nursery: trio.Nursery) -> None:
+        """Start workers in `nursery` from now on (the connection runs)."""
+        self._nursery = nursery
+        if self.waiting:
+            self._wake()
+
+    @property
+    def in_flight(self) -> int:
+        """Requests waiting or running (subscriptions excluded)."""
+        return len(self.running) + len(self.waiting)
+
+    def submit(self, job: Job) -> None:
+        """Queue a job; a worker takes it within `max_concurrency`."""
+        self.waiting.append(job)
+        self.unanswered += 1
+        self.buffered += job.size
+        self._wake()
+
+    def cancel(self, id: object) -> bool:
+        """Cancel the request or subscription of this id; false when there is none."""
+        job = self.running.get(id) or self.subscriptions.get(id)
+        if job is not None:
+            job.cancelled = CancelledBy.CLIENT
+            job.scope.cancel()
+            return True
+        for job in self.waiting:
+            if job.event.id == id:
+                self.waiting.remove(job)
+                self._answer(job, job.event.error(499))
+                self._forget(job)
+                return True
+        return False
+
+    def cancel_all(self) -> None:
+        """The connection closes: cancel what runs, answer what waits with 503."""
+        for job in [*self.running.values(), *self.subscriptions.values()]:
+            job.cancelled = CancelledBy.CLOSING
+            job.scope.cancel()
+        while self.waiting:
+            job = self.waiting.pop(0)
+            self._answer(job, _closing(job))
+            self._forget(job)
+
+    def answer_all(self) -> None:
+        """Answer every job still owed a reply with 503 (a handler that cannot be stopped).
+
+        A job answered here and finishing later has its own reply dropped (rule 5); a
+        subscription gets its final notification.
+        """
+        while self.waiting:
+            job = self.waiting.pop(0)
+            self._answer(job, _closing(job))
+            self._forget(job)
+        for job in self.running.values():
+            self._answer(job, _closing(job))
+        for job in self.subscriptions.values():
+            subscription = job.request.subscription
+            if subscription is not None:
+                subscription.end(None, _closing(job))
+
+    def release(self) -> None:
+        """The connection is over and its workers with it: let go of every job left."""
+        for job in [*self.waiting, *self.running.values(), *self.subscriptions.values()]:
+            if not job.answered:
+                job.answered = True  # no one is left to answer: the client is gone
+                self.unanswered -= 1
+            self._forget(job)
+        self.waiting.clear()
+
+    async def wait_idle(self, *, subscriptions: bool = False) -> None:
+        """Wait until no request waits or runs (and, if asked, no subscription is left)."""
+        while self.running or self.waiting or (subscriptions and self.subscriptions):
+            self._idle = trio.Event()
+            await self._idle.wait()
+        await trio.lowlevel.checkpoint()
+
+    def accepted(self, job: Job, data: Any) -> None:
+        """A SUBSCRIBE handler accepted: send its 200, and let its worker leave the pool."""
+        if job.answered:  # answered already (the connection is closing): nothing starts
+            return
+        # Once accepted, a subscription lives until cancelled: no deadline, and it
+        # no longer counts against the request concurrency.
+        job.scope.deadline = math.inf
+        key = job.key
+        del self.running[key]
+        self.subscriptions[key] = job
+        job.detached = True
+        self.awake -= 1
+        self.detached += 1
+        if not job.blocked:
+            self.free -= 1  # it was counted free: it leaves the pool (rule 3)
+        self._answer(job, job.event.response(data=data))
+        if self.waiting:
+            self._wake()
+        self._made_room()
+
+    # -- the workers ---------------------------------------------------------------
+
+    def _wake(self) -> None:
+        """Make sure a worker will take the queued jobs, within `max_concurrency` (rule 4).
+
+        A free worker comes back to the queue by itself, so a pipelined batch wakes one
+        worker, not one per request.
+        """
+        if self.free > 0:
+            return
+        if self.parked:
+            self.parked -= 1
+            self.awake += 1
+            self.free += 1
+            self._lot.unpark()
+        elif self.awake < self.max_concurrency and self._nursery is not None:
+            self.awake += 1
+            self.free += 1
+            self.tasks += 1
+            self._nursery.start_soon(self._worker)
+
+    def _blocked(self, job: Job) -> None:
+        """The job's handler waits for the first time: its worker is no longer free."""
+        job.blocked = True
+        if not job.detached:
+            self.free -= 1
+            job.scope.deadline = job.deadline
+            if self.waiting:
+                self._wake()
+
+    def _resumed(self, job: Job) -> None:
+        """The handler of a job that waited has returned (or raised)."""
+        job.blocked = False
+        if not job.detached:
+            self.free += 1
+
+    async def _worker(self) -> None:
+        """Run queued jobs one after another; park when there are none."""
+        waiting = self.waiting
+        parked = False  # counted parked (by ourselves), else awake (by whoever woke us)
+        held: Job | None = None  # the job in hand, if any
+        try:
+            while True:
+                job: Job | None = None
+                with trio.CancelScope() as scope:
+                    while not scope.cancel_called:  # a cancel that came as a job returned: renew
+                        if not waiting:
+                            self.awake -= 1
+                            self.free -= 1
+                            self.parked += 1
+                            parked = True
+                            await self._lot.park()  # whoever wakes us counts us awake and free
+                            parked = False
+                            continue
+                        job = held = waiting.pop(0)
+                        job.scope = scope
+                        self.running[job.key] = job
+                        await self.run_job(job)
+                        done, job = job, None
+                        if await self._after_job(done):
+                            return
+                        held = None
+                if job is not None:  # cancelled: by the client, by its deadline, or by the closing
+                    self._complete(job, None, None)
+                    if await self._after_job(job):
+                        return
+                    held = None
+        finally:
+            # Leaving the pool, by its own choice or cancelled anywhere by the connection's
+            # nursery: take this worker out of the counts (rule 1). An awake worker is free
+            # by then: `run_job` and `_after_job` gave back what they took.
+            self.tasks -= 1
+            if parked:
+                self.parked -= 1
+            elif held is not None and held.detached:
+                self.detached -= 1
+            else:
+                self.awake -= 1
+                self.free -= 1
+
+    async def _after_job(self, job: Job) -> bool:
+        """Write the batch if this job ended it; tell whether the worker must stop."""
+        outbox = self._outbox
+        if outbox.claimed:
+            if not outbox.dirty:
+                outbox.claimed = False
+            elif job.detached:
+                await outbox.write_claimed()
+            else:
+                self.free -= 1
+                self.writing += 1
+                try:
+                    await outbox.write_claimed()
+                finally:
+                    self.writing -= 1
+                    self.free += 1
+        return job.detached  # its subscription ended: this worker left the pool at the 200
+
+    async def run_job(self, job: Job) -> None:
+        """Run one job in the current task and reply; `job.scope` is the scope to cancel it by.
+
+        Cancellation of the job (``trio.Cancelled``) passes through to that scope.
+        """
+        event, settings = job.event, self._settings
+        timeout = event.timeout if event.timeout is not None else settings.request_timeout
+        if timeout is not None:
+            # Given to Trio only if the handler waits (`_blocked`): a deadline can
+            # only fire at a checkpoint, so a handler that never waits needs none.
+            job.deadline = trio.current_time() + min(timeout, settings.max_request_timeout)
+        reply: ProtocolResponse | None = None
+        result: Any = None
+        try:
+            result = await _Watched(self._call(job), self, job)
+        except APIError as exc:
+            reply = error_reply(event, exc)
+        except Exception:
+            log.exception(
+                "%s: %s %s failed in %s",
+                job.request.connection.peer,
+                event.method,
+                event.url,
+                job.handler.name,
+            )
+            reply = event.error(500, detail="The server failed to handle the request.")
+        else:
+            if not job.detached:
+                reply = success_reply(event, result)
+        finally:
+            if job.blocked:
+                self._resumed(job)
+        self._complete(job, result, reply)
+
+    def _complete(self, job: Job, result: Any, reply: ProtocolResponse | None) -> None:
+        """Reply to a job that ended (reply None: it was cancelled) and forget it."""
+        scope = job.scope
+        if scope.deadline != math.inf and not scope.cancel_called:
+            scope.deadline = math.inf  # the worker's next job starts without it
+        # The last queued job's worker writes the batch itself (`_after_job`): no hand-off
+        # to the writer on the way out. While jobs wait, their workers reply later and the
+        # writer sends the batch. Never from a cancelled scope (a plain def's thread that
+        # outlived its deadline): the write would be cancelled with the reply taken.
+        if not self.waiting and not scope.cancel_called:
+            self._outbox.claim()
+        self._forget(job)
+        if job.detached:
+            subscription = job.request.subscription
+            if subscription is not None:
+                subscription.end(result, reply)
+        elif reply is not None:
+            self._answer(job, reply)
+        elif job.cancelled is CancelledBy.CLIENT:
+            self._answer(job, job.event.error(499))
+        elif job.cancelled is CancelledBy.CLOSING:
+            self._answer(job, _closing(job))
+        else:  # the worker's own scope: the deadline
+            self._answer(job, job.event.error(504))
+
+    def _answer(self, job: Job, reply: ProtocolResponse) -> None:
+        if job.answered:
+            return
+        job.answered = True
+        self.unanswered -= 1
+        self._reply(job, reply)
+
+    def _forget(self, job: Job) -> None:
+        key = job.key
+        if self.running.pop(key, None) is None:
+            self.subscriptions.pop(key, None)
+        self.buffered -= job.size
+        self._budget.give(job.size)
+        self._made_room()
+
+    def _made_room(self) -> None:
+        self._on_room()
+        if self._idle is not None and not self.running and not self.waiting:
+            self._idle.set()  # wait_idle checks the subscriptions itself
+
+    def check_invariants(self) -> None:
+        """Raise `AssertionError` if a rule of the module docstring is broken."""
+        assert self.tasks == self.awake + self.parked + self.detached, "rule 1"
+        assert self.awake + self.parked <= self.max_concurrency, "rule 2: too many workers"
+        assert len(self.running) <= self.awake, "rule 2: a running job without a worker"
+        waiting_handlers = sum(job.blocked for job in self.running.values())
+        assert self.free == self.awake - waiting_handlers - self.writing, "rule 3"
+        assert not self.waiting or self.free > 0 or self.awake == self.max_concurrency, "rule 4"
+        held = [*self.waiting, *self.running.values(), *self.subscriptions.values()]
+        assert len({id(job) for job in held}) == len(held), "rule 5: a job held twice"
+        assert self.unanswered == sum(not job.answered for job in held), "rule 5: unanswered count"
+        assert all(job.detached and job.answered for job in self.subscriptions.values()), "rule 6"
+        assert not any(job.detached for job in self.running.values()), "rule 6"
+        assert self.buffered == sum(job.size for job in held), "rule 7"
+
+
+class _Watched:
+    """Await a handler's coroutine in the awaiting task, noticing when it first waits.
+
+    Every value passes through untouched, so the coroutine runs in the awaiting task
+    and every Trio primitive it uses sees that task. ``gi_yieldfrom`` exposes the
+    coroutine, so Trio's task-tree introspection (``Task.iter_await_frames``) shows a
+    hung view's own frames.
+    """
+
+    __slots__ = ("_coro", "_job", "_pool")
+
+    gi_frame = None  # Trio's walk reads frames here, then follows gi_yieldfrom
+
+    def __init__(self, coro: Coroutine[Any, Any, Any], pool: WorkerPool, job: Job) -> None:
+        self._coro = coro
+        self._pool = pool
+        self._job = job
+
+    @property
+    def gi_yieldfrom(self) -> Coroutine[Any, Any, Any]:
+        return self._coro
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        return self  # type: ignore[return-value]
+
+    def __iter__(self) -> _Watched:
+        return self
+
+    def __next__(self) -> Any:
+        return self.send(None)
+
+    def send(self, value: Any) -> Any:
+        # A StopIteration (the coroutine returned) ends the await with its value.
+        trap = self._coro.send(value)
+        if not self._job.blocked:
+            self._pool._blocked(self._job)
+        return trap
+
+    def throw(self, exc: BaseException, *rest: Any) -> Any:
+        trap = self._coro.throw(exc)
+        if not self._job.blocked:
+            self._pool._blocked(self._job)
+        return trap
+
+    def close(self) -> None:
+        self._coro.close()
+
+
+def _closing(job: Job) -> ProtocolResponse:
+    return job.event.error(503, code="closing", detail="The server is closing.")
+
+
+def error_reply(event: ProtocolRequest, exc: APIError) -> ProtocolResponse:
+    """The reply to a request whose handler raised `exc`."""
+    return event.error(exc.status, code=exc.code, detail=exc.detail, errors=exc.errors)
+
+
+def success_reply(event: ProtocolRequest, result: Any) -> ProtocolResponse:
+    """The reply to a request whose handler returned `result` (data, or a `Response`)."""
+    if type(result) is Response:
+        return event.response(status=result.status, data=result.data)
+    return event.response(data=result)
