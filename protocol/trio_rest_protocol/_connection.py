@@ -334,6 +334,7 @@ class Connection:
             and event.method != "SUBSCRIBE"
             and event.id is not None
             and event.id not in self._in_flight
+            and event.id not in self._subscriptions
             and len(self._in_flight) + self._anonymous_total < self.max_in_flight
         ):
             # The common case, a plain request with a fresh id, admitted inline.
@@ -361,10 +362,12 @@ class Connection:
     def _admit(self, event: Request | Auth, kind: str) -> None:
         """Track a received request, or reject it: duplicate id (409), too many (429)."""
         name = event.event_name if type(event) is Request else None
-        if event.id is not None and event.id in self._in_flight:
+        # An active subscription keeps its id: a cancel or a notification of that id
+        # must name one thing only.
+        if event.id is not None and (event.id in self._in_flight or event.id in self._subscriptions):
             raise self._reject(
                 Rejection(
-                    f"A request with id {event.id!r} is already in flight.",
+                    f"A request or subscription with id {event.id!r} is already in flight.",
                     code="duplicate_id",
                     status=409,
                     id=event.id,

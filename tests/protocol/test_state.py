@@ -53,6 +53,19 @@ def test_duplicate_in_flight_id_is_409_and_does_not_answer_the_original() -> Non
     _serve(server, '{"method": "GET", "url": "/c", "id": 1}')
 
 
+@pytest.mark.parametrize("method", ["GET", "SUBSCRIBE"])
+def test_the_id_of_an_active_subscription_is_not_reused(method: str) -> None:
+    server = Connection(Role.SERVER)
+    subscribe = _serve(server, '{"method": "SUBSCRIBE", "url": "/a", "id": "s"}')
+    server.send(subscribe.response())  # accepted: no longer in flight, but active
+    hint = _rejected(server, f'{{"method": "{method}", "url": "/b", "id": "s"}}')
+    assert (hint.status, hint.code, hint.id) == (409, "duplicate_id", "s")
+    assert server.is_subscribed("s")
+    server.receive_data('{"type": "cancel", "id": "s"}')
+    assert isinstance(server.next_event(), Cancel)
+    _serve(server, f'{{"method": "{method}", "url": "/c", "id": "s"}}')  # free once it ended
+
+
 def test_response_for_unknown_id_is_a_local_error() -> None:
     server = Connection(Role.SERVER)
     with pytest.raises(LocalProtocolError, match="not in flight"):
