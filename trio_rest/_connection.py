@@ -22,8 +22,10 @@ Rules of the driver (`check_invariants` checks them, and each piece's own):
 1. Every request gets exactly one reply, whatever happens: a refusal, its handler's
    answer, 499, 503 or 504, queued before the close frame. Only a client that left (or
    was cut off for not reading) misses replies.
-2. The reader reads only while the pool holds fewer than `max_in_flight` requests and
-   fewer than `max_buffered_bytes` of them (TCP slows a client down past that).
+2. The reader reads on while the pool admits requests, and while it holds fewer than
+   `max_in_flight` (and `max_buffered_bytes` of) requests past its bounds; beyond, it
+   stops, and TCP slows the client down. A cancel, a ping or the client's close is
+   thus heard even while requests wait for room.
 3. The bytes the connection holds in its pool are taken from the server's budget and
    given back when their job leaves.
 """
@@ -90,15 +92,18 @@ class ConnectionStats:
     Attributes:
         running: requests whose handler runs.
         waiting: requests queued for a worker.
+        held: requests read past the bounds (`max_in_flight`, `max_buffered_bytes`),
+            admitted as room frees.
         subscriptions: active subscriptions.
         workers: worker tasks alive (those serving a subscription included).
         tasks: tasks the connection runs beside its reader (workers, the writer, timers).
-        buffered_bytes: bytes of the requests held, running, waiting or subscribed.
+        buffered_bytes: bytes of the requests running, waiting, held or subscribed.
         outbound_bytes: bytes queued for the client and not yet written.
     """
 
     running: int
     waiting: int
+    held: int
     subscriptions: int
     workers: int
     tasks: int
@@ -127,8 +132,10 @@ class ServerConnection:
     # Slots: a connection is created per client, and an instance dict costs about
     # 1 KiB of each idle connection's memory.
     __slots__ = (
+        "__weakref__",  # registries (topics, brokers) may follow a connection without keeping it
         "_backlog",
         "_budget",
+        "_closing",
         "_engine",
         "_finished",
         "_liveness",
@@ -190,6 +197,7 @@ class ServerConnection:
         self._room = trio.lowlevel.ParkingLot()  # where the reader waits past its limits
         self._paused = False  # the reader waits for room: the client is not silent, we do not listen
         self._finished = trio.Event()
+        self._closing: tuple[int, str, float] | None = None  # what close() asked for
         self._liveness = Liveness(settings.ping_interval, settings.ping_timeout, trio.current_time())
         self.close_code: int | None = None
         self.close_reason = ""
@@ -219,6 +227,9 @@ class ServerConnection:
             data: its body.
             event_name: what kind of notification it is.
             topic: what it is about (a group, a resource path).
+
+        Raises:
+            LocalProtocolError: `data` cannot be encoded (nothing was sent).
         """
         await trio.lowlevel.checkpoint()
         self.send_event(Notification(event_name=event_name, topic=topic, data=data))
@@ -233,19 +244,17 @@ class ServerConnection:
             event: a `Notification`, or a `Response` to a request in flight.
 
         Returns:
-            False when it was not sent: the connection has ended, or the protocol
-            refuses it now (a notification for a subscription the client cancelled).
+            False when it was not sent: the connection has ended, or the event is a
+            notification of a subscription the client cancelled.
+
+        Raises:
+            LocalProtocolError: the event cannot be encoded, or the protocol forbids it.
         """
         if self._finished.is_set():
             return False
-        try:
-            wire = self._proto.send(event)
-        except LocalProtocolError:
-            if type(event) is Notification and event.id is not None:
-                return False  # the client cancelled that subscription meanwhile
-            log.exception("%s: could not send %s", self.peer, type(event).__name__)
+        if type(event) is Notification and event.id is not None and not self._proto.is_subscribed(event.id):
             return False
-        self._outbox.put(wire)
+        self._outbox.put(self._proto.send(event))
         return True
 
     def send_raw(self, message: str | bytes) -> None:
@@ -286,7 +295,9 @@ class ServerConnection:
         """Close the connection: refuse new requests, let running ones finish, then close.
 
         Every request still unanswered when the grace runs out is cancelled and
-        answered (503), before the close frame.
+        answered (503), before the close frame. The closing runs in the connection's
+        own task group, so a view may close its own connection (it is cancelled with
+        the other requests); a second call waits for the first closing.
 
         Args:
             code: the WebSocket close code (1001 when the server goes away).
@@ -294,13 +305,18 @@ class ServerConnection:
             grace: seconds running requests may take to finish before they
                 are cancelled (default: `Settings.shutdown_timeout`).
         """
-        if self._finished.is_set():
-            await trio.lowlevel.checkpoint()
-            return
+        if self._closing is None and not self._finished.is_set():
+            self._closing = (code, reason, self._settings.shutdown_timeout if grace is None else grace)
+            if self._nursery is not None:
+                self._start_soon(self._close_gracefully, *self._closing)
+            # else: `run` starts the closing as soon as the connection runs.
+        await self._finished.wait()
+
+    async def _close_gracefully(self, code: int, reason: str, grace: float) -> None:
         settings, pool = self._settings, self._pool
-        with contextlib.suppress(LocalProtocolError):  # already closing
+        with contextlib.suppress(LocalProtocolError):  # already closing: the peer's close came first
             self._proto.send(ConnectionClosed(code=code, reason=reason))
-        with trio.move_on_after(settings.shutdown_timeout if grace is None else grace):
+        with trio.move_on_after(grace):
             await pool.wait_idle()
         pool.cancel_all()
         # Cancelled handlers answer at their next checkpoint; a plain def's thread cannot
@@ -309,11 +325,10 @@ class ServerConnection:
             await pool.wait_idle(subscriptions=True)
         pool.answer_all()
         self._start_closing(code, reason)
-        with trio.move_on_after(settings.close_timeout):
-            await self._finished.wait()
-        if not self._finished.is_set() and self._nursery is not None:
-            self._nursery.cancel_scope.cancel()
-        await self._finished.wait()
+        # The peer answers our close frame and the reader ends the connection; a peer
+        # that does not answer is left after close_timeout.
+        await trio.sleep(settings.close_timeout)
+        self._require_nursery().cancel_scope.cancel()
 
     def stats(self) -> ConnectionStats:
         """Count what the connection holds now (for metrics, logs and tests)."""
@@ -321,10 +336,11 @@ class ServerConnection:
         return ConnectionStats(
             running=len(pool.running),
             waiting=len(pool.waiting),
+            held=len(pool.held),
             subscriptions=len(pool.subscriptions),
             workers=pool.tasks,
             tasks=len(self._nursery.child_tasks) if self._nursery is not None else 0,
-            buffered_bytes=pool.buffered,
+            buffered_bytes=pool.buffered + pool.held_bytes,
             outbound_bytes=self._outbox.queued_bytes,
         )
 
@@ -351,6 +367,8 @@ class ServerConnection:
                 self._nursery = nursery
                 self._pool.start(nursery)
                 self._outbox.start(nursery)
+                if self._closing is not None:  # close() came before the connection ran
+                    nursery.start_soon(self._close_gracefully, *self._closing)
                 await self._read_loop()
                 # The peer closed (or vanished): let the writer send our close reply.
                 with trio.move_on_after(self._settings.close_timeout):
@@ -358,25 +376,27 @@ class ServerConnection:
                 nursery.cancel_scope.cancel()
         finally:
             keepalive().discard(self)
-            self._finished.set()
             with trio.CancelScope(shield=True):
                 await self._last_words()
+            self._finished.set()
 
     async def _last_words(self) -> None:
         """Cancelled from outside (a server shutdown): answer what is owed, then 1001."""
-        pool = self._pool
-        self._outbox.end()  # the nursery is closed: no writer task now, the last write is ours
+        pool, outbox = self._pool, self._outbox
+        outbox.end()  # the nursery is closed: no writer task now, the last write is ours
         if self.close_code is None:
             pool.answer_all()
             self._start_closing(1001, "server shutting down")
-            data = self._engine.data_to_send()
-            if data:
-                with trio.move_on_after(_last_words_seconds(self._settings.close_timeout)):
-                    with contextlib.suppress(
-                        trio.BrokenResourceError, trio.ClosedResourceError, trio.BusyResourceError
-                    ):
-                        await self._stream.send_all(data)
+            # A batch whose send_all was cancelled goes first (a compromise: if the
+            # kernel had taken part of it, the client sees a broken frame, not a 1001).
+            data = outbox.take_unsent() + self._engine.data_to_send()
+            with trio.move_on_after(_last_words_seconds(self._settings.close_timeout)):
+                with contextlib.suppress(
+                    trio.BrokenResourceError, trio.ClosedResourceError, trio.BusyResourceError
+                ):
+                    await self._stream.send_all(data)
         pool.release()
+        self._backlog.clear()
         code = 1001 if self.close_code is None else self.close_code  # set by _start_closing above
         self._proto.receive_data(None, code=code, reason=self.close_reason)
         self._proto.next_event()
@@ -388,18 +408,16 @@ class ServerConnection:
         # would cost 600 bytes of every idle connection's memory.
         stream, engine, backlog = self._stream, self._engine, self._backlog
         pool, outbox, liveness = self._pool, self._outbox, self._liveness
-        settings = self._settings
-        read_size, max_in_flight, max_buffered = (
-            settings.read_size,
-            settings.max_in_flight,
-            settings.max_buffered_bytes,
-        )
+        event: Any = None
+        read_size = self._settings.read_size
         while True:
             handled = 0
             while handled < len(backlog):
-                # Back-pressure (rule 2): past either bound, stop parsing (and so stop
-                # reading) until a request finishes; TCP slows the client down.
-                if pool.in_flight >= max_in_flight or pool.buffered >= max_buffered:
+                # Back-pressure (rule 2): requests past the pool's bounds are held, and
+                # the reader goes on (a cancel, a ping, the client's close are heard)
+                # until the held ones reach the bounds too; then it stops until a
+                # request finishes, and TCP slows the client down.
+                if pool.full:
                     self._paused = True
                     await self._room.park()
                     self._paused = False
@@ -414,6 +432,7 @@ class ServerConnection:
                     self.failed = not event.clean
                     outbox.poke()
                     return
+            event = None  # let go of the last message before waiting for the next
             backlog.clear()
             # A client waiting for its replies sends nothing until they are out: a read now
             # would fail (EAGAIN) and re-arm epoll, two system calls per request. Let the
@@ -490,7 +509,7 @@ class ServerConnection:
             self.send_event(error_reply(event, exc))
             return
         subscribe = event.method == "SUBSCRIBE"
-        if subscribe and len(pool.subscriptions) >= settings.max_subscriptions:
+        if subscribe and pool.subscribing >= settings.max_subscriptions:
             self.send_event(event.error(429, detail=f"At most {settings.max_subscriptions} subscriptions."))
             return
         if not self._budget.take(size):
@@ -567,7 +586,7 @@ class ServerConnection:
             )
             self._start_closing(1011, "ping timeout")
             # The peer is gone: write the close frame, then end without waiting for its answer.
-            self._require_nursery().start_soon(self._end_when_written)
+            self._start_soon(self._end_when_written)
 
     async def _end_when_written(self) -> None:
         with trio.move_on_after(_last_words_seconds(self._settings.close_timeout)):
@@ -595,9 +614,15 @@ class ServerConnection:
             self._nursery.cancel_scope.cancel()
 
     def _require_nursery(self) -> trio.Nursery:
-        if self._nursery is None:
+        if self._nursery is None or self._finished.is_set():
             raise RuntimeError("the connection is not running")
         return self._nursery
+
+    def _start_soon(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Start a task of the connection's, unless the connection is ending (then: nothing to do)."""
+        if self._nursery is not None:
+            with contextlib.suppress(RuntimeError):  # the nursery closed: the connection ends now
+                self._nursery.start_soon(fn, *args)
 
 
 def _last_words_seconds(close_timeout: float) -> float:

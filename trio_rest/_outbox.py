@@ -65,6 +65,7 @@ class Outbox:
         "queue",
         "queued_bytes",
         "sending",
+        "unsent",
     )
 
     def __init__(
@@ -87,6 +88,7 @@ class Outbox:
         self.sending = False  # a send_all is under way
         self.claimed = False  # a worker will write the batch itself
         self.ended = False
+        self.unsent = b""  # a batch handed to send_all that has not returned yet
         self._nursery: trio.Nursery | None = None
         self._writer_started = False
         self._lot = trio.lowlevel.ParkingLot()  # where the writer waits for work
@@ -143,9 +145,17 @@ class Outbox:
         """The connection is over: its own last words aside, nothing more is written (rule 5).
 
         Messages queued from now on are still framed by `close` for whoever writes the
-        engine's data last.
+        engine's data last. The outbox drops its callbacks, so that it holds no reference
+        back to its connection.
         """
         self.ended = True
+        self._on_overflow = _ignore_overflow
+        self._on_lost = _nothing
+
+    def take_unsent(self) -> bytes:
+        """Take back the batch whose `send_all` was cancelled (empty when none was)."""
+        data, self.unsent = self.unsent, b""
+        return data
 
     def claim(self) -> bool:
         """Take the next write on oneself; true when taken (nothing was being sent)."""
@@ -170,13 +180,16 @@ class Outbox:
                 self.frame()
                 data = engine.data_to_send()
                 if data:
+                    self.unsent = data
                     await self._stream.send_all(data)
+                    self.unsent = b""
                     # The peer's close may have arrived during that write: its
                     # reply is queued now, so go round once more.
                     if engine.closed:
                         self.dirty = True
         except _LOST:
             self.dirty = False
+            self.unsent = b""
             self._on_lost()
         finally:
             self.sending = False
@@ -200,8 +213,12 @@ class Outbox:
 
     def _start_writer(self) -> None:
         assert self._nursery is not None
+        try:
+            self._nursery.start_soon(self._write_loop)
+        except RuntimeError:  # the nursery closed: the connection is ending, it writes its last words
+            self.ended = True
+            return
         self._writer_started = True
-        self._nursery.start_soon(self._write_loop)
 
     async def _write_loop(self) -> None:
         try:
@@ -228,5 +245,13 @@ class Outbox:
         assert self.queued_bytes <= self.limit, "rule 2: over the limit"
         assert not self.claimed, "rule 4: a claim outlived its step"
         if self.dirty and not self.sending and not self.ended:
-            woken = self._writer_started and not self._lot  # not parked: it runs soon
+            woken = self._writer_started and not self._lot and not self._done.is_set()  # it runs soon
             assert woken or self._nursery is None, "rule 3: output due and no one to write it"
+
+
+def _ignore_overflow(queued: int) -> None:
+    pass
+
+
+def _nothing() -> None:
+    pass

@@ -17,17 +17,20 @@ Rules:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import trio
-from trio_rest_protocol import Notification
+from trio_rest_protocol import LocalProtocolError, Notification
 from trio_rest_protocol import Response as ProtocolResponse
 
 if TYPE_CHECKING:
     from ._connection import ServerConnection
 
 __all__ = ["Subscription"]
+
+log = logging.getLogger("trio_rest")
 
 
 class Subscription:
@@ -48,12 +51,14 @@ class Subscription:
         connection: ServerConnection,
         id: str | int | None,
         path: str,
-        accept: Callable[[Any], None],
+        accept: Callable[[Any], bool],
     ) -> None:
         self.connection = connection
         self.id = id
         self.path = path
-        self._accept = accept  # sends the 200 and lets the request's worker leave the pool
+        # Sends the 200 and lets the request's worker leave the pool; false when the
+        # request was answered already (the connection is closing).
+        self._accept = accept
         self.accepted = False
         self.seq = 0
         self.ended = False
@@ -70,10 +75,19 @@ class Subscription:
         await trio.lowlevel.checkpoint()
         self._accept_nowait(data)
 
+    def close(self) -> None:
+        """Its request has left the pool: from now on it cannot be accepted.
+
+        It lets go of the pool's callback, so that a finished request is freed at once.
+        """
+        self._accept = _too_late
+
     def _accept_nowait(self, data: Any) -> None:
-        if not self.accepted:
-            self.accepted = True
-            self._accept(data)
+        if not self.accepted and not self.ended:
+            if self._accept(data):
+                self.accepted = True
+            else:
+                self.ended = True  # too late: the request was answered, nothing starts
 
     async def notify(
         self, data: Any = None, *, event_name: str | None = None, topic: str | None = None
@@ -86,18 +100,23 @@ class Subscription:
             topic: what it is about (defaults to the request's path).
 
         Returns:
-            The notification's sequence number, from 1.
+            The notification's sequence number, from 1 (the last one sent, when the
+            subscription is over or the client cancelled it).
+
+        Raises:
+            LocalProtocolError: `data` cannot be encoded (nothing was sent).
         """
         await trio.lowlevel.checkpoint()
         self._accept_nowait(None)
-        self.seq += 1
-        if self.id is not None and not self.ended:
-            self.connection.send_event(
-                Notification(
-                    id=self.id, event_name=event_name, topic=topic or self.path, seq=self.seq, data=data
-                )
-            )
-        return self.seq
+        if self.ended or self.id is None or not self.connection.is_subscribed(self.id):
+            return self.seq  # over, or cancelled by the client: it expects nothing more
+        seq = self.seq + 1
+        # Raises (into the view) when it cannot be encoded; counted only once sent (rule 2).
+        self.connection.send_event(
+            Notification(id=self.id, event_name=event_name, topic=topic or self.path, seq=seq, data=data)
+        )
+        self.seq = seq
+        return seq
 
     def end(self, result: Any, error: ProtocolResponse | None) -> None:
         """End the subscription from the server's side with a final notification.
@@ -113,19 +132,32 @@ class Subscription:
         if self.id is None or not self.connection.is_subscribed(self.id):
             return  # the client cancelled it: it expects nothing more
         if error is not None:
-            result = {
-                "status": error.status,
-                "code": error.code,
-                "detail": error.detail,
-                "errors": error.errors,
-            }
+            result = _error_body(error)
+        try:
+            self._send_final(result, error is not None)
+        except LocalProtocolError:  # the handler's result cannot be encoded
+            log.exception("the final notification of subscription %r could not be sent", self.id)
+            detail = "The server could not encode the notification."
+            self._send_final(
+                {"status": 500, "code": "internal_error", "detail": detail, "errors": None}, True
+            )
+
+    def _send_final(self, data: Any, error: bool) -> None:
         self.connection.send_event(
             Notification(
                 id=self.id,
-                event_name="error" if error is not None else None,
+                event_name="error" if error else None,
                 topic=self.path,
                 seq=self.seq + 1,
-                data=result,
+                data=data,
                 final=True,
             )
         )
+
+
+def _too_late(data: Any) -> bool:
+    return False
+
+
+def _error_body(error: ProtocolResponse) -> dict[str, Any]:
+    return {"status": error.status, "code": error.code, "detail": error.detail, "errors": error.errors}

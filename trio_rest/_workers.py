@@ -16,9 +16,14 @@ A SUBSCRIBE job that accepts (`Subscription.accept`) is *detached*: its 200 is i
 and its worker leaves the pool for as long as the subscription lasts, so that it no
 longer counts against the concurrency.
 
-Any task may run a job with `run_job` (today only the workers do): a reader that runs a
-request itself and hands its reading role to another task only when the handler waits
-(leader/follower) fits this shape.
+Past `max_in_flight` requests waiting or running, or `max_buffered_bytes` of them, a new
+job is *held*: queued, but not yet admitted, and admitted in order as room frees. The
+reader keeps reading while jobs are held (so that a cancel, a ping or the client's close
+is always heard) until the held jobs reach those same bounds; only then does it stop.
+
+`run_job` runs one job in the calling task, counted as a pool worker: the workers call it,
+and a reader that runs a request itself and hands its reading role to another task only
+when the handler waits (leader/follower) would join the counts the same way.
 
 Terms: a worker is *awake* when it is in the pool and not parked, and *free* when it is
 awake and not waiting inside a handler or a write: a free worker comes back to the queue
@@ -32,11 +37,14 @@ Rules (`check_invariants` raises `AssertionError` when one is broken):
 3. ``free == awake - (running jobs whose handler waits) - writing``; so ``0 <= free <= awake``.
 4. Progress: while jobs wait, a worker is free or the pool is full
    (``awake == max_concurrency``).
-5. A job is in exactly one of `waiting`, `running` and `subscriptions` while the pool
-   holds it; `unanswered` counts the held jobs not answered yet, so a job leaves only
-   once answered. Each job is answered once (`Job.answered`): a second answer is dropped.
+5. A job is in exactly one of `held`, `waiting`, `running` and `subscriptions` while the
+   pool has it; `unanswered` counts those not answered yet, so a job leaves only once
+   answered. Each job is answered once (`Job.answered`): a second answer is dropped.
 6. A detached job is in `subscriptions`, never in `running`, and is answered.
-7. `buffered` is the sum of the held jobs' sizes.
+7. `buffered` is the sum of the sizes of the admitted jobs (waiting, running, subscribed),
+   `held_bytes` that of the held ones; `subscribing` counts SUBSCRIBE jobs anywhere.
+8. Jobs are held only while the admitted ones are at a bound, in arrival order; no count
+   is ever negative.
 """
 
 from __future__ import annotations
@@ -133,9 +141,14 @@ class WorkerPool:
         "buffered",
         "detached",
         "free",
+        "held",
+        "held_bytes",
+        "max_buffered",
         "max_concurrency",
+        "max_in_flight",
         "parked",
         "running",
+        "subscribing",
         "subscriptions",
         "tasks",
         "unanswered",
@@ -155,6 +168,8 @@ class WorkerPool:
     ) -> None:
         self._settings = settings
         self.max_concurrency = settings.max_concurrency
+        self.max_in_flight = settings.max_in_flight
+        self.max_buffered = settings.max_buffered_bytes
         self._outbox = outbox
         self._budget = budget
         self._call = call
@@ -163,12 +178,13 @@ class WorkerPool:
         self._nursery: trio.Nursery | None = None
         # Jobs in arrival order (a list: at most max_in_flight long, and an empty
         # deque would cost 600 bytes of every idle connection's memory).
+        self.held: list[Job] = []
         self.waiting: list[Job] = []
         self.running: dict[object, Job] = {}
         self.subscriptions: dict[object, Job] = {}
         self.tasks = self.awake = self.parked = self.detached = self.free = self.writing = 0
-        self.unanswered = 0
-        self.buffered = 0
+        self.unanswered = self.subscribing = 0
+        self.buffered = self.held_bytes = 0
         self._lot = trio.lowlevel.ParkingLot()
         self._idle: trio.Event | None = None  # made by wait_idle, set when nothing is left
 
@@ -182,13 +198,27 @@ class WorkerPool:
 
     @property
     def in_flight(self) -> int:
-        """Requests waiting or running (subscriptions excluded)."""
+        """Requests admitted, waiting or running (subscriptions excluded)."""
         return len(self.running) + len(self.waiting)
 
+    @property
+    def full(self) -> bool:
+        """Whether the held jobs reached the bounds: the reader must stop reading."""
+        return len(self.held) >= self.max_in_flight or self.held_bytes >= self.max_buffered
+
     def submit(self, job: Job) -> None:
-        """Queue a job; a worker takes it within `max_concurrency`."""
-        self.waiting.append(job)
+        """Queue a job; a worker takes it within `max_concurrency` (held first past the bounds)."""
         self.unanswered += 1
+        if job.request.subscription is not None:
+            self.subscribing += 1
+        if self.held or self.in_flight >= self.max_in_flight or self.buffered >= self.max_buffered:
+            self.held.append(job)
+            self.held_bytes += job.size
+            return
+        self._admit(job)
+
+    def _admit(self, job: Job) -> None:
+        self.waiting.append(job)
         self.buffered += job.size
         self._wake()
 
@@ -199,12 +229,12 @@ class WorkerPool:
             job.cancelled = CancelledBy.CLIENT
             job.scope.cancel()
             return True
-        for job in self.waiting:
-            if job.event.id == id:
-                self.waiting.remove(job)
-                self._answer(job, job.event.error(499))
-                self._forget(job)
-                return True
+        for queue in (self.waiting, self.held):
+            for job in queue:
+                if job.event.id == id:
+                    self._answer(job, job.event.error(499))
+                    self._forget(job)
+                    return True
         return False
 
     def cancel_all(self) -> None:
@@ -212,21 +242,15 @@ class WorkerPool:
         for job in [*self.running.values(), *self.subscriptions.values()]:
             job.cancelled = CancelledBy.CLOSING
             job.scope.cancel()
-        while self.waiting:
-            job = self.waiting.pop(0)
-            self._answer(job, _closing(job))
-            self._forget(job)
+        self._answer_queued()
 
     def answer_all(self) -> None:
         """Answer every job still owed a reply with 503 (a handler that cannot be stopped).
 
         A job answered here and finishing later has its own reply dropped (rule 5); a
-        subscription gets its final notification.
+        subscription gets its final notification, an error.
         """
-        while self.waiting:
-            job = self.waiting.pop(0)
-            self._answer(job, _closing(job))
-            self._forget(job)
+        self._answer_queued()
         for job in self.running.values():
             self._answer(job, _closing(job))
         for job in self.subscriptions.values():
@@ -234,26 +258,43 @@ class WorkerPool:
             if subscription is not None:
                 subscription.end(None, _closing(job))
 
+    def _answer_queued(self) -> None:
+        for job in [*self.held, *self.waiting]:
+            self._answer(job, _closing(job))
+            self._forget(job)
+
     def release(self) -> None:
-        """The connection is over and its workers with it: let go of every job left."""
-        for job in [*self.waiting, *self.running.values(), *self.subscriptions.values()]:
+        """The connection is over and its workers with it: let go of every job left.
+
+        The pool then holds no reference to its connection (its callbacks are dropped),
+        so that a finished connection is freed at once, not at the next cyclic collection.
+        """
+        for job in [*self.held, *self.waiting, *self.running.values(), *self.subscriptions.values()]:
             if not job.answered:
                 job.answered = True  # no one is left to answer: the client is gone
                 self.unanswered -= 1
             self._forget(job)
-        self.waiting.clear()
+        self._call = _never_called
+        self._reply = _drop_reply
+        self._on_room = _nothing
 
     async def wait_idle(self, *, subscriptions: bool = False) -> None:
         """Wait until no request waits or runs (and, if asked, no subscription is left)."""
-        while self.running or self.waiting or (subscriptions and self.subscriptions):
-            self._idle = trio.Event()
+        while self.running or self.waiting or self.held or (subscriptions and self.subscriptions):
+            if self._idle is None or self._idle.is_set():
+                self._idle = trio.Event()  # shared by every waiter until it is set
             await self._idle.wait()
         await trio.lowlevel.checkpoint()
 
-    def accepted(self, job: Job, data: Any) -> None:
-        """A SUBSCRIBE handler accepted: send its 200, and let its worker leave the pool."""
-        if job.answered:  # answered already (the connection is closing): nothing starts
-            return
+    def accepted(self, job: Job, data: Any) -> bool:
+        """A SUBSCRIBE handler accepts: send its 200, and let its worker leave the pool.
+
+        Returns:
+            False when the job was answered already (the connection is closing): no
+            subscription starts.
+        """
+        if job.answered:
+            return False
         # Once accepted, a subscription lives until cancelled: no deadline, and it
         # no longer counts against the request concurrency.
         job.scope.deadline = math.inf
@@ -269,6 +310,7 @@ class WorkerPool:
         if self.waiting:
             self._wake()
         self._made_room()
+        return True
 
     # -- the workers ---------------------------------------------------------------
 
@@ -280,12 +322,12 @@ class WorkerPool:
         """
         if self.free > 0:
             return
-        if self.parked:
+        # A parked worker may have left the lot already: cancelled with the connection.
+        if self.parked and self._lot.unpark():
             self.parked -= 1
             self.awake += 1
             self.free += 1
-            self._lot.unpark()
-        elif self.awake < self.max_concurrency and self._nursery is not None:
+        elif self.awake + self.parked < self.max_concurrency and self._nursery is not None:
             self.awake += 1
             self.free += 1
             self.tasks += 1
@@ -314,6 +356,7 @@ class WorkerPool:
         try:
             while True:
                 job: Job | None = None
+                done: Job | None = None
                 with trio.CancelScope() as scope:
                     while not scope.cancel_called:  # a cancel that came as a job returned: renew
                         if not waiting:
@@ -331,7 +374,8 @@ class WorkerPool:
                         done, job = job, None
                         if await self._after_job(done):
                             return
-                        held = None
+                        # Let go of the job before parking: its request may hold a large body.
+                        done = held = None
                 if job is not None:  # cancelled: by the client, by its deadline, or by the closing
                     self._complete(job, None, None)
                     if await self._after_job(job):
@@ -417,6 +461,8 @@ class WorkerPool:
         if job.detached:
             subscription = job.request.subscription
             if subscription is not None:
+                if reply is None and job.cancelled is CancelledBy.CLOSING:
+                    reply = _closing(job)
                 subscription.end(result, reply)
         elif reply is not None:
             self._answer(job, reply)
@@ -435,32 +481,57 @@ class WorkerPool:
         self._reply(job, reply)
 
     def _forget(self, job: Job) -> None:
-        key = job.key
-        if self.running.pop(key, None) is None:
-            self.subscriptions.pop(key, None)
-        self.buffered -= job.size
-        self._budget.give(job.size)
+        key, size = job.key, job.size
+        if self.running.get(key) is job:  # the common case first: a job that ran
+            del self.running[key]
+            self.buffered -= size
+        elif self.subscriptions.get(key) is job:
+            del self.subscriptions[key]
+            self.buffered -= size
+        elif job in self.waiting:  # cancelled or answered before it ran
+            self.waiting.remove(job)
+            self.buffered -= size
+        else:
+            self.held.remove(job)
+            self.held_bytes -= size
+        subscription = job.request.subscription
+        if subscription is not None:
+            self.subscribing -= 1
+            subscription.close()
+        self._budget.give(size)
         self._made_room()
 
     def _made_room(self) -> None:
+        held = self.held
+        while held and self.in_flight < self.max_in_flight and self.buffered < self.max_buffered:
+            job = held.pop(0)
+            self.held_bytes -= job.size
+            self._admit(job)
         self._on_room()
-        if self._idle is not None and not self.running and not self.waiting:
+        if self._idle is not None and not self.running and not self.waiting and not held:
             self._idle.set()  # wait_idle checks the subscriptions itself
 
     def check_invariants(self) -> None:
         """Raise `AssertionError` if a rule of the module docstring is broken."""
+        counts = (self.tasks, self.awake, self.parked, self.detached, self.free, self.writing)
+        assert min(counts) >= 0 and self.unanswered >= 0 and self.subscribing >= 0, "rule 8: a negative count"
         assert self.tasks == self.awake + self.parked + self.detached, "rule 1"
         assert self.awake + self.parked <= self.max_concurrency, "rule 2: too many workers"
         assert len(self.running) <= self.awake, "rule 2: a running job without a worker"
         waiting_handlers = sum(job.blocked for job in self.running.values())
         assert self.free == self.awake - waiting_handlers - self.writing, "rule 3"
         assert not self.waiting or self.free > 0 or self.awake == self.max_concurrency, "rule 4"
-        held = [*self.waiting, *self.running.values(), *self.subscriptions.values()]
-        assert len({id(job) for job in held}) == len(held), "rule 5: a job held twice"
-        assert self.unanswered == sum(not job.answered for job in held), "rule 5: unanswered count"
+        admitted = [*self.waiting, *self.running.values(), *self.subscriptions.values()]
+        every = [*self.held, *admitted]
+        assert len({id(job) for job in every}) == len(every), "rule 5: a job held twice"
+        assert self.unanswered == sum(not job.answered for job in every), "rule 5: unanswered count"
         assert all(job.detached and job.answered for job in self.subscriptions.values()), "rule 6"
         assert not any(job.detached for job in self.running.values()), "rule 6"
-        assert self.buffered == sum(job.size for job in held), "rule 7"
+        assert self.buffered == sum(job.size for job in admitted), "rule 7: buffered"
+        assert self.held_bytes == sum(job.size for job in self.held), "rule 7: held bytes"
+        assert self.subscribing == sum(job.request.subscription is not None for job in every), "rule 7"
+        at_bound = self.in_flight >= self.max_in_flight or self.buffered >= self.max_buffered
+        assert not self.held or at_bound, "rule 8: a job held with room to spare"
 
 
 class _Watched:
@@ -516,8 +587,24 @@ def _closing(job: Job) -> ProtocolResponse:
 
 
 def error_reply(event: ProtocolRequest, exc: APIError) -> ProtocolResponse:
-    """The reply to a request whose handler raised `exc`."""
-    return event.error(exc.status, code=exc.code, detail=exc.detail, errors=exc.errors)
+    """The reply to a request whose handler raised `exc` (a 500 when `exc` cannot make one)."""
+    try:
+        return event.error(exc.status, code=exc.code, detail=exc.detail, errors=exc.errors)
+    except (TypeError, ValueError):  # e.g. NotFound(some_int): the protocol wants text
+        log.exception("%r cannot be sent as an error reply", exc)
+        return event.error(500, detail="The server failed to handle the request.")
+
+
+async def _never_called(job: Job) -> Any:
+    raise AssertionError("a released pool runs no job")  # pragma: no cover
+
+
+def _drop_reply(job: Job, reply: ProtocolResponse) -> None:
+    pass
+
+
+def _nothing() -> None:
+    pass
 
 
 def success_reply(event: ProtocolRequest, result: Any) -> ProtocolResponse:

@@ -29,12 +29,22 @@ class MemoryClient:
         self.ws = wsproto.WSConnection(wsproto.ConnectionType.CLIENT)
         self.messages: list[dict[str, Any]] = []
         self.close_code: int | None = None
+        self.pings = 0  # pings received (and never answered)
         self.closed = trio.Event()
         self.opened = trio.Event()
         self.arrived = trio.Event()
 
     async def send(self, envelope: dict[str, Any]) -> None:
         await self.stream.send_all(self.ws.send(wsproto.events.Message(data=orjson.dumps(envelope).decode())))
+
+    @asynccontextmanager
+    async def subscribe_raw(self, url: str, request_id: str) -> AsyncIterator[None]:
+        """Send a SUBSCRIBE and wait for its reply; the subscription is left as the server leaves it."""
+        await self.send({"method": "SUBSCRIBE", "url": url, "id": request_id})
+        while not any(m.get("id") == request_id and m.get("type") == "response" for m in self.messages):
+            self.arrived = trio.Event()
+            await self.arrived.wait()
+        yield
 
     def responses(self) -> list[dict[str, Any]]:
         return [m for m in self.messages if m.get("type") == "response"]
@@ -58,6 +68,8 @@ class MemoryClient:
                     elif isinstance(event, wsproto.events.Message):
                         self.messages.append(orjson.loads(event.data))
                         self.arrived.set()
+                    elif isinstance(event, wsproto.events.Ping):
+                        self.pings += 1
                     elif isinstance(event, wsproto.events.CloseConnection):
                         self.close_code = event.code
                         self.closed.set()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import time
 import uuid
+import weakref
 from typing import Any
 
 import pytest
@@ -13,6 +15,7 @@ import trio.testing
 from trio_rest import App, Request, Settings, SimpleRouter, endpoint
 from trio_rest.testing import TestClient
 
+from ._raw import memory_connection
 from ._sockets import RawClient, running
 from .conftest import build_app
 
@@ -403,7 +406,9 @@ async def test_a_cancel_that_comes_too_late_for_a_thread_still_gets_the_reply() 
         await trio.sleep(0.1)
         await client.send('{"type": "cancel", "id": "b"}')
         [reply] = await client.replies(1)
-        assert reply["id"] == "b"
+        # The thread did its work: its result is the one reply, and no 499 follows.
+        assert (reply["id"], reply["status"], reply["data"]) == ("b", 200, "slow-done")
+        assert await client.replies(1, seconds=0.3) == []
 
 
 async def test_a_subscription_that_never_waits_leaves_no_request_stranded() -> None:
@@ -439,3 +444,73 @@ async def test_a_notification_to_a_connection_that_is_ending_is_dropped_quietly(
         await trio.sleep(0.1)
         await client.stream.aclose()
     assert not errors
+
+
+# Closing: every request gets exactly one reply before the close frame.
+
+
+async def test_a_graceful_close_answers_what_runs_and_what_waits_before_the_close_frame(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with memory_connection(build_app(max_concurrency=1)) as (server, client, _):
+        await client.send({"method": "GET", "url": "/sleep?seconds=1", "id": "quick-enough"})
+        await client.send({"method": "GET", "url": "/sleep", "id": "running"})
+        await client.send({"method": "GET", "url": "/user/1", "id": "waiting"})
+        await trio.sleep(0.5)
+        (conn,) = server.connections
+        await conn.close(1001, "going away", grace=2)
+        await client.closed.wait()
+    replies = {m["id"]: (m["status"], m.get("code")) for m in client.responses()}
+    assert replies == {"quick-enough": (200, None), "running": (503, "closing"), "waiting": (503, "closing")}
+    assert len(client.responses()) == 3 and client.close_code == 1001
+
+
+async def test_a_shutdown_by_cancellation_answers_every_request_before_its_1001(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    app = build_app(max_concurrency=2)
+    async with (
+        memory_connection(app) as (_, client, server_scope),
+        client.subscribe_raw("/ticks?forever=1", "s"),
+    ):
+        for request_id in ("a", "b", "c"):  # two run, one waits
+            await client.send({"method": "GET", "url": "/sleep", "id": request_id})
+        await trio.sleep(1)
+        server_scope.cancel()
+        await client.closed.wait()
+    replies = sorted((m["id"], m["status"]) for m in client.responses())
+    assert replies == [("a", 503), ("b", 503), ("c", 503), ("s", 200)]
+    (final,) = [m for m in client.messages if m.get("final")]
+    assert (final["id"], final["event_name"], final["data"]["status"]) == ("s", "error", 503)
+    assert client.close_code == 1001
+
+
+async def test_a_thread_still_running_at_the_close_is_answered_before_the_close_frame() -> None:
+    app = _race_app(shutdown_timeout=0.1, close_timeout=0.3)
+    async with running(app) as server:
+        client = await RawClient.connect(server.port)
+        await client.send('{"method": "GET", "url": "/blocking?s=0.8", "id": "t"}')
+        await trio.sleep(0.1)
+        (conn,) = server.connections
+        with trio.fail_after(5):
+            await conn.close(1001, "going away")
+        replies = await client.replies(2, seconds=1.5)  # the thread's own result never follows
+    assert [(r["id"], r["status"], r["code"]) for r in replies] == [("t", 503, "closing")]
+
+
+async def test_nothing_keeps_a_finished_connection_alive(autojump_clock: trio.testing.MockClock) -> None:
+    """No registry (keepalive, server, pool, subscriptions) holds a closed client's connection."""
+    async with memory_connection(build_app()) as (server, client, _):
+        async with client.subscribe_raw("/ticks?count=1", "s"):
+            await client.send({"method": "GET", "url": "/user/1", "id": "u"})
+            await client.send({"method": "GET", "url": "/sleep", "id": "z"})
+            await client.wait_for(2)
+        (conn,) = server.connections
+        ref = weakref.ref(conn)
+        del conn
+        await client.stream.aclose()
+        while server.connections:
+            await trio.sleep(0.01)
+        await trio.sleep(0.1)
+        gc.collect()
+        assert ref() is None

@@ -8,7 +8,10 @@ import pytest
 import trio
 import trio.testing
 
-from trio_rest._keepalive import Keepalive, keepalive
+from trio_rest._keepalive import Keepalive, Liveness, Verdict, keepalive
+
+from ._raw import memory_connection
+from .conftest import build_app
 
 
 class Member:
@@ -91,3 +94,29 @@ async def test_each_run_has_its_own_registry() -> None:
 
     await trio.to_thread.run_sync(trio.run, other_run)
     assert seen[0] is not keepalive()
+
+
+def test_liveness_pings_after_the_interval_and_gives_up_after_the_timeout() -> None:
+    liveness = Liveness(interval=10, timeout=5, last_seen=0.0)
+    assert liveness.tick == 1.25
+    assert liveness.check(9.9) is Verdict.ALIVE
+    assert liveness.check(10) is Verdict.PING and liveness.ping_sent == 10
+    assert liveness.check(14.9) is Verdict.ALIVE  # one ping at a time
+    assert liveness.check(15) is Verdict.DEAD
+    liveness.last_seen = 15.5  # anything heard counts as the answer
+    assert liveness.check(16) is Verdict.ALIVE and liveness.ping_sent is None
+    assert liveness.check(25.5) is Verdict.PING
+
+
+async def test_a_silent_client_is_pinged_then_closed_with_1011(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    app = build_app(ping_interval=2.0, ping_timeout=1.0)
+    async with memory_connection(app) as (server, client, _):
+        with trio.fail_after(10):
+            await client.closed.wait()  # the client answers no ping
+        while server.connections:
+            await trio.sleep(0.1)
+    assert client.pings == 1
+    assert client.close_code == 1011
+    assert 3.0 <= trio.current_time() < 4.0  # pinged at 2 s (+ a quarter tick), closed 1 s later

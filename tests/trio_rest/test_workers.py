@@ -16,6 +16,7 @@ from trio_rest._budget import ByteBudget
 from trio_rest._workers import WorkerPool
 from trio_rest.testing import TestClient, checking_invariants
 
+from ._edge_app import batch, edge_app
 from ._raw import memory_connection
 
 
@@ -205,3 +206,89 @@ async def _scenario(steps: list[tuple[str, Any, Any]], ending: str, concurrency:
     assert replies == dict.fromkeys(sent, 1)
     if ending in ("close", "shutdown"):
         assert client.close_code == 1001
+
+
+# Limits and counts at the edges.
+
+
+async def test_pipelined_subscribes_respect_max_subscriptions(autojump_clock: trio.testing.MockClock) -> None:
+    async with memory_connection(edge_app(max_subscriptions=1)) as (server, client, _):
+        envelopes = [f'{{"method": "SUBSCRIBE", "url": "/forever", "id": "s{i}"}}' for i in range(3)]
+        await client.stream.send_all(batch(client, envelopes))
+        await client.wait_for(3)
+        (conn,) = server.connections
+        assert conn.stats().subscriptions == 1
+        assert sorted(r["status"] for r in client.responses()) == [200, 429, 429]
+
+
+async def test_the_id_of_an_active_subscription_is_not_reused(autojump_clock: trio.testing.MockClock) -> None:
+    async with memory_connection(edge_app()) as (server, client, _):
+        await client.send({"method": "SUBSCRIBE", "url": "/forever", "id": "s"})
+        await client.wait_for(1)
+        await client.send({"method": "SUBSCRIBE", "url": "/forever", "id": "s"})
+        await client.wait_for(2)
+        second = client.responses()[1]
+        await client.stream.aclose()
+        while server.connections:
+            await trio.sleep(0.01)
+        assert server.budget.used == 0
+        assert second["status"] == 409
+
+
+async def test_worker_counts_stay_true_when_the_connection_is_aborted(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # Three parked workers, then a reply that overflows the outbox while two quick jobs
+    # wake parked workers: the abort cancels the parked ones as they are woken. The
+    # rules (non-negative counts among them) are checked as the connection ends.
+    async with memory_connection(edge_app(max_concurrency=3, max_outbound_bytes=100_000)) as (
+        server,
+        client,
+        _,
+    ):
+        for i in range(3):
+            await client.send({"method": "GET", "url": "/nap", "id": f"n{i}"})
+        await client.wait_for(3)
+        (conn,) = server.connections
+        urls = ["/big", "/yields", "/yields"]
+        await client.stream.send_all(
+            batch(client, [f'{{"method": "GET", "url": "{url}", "id": "{i}"}}' for i, url in enumerate(urls)])
+        )
+        while server.connections:
+            await trio.sleep(0.01)
+    conn.check_invariants()
+    assert conn.stats().workers == 0
+
+
+async def test_a_cancel_is_heard_at_the_in_flight_limit(autojump_clock: trio.testing.MockClock) -> None:
+    async with memory_connection(edge_app(max_in_flight=2, request_timeout=None)) as (_server, client, _):
+        await client.send({"method": "GET", "url": "/hang", "id": "a"})
+        await client.send({"method": "GET", "url": "/hang", "id": "b"})
+        await trio.sleep(0.1)
+        await client.send({"type": "cancel", "id": "a"})
+        with trio.move_on_after(60):
+            await client.wait_for(1)
+        assert [(r["id"], r["status"]) for r in client.responses()] == [("a", 499)]
+
+
+async def test_a_client_that_leaves_at_the_in_flight_limit_is_noticed(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with memory_connection(edge_app(max_in_flight=2, request_timeout=None)) as (server, client, _):
+        for request_id in "abc":  # the third is held: the reader still reads
+            await client.send({"method": "GET", "url": "/hang", "id": request_id})
+        await trio.sleep(0.1)
+        await client.stream.aclose()
+        await trio.sleep(10)
+        assert not server.connections
+
+
+async def test_an_apierror_that_cannot_be_sent_is_a_500_and_the_connection_lives(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with memory_connection(edge_app()) as (_server, client, _):
+        await client.send({"method": "GET", "url": "/missing/7", "id": "m"})
+        await client.send({"method": "GET", "url": "/quick", "id": "q"})
+        await client.wait_for(2)
+        assert not client.closed.is_set()
+    assert [(r["id"], r["status"]) for r in client.responses()] == [("m", 500), ("q", 200)]
