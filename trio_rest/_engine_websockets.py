@@ -25,7 +25,8 @@ from websockets.protocol import State
 from websockets.server import ServerProtocol
 from websockets.typing import Subprotocol
 
-from ._engine import BaseEngine, Closed, Event, Handshake, Message, Pong
+from ._engine import Closed, Event, Handshake, Message, Pong
+from ._engine_base import BaseEngine
 from ._http import HTTPRequest
 
 __all__ = ["WebsocketsEngine"]

@@ -2,8 +2,8 @@
 
 wsproto parses frames, including the UTF-8 of text messages. Its handshake layer parses
 raw bytes with h11, and its only way to take a request that is already parsed is private,
-so the upgrade is checked by ``_engine.check_upgrade_request`` and the 101 written by
-``_engine.render_switching_protocols``; the frame layer, ``wsproto.connection.Connection``,
+so the upgrade is checked by ``_handshake.check_upgrade_request`` and the 101 written by
+``_handshake.render_switching_protocols``; the frame layer, ``wsproto.connection.Connection``,
 is then built directly. wsproto also does less than websockets on its own: it delivers
 every fragment (even part of a frame) as soon as bytes arrive, has no message size limit,
 does not answer pings and does not send the close frame a parse error calls for. This
@@ -20,16 +20,9 @@ from wsproto.events import BytesMessage, CloseConnection, TextMessage
 from wsproto.events import Ping as WsPing
 from wsproto.events import Pong as WsPong
 
-from ._engine import (
-    BaseEngine,
-    Closed,
-    Event,
-    Handshake,
-    Message,
-    Pong,
-    check_upgrade_request,
-    render_switching_protocols,
-)
+from ._engine import Closed, Event, Handshake, Message, Pong
+from ._engine_base import BaseEngine
+from ._handshake import check_upgrade_request, render_switching_protocols
 from ._http import HTTPError, HTTPRequest
 
 __all__ = ["WsprotoEngine"]

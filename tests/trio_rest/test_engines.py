@@ -32,9 +32,7 @@ from trio_rest._engine import (
     Handshake,
     Message,
     Pong,
-    check_upgrade_request,
     make_engine,
-    render_switching_protocols,
 )
 from trio_rest._http import (
     DEFAULT_MAX_HEAD_SIZE,
@@ -238,27 +236,6 @@ def test_valid_variants_of_the_upgrade_are_accepted(engine: Engine) -> None:
     )
     handshake = start(engine, head)
     assert isinstance(handshake, Handshake) and handshake.subprotocols == ("a", "b")
-
-
-def test_check_upgrade_request_builds_the_handshake() -> None:
-    parsed = parse_request_head(HANDSHAKE.replace(b"\r\n\r\n", b"\r\nSec-WebSocket-Protocol: x,y\r\n\r\n"))
-    assert parsed is not None
-    handshake = check_upgrade_request(parsed[0])
-    assert (handshake.path, handshake.query, handshake.subprotocols) == ("/chat", "token=abc", ("x", "y"))
-    assert handshake.headers == parsed[0].headers
-    with pytest.raises(HTTPError) as info:
-        check_upgrade_request(HTTPRequest("GET", "/", (("host", "x"),), "1.1"))
-    assert info.value.status == 426 and info.value.headers == (("Upgrade", "websocket"),)
-    assert http_status(info.value.response) == 426
-
-
-def test_render_switching_protocols() -> None:
-    out = render_switching_protocols("dGhlIHNhbXBsZSBub25jZQ==", "trio-rest.json", [("X-A", "1")])
-    assert out == (
-        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nSec-WebSocket-Protocol: trio-rest.json\r\n"
-        b"X-A: 1\r\n\r\n"
-    )
 
 
 def test_eof_during_handshake(engine: Engine) -> None:
