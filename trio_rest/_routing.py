@@ -1,18 +1,6 @@
-"""URL routing: route templates, matching a request to a view, and building URLs.
+"""URL routing: matching a request to a view, and building URLs back from route names.
 
-A template is an absolute path whose segments are literal text or a whole-segment
-parameter: ``{name}`` (any non-empty segment, as ``str``), ``{name:int}``
-(ASCII digits, as ``int``), ``{name:uuid}`` (the canonical 8-4-4-4-12 form in
-either case, as `uuid.UUID`) or ``{name:path}`` (the non-empty rest of the path,
-slashes included; last segment only). One trailing slash is ignored on both
-templates and request paths, so ``/user/list`` and ``/user/list/`` are one route
-(docs/protocol.md, "Client to server": ``url``).
-
-``int`` accepts only what fits a signed 64-bit integer, 0 to 2**63 - 1 (leading
-zeros allowed): that is the widest integer column SQL databases have, so a
-larger number could name no row. It does not match, like any other segment the
-converter refuses, so ``/user/99999999999999999999`` on ``/user/{id:int}`` is a
-404, never a database error.
+The template syntax and the converters are described in ``_templates``.
 
 Several templates may match one URL. The winner is decided segment by segment,
 from the left: a literal segment beats ``int`` and ``uuid``, which beat ``str``,
@@ -28,13 +16,10 @@ visits each trie node at most once.
 
 from __future__ import annotations
 
-import keyword
-import re
-import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, Final
-from urllib.parse import quote, unquote
+from urllib.parse import unquote
 
 import attrs
 from trio_rest_protocol import METHODS
@@ -45,67 +30,28 @@ from ._errors import (
     NoReverseMatchError,
     NotFoundError,
 )
+from ._templates import (
+    INT_DIGITS,
+    INT_MAX,
+    Part,
+    format_path,
+    parse_template,
+    to_int,
+    to_uuid,
+)
 
 # METHODS, the methods a route may accept, is the protocol's
 # (docs/protocol.md, "Client to server": ``method``).
 __all__ = ["METHODS", "Route", "RouteMatch", "SimpleRouter"]
 
-_UUID_RE: Final = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
-# Characters RFC 3986 allows unescaped in a path segment besides the ones
-# `quote` always keeps; leaving them readable makes reversed URLs prettier.
-_SEGMENT_SAFE: Final = "!$&'()*+,;=:@"
 # Ranks of the converters a trie node tries, lowest first (the module docstring's
 # precedence); they double as the converter tags checked in `_walk`.
 _INT: Final = 0
 _UUID: Final = 1
 _STR: Final = 2
 _RANKS: Final = {"int": _INT, "uuid": _UUID, "str": _STR}
-# The largest value of the int converter: a signed 64-bit integer, the widest
-# integer column SQL databases have. A larger id names no row, and passing it
-# to the database would fail (an OverflowError, a 500) instead of a 404.
-_INT_MAX: Final = 2**63 - 1
-# Digits of _INT_MAX: a segment longer than this (leading zeros aside) is out
-# of range without converting it.
-_INT_DIGITS: Final = 19
-
-
-def _to_int(text: str) -> int | None:
-    # isdigit() alone accepts non-ASCII digits such as "²", which int() rejects.
-    if not (text.isdigit() and text.isascii()):
-        return None
-    if len(text) > _INT_DIGITS:
-        text = text.lstrip("0") or "0"
-        if len(text) > _INT_DIGITS:
-            return None
-    value = int(text)
-    return value if value <= _INT_MAX else None
-
-
-def _to_uuid(text: str) -> uuid.UUID | None:
-    if len(text) != 36 or _UUID_RE.fullmatch(text) is None:
-        return None
-    return uuid.UUID(text)
-
-
-def _to_str(text: str) -> str | None:
-    return text or None
-
-
-_CONVERTERS: Final[dict[str, Callable[[str], Any]]] = {
-    "int": _to_int,
-    "uuid": _to_uuid,
-    "str": _to_str,
-}
 # The params of a parameter-free match: shared by every such match, so read-only.
 _NO_PARAMS: Final[Mapping[str, Any]] = MappingProxyType({})
-
-
-@attrs.frozen
-class _Part:
-    """One template segment: ``kind`` is "static" (``text`` is the literal) or a converter."""
-
-    kind: str
-    text: str
 
 
 @attrs.frozen(eq=False)
@@ -161,7 +107,7 @@ class _Entry:
     """The router's mutable record of one template; `route` is its public snapshot."""
 
     route: Route
-    parts: tuple[_Part, ...]
+    parts: tuple[Part, ...]
     names: tuple[str, ...]
     trailing_slash: bool
     hits: dict[str, _Hit] = attrs.Factory(dict)
@@ -188,7 +134,7 @@ class _Node:
         self.rest: _Node | None = None  # the `path` converter's child
         self.entries: list[_Entry] = []  # templates ending here, in registration order
 
-    def child(self, part: _Part, *, create: bool) -> _Node | None:
+    def child(self, part: Part, *, create: bool) -> _Node | None:
         """Return the child reached through `part`, creating it if asked."""
         if part.kind == "static":
             found = self.static.get(part.text)
@@ -245,21 +191,21 @@ def _walk(
     value: Any
     for rank, child in node.params:
         if rank == _INT:
-            # _to_int inlined, to save a call per segment on the hot path.
+            # to_int inlined, to save a call per segment on the hot path.
             if not (seg.isdigit() and seg.isascii()):
                 continue
-            if len(seg) > _INT_DIGITS:
-                value = _to_int(seg)  # leading zeros, or out of range
+            if len(seg) > INT_DIGITS:
+                value = to_int(seg)  # leading zeros, or out of range
                 if value is None:
                     continue
             else:
                 value = int(seg)
-                if value > _INT_MAX:
+                if value > INT_MAX:
                     continue
         elif rank == _STR:
             value = seg or None
         else:
-            value = _to_uuid(seg)
+            value = to_uuid(seg)
         if value is not None:
             values.append(value)
             hit = _walk(child, segs, i + 1, values, method, allowed)
@@ -277,45 +223,6 @@ def _walk(
     return None
 
 
-def _parse_segment(template: str, seg: str) -> _Part:
-    if not (seg.startswith("{") and seg.endswith("}")):
-        if "{" in seg or "}" in seg:
-            raise ConfigurationError(f"route {template!r}: a parameter must be a whole segment, not {seg!r}")
-        return _Part("static", seg)
-    name, sep, converter = seg[1:-1].partition(":")
-    if not sep:
-        converter = "str"
-    # Parameters become keyword arguments of the view, hence identifiers.
-    if not name.isidentifier() or keyword.iskeyword(name):
-        raise ConfigurationError(f"route {template!r}: bad parameter name in {seg!r}")
-    if converter not in ("str", "int", "uuid", "path"):
-        raise ConfigurationError(f"route {template!r}: unknown converter {converter!r}")
-    return _Part(converter, name)
-
-
-def _parse_template(template: str) -> tuple[_Part, ...]:
-    """Split a template into parts; a trailing slash is dropped.
-
-    Raises:
-        ConfigurationError: if the template is malformed.
-    """
-    if not isinstance(template, str) or not template.startswith("/"):
-        raise ConfigurationError(f"route template must start with '/': {template!r}")
-    if "//" in template or "?" in template or "#" in template:
-        raise ConfigurationError(f"route {template!r}: empty segments, '?' and '#' are not allowed")
-    body = template[1:].removesuffix("/")
-    if not body:
-        return ()
-    segments = body.split("/")
-    parts = tuple(_parse_segment(template, seg) for seg in segments)
-    names = [part.text for part in parts if part.kind != "static"]
-    if len(set(names)) != len(names):
-        raise ConfigurationError(f"route {template!r}: duplicate parameter names")
-    if any(part.kind == "path" for part in parts[:-1]):
-        raise ConfigurationError(f"route {template!r}: a path parameter must be the last segment")
-    return parts
-
-
 def _parse_methods(template: str, methods: str | Sequence[str]) -> list[str]:
     if isinstance(methods, str):
         methods = (methods,)
@@ -329,26 +236,6 @@ def _parse_methods(template: str, methods: str | Sequence[str]) -> list[str]:
     if not result:
         raise ConfigurationError(f"route {template!r}: no methods given")
     return result
-
-
-def _format_value(part: _Part, value: Any) -> str:
-    """Write one parameter value as a URL segment (or segments, for `path`).
-
-    Raises:
-        NoReverseMatchError: if the value does not fit the converter.
-    """
-    text = str(value)
-    if part.kind == "path":
-        if not text:
-            raise NoReverseMatchError(f"parameter {part.text!r} must not be empty")
-        if text.endswith("/"):
-            # A literal trailing slash would be dropped as the route's optional
-            # one; escaping it keeps reverse -> resolve a round trip.
-            return quote(text[:-1], safe=_SEGMENT_SAFE + "/") + "%2F"
-        return quote(text, safe=_SEGMENT_SAFE + "/")
-    if _CONVERTERS[part.kind](text) is None:
-        raise NoReverseMatchError(f"parameter {part.text!r}: {value!r} is not a valid {part.kind} segment")
-    return quote(text, safe=_SEGMENT_SAFE)
 
 
 class SimpleRouter:
@@ -395,7 +282,7 @@ class SimpleRouter:
                 matches exactly the same URLs; if the name is taken by another
                 template, or the template already has another name.
         """
-        parts = _parse_template(path)
+        parts = parse_template(path)
         wanted = _parse_methods(path, methods)
         if view is None:
             raise ConfigurationError(f"route {path!r}: view must not be None")
@@ -444,7 +331,7 @@ class SimpleRouter:
     def _add(
         self,
         path: str,
-        parts: tuple[_Part, ...],
+        parts: tuple[Part, ...],
         names: tuple[str, ...],
         view: object,
         wanted: list[str],
@@ -470,7 +357,7 @@ class SimpleRouter:
         if name is not None:
             self._names[name] = entry
 
-    def _node(self, parts: tuple[_Part, ...], *, create: bool) -> _Node | None:
+    def _node(self, parts: tuple[Part, ...], *, create: bool) -> _Node | None:
         node: _Node | None = self._root
         for part in parts:
             if node is None:
@@ -570,14 +457,7 @@ class SimpleRouter:
             raise NoReverseMatchError(
                 f"route {name!r} takes {list(entry.names)}; missing {missing}, unexpected {extra}"
             )
-        pieces = [
-            quote(part.text, safe=_SEGMENT_SAFE)
-            if part.kind == "static"
-            else _format_value(part, params[part.text])
-            for part in entry.parts
-        ]
-        url = "/" + "/".join(pieces)
-        return url + "/" if entry.trailing_slash and pieces else url
+        return format_path(entry.parts, params, trailing_slash=entry.trailing_slash)
 
     def include(self, prefix: str, other: SimpleRouter) -> None:
         """Register every route of `other` under `prefix`, keeping names and views.
