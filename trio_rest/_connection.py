@@ -1,9 +1,9 @@
 """`ServerConnection`: drives one WebSocket, from its first message to its close.
 
-The driver owns the connection's lifecycle, its read loop and the dispatch of what the
-client sends; the rest is done by pieces with rules of their own, each stated in its
-module:
+The driver owns the connection's lifecycle, its read loop and the API views use; the rest
+is done by pieces with rules of their own, each stated in its module:
 
+- `Dispatcher` (`_dispatch.py`) acts on each message the client sends.
 - `WorkerPool` (`_workers.py`) runs the requests: long-lived workers, per-request
   deadlines and cancellation, the detection of a handler that waits, shutdown.
 - `Outbox` (`_outbox.py`) is the only writer: one `send_all` per batch, the byte limit
@@ -33,45 +33,35 @@ Rules of the driver (`check_invariants` checks them, and each piece's own):
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-import attrs
 import trio
 from trio_rest_protocol import (
-    NEED_DATA,
-    Auth,
-    Cancel,
     Codec,
     Connection,
     ConnectionClosed,
     LocalProtocolError,
     Notification,
-    Ping,
-    RemoteProtocolError,
     Role,
 )
-from trio_rest_protocol import Request as ProtocolRequest
 from trio_rest_protocol import Response as ProtocolResponse
 
 from ._budget import ByteBudget
-from ._converter import structure_body
+from ._dispatch import Dispatcher
 from ._engine import Closed, Engine, Message
-from ._errors import APIError, MethodNotAllowedError
+from ._jobs import Job, call_handler
 from ._keepalive import Liveness, Verdict, keepalive
 from ._outbox import Outbox
-from ._request import Request
-from ._subscription import Subscription
+from ._stats import ConnectionStats
 from ._timers import Timer, start_timer
-from ._workers import Job, WorkerPool, error_reply
+from ._workers import WorkerPool
 
 if TYPE_CHECKING:
     from ._app import App
-    from ._views import Handler
 
-__all__ = ["ConnectionStats", "ServerConnection"]
+__all__ = ["ServerConnection"]
 
 log = logging.getLogger("trio_rest")
 
@@ -83,32 +73,6 @@ _READ_DEFER_ROUNDS = 2
 #: when it ends, and when it has said its last words: `trio_rest.testing` sets it to
 #: check the rules between the steps of a test.
 at_rest: Callable[[ServerConnection], None] | None = None
-
-
-@attrs.frozen(kw_only=True)
-class ConnectionStats:
-    """What a connection holds at one moment (`ServerConnection.stats`).
-
-    Attributes:
-        running: requests whose handler runs.
-        waiting: requests queued for a worker.
-        held: requests read past the bounds (`max_in_flight`, `max_buffered_bytes`),
-            admitted as room frees.
-        subscriptions: active subscriptions.
-        workers: worker tasks alive (those serving a subscription included).
-        tasks: tasks the connection runs beside its reader (workers, the writer, timers).
-        buffered_bytes: bytes of the requests running, waiting, held or subscribed.
-        outbound_bytes: bytes queued for the client and not yet written.
-    """
-
-    running: int
-    waiting: int
-    held: int
-    subscriptions: int
-    workers: int
-    tasks: int
-    buffered_bytes: int
-    outbound_bytes: int
 
 
 class ServerConnection:
@@ -136,6 +100,7 @@ class ServerConnection:
         "_backlog",
         "_budget",
         "_closing",
+        "_dispatcher",
         "_engine",
         "_finished",
         "_liveness",
@@ -190,8 +155,14 @@ class ServerConnection:
             stream, engine, limit=settings.max_outbound_bytes, on_overflow=self._overflow, on_lost=self._lost
         )
         self._pool = WorkerPool(
-            settings, self._outbox, self._budget, call=self._call, reply=self._reply, on_room=self._made_room
+            settings,
+            self._outbox,
+            self._budget,
+            call=call_handler,
+            reply=self._reply,
+            on_room=self._made_room,
         )
+        self._dispatcher = Dispatcher(self, self._proto, self._pool, self._budget)
         self._nursery: trio.Nursery | None = None
         self._backlog: list[Any] = []  # engine events not yet handled (a list: see _read_loop)
         self._room = trio.lowlevel.ParkingLot()  # where the reader waits past its limits
@@ -409,6 +380,13 @@ class ServerConnection:
         stream, engine, backlog = self._stream, self._engine, self._backlog
         pool, outbox, liveness = self._pool, self._outbox, self._liveness
         event: Any = None
+        # The dispatcher directly, one call less per message, unless a subclass handles
+        # messages its own way.
+        handle = (
+            self._dispatcher.handle
+            if type(self).handle_message is ServerConnection.handle_message
+            else self.handle_message
+        )
         read_size = self._settings.read_size
         while True:
             handled = 0
@@ -426,7 +404,7 @@ class ServerConnection:
                 handled += 1
                 cls = type(event)
                 if cls is Message:
-                    self.handle_message(event.data)
+                    handle(event.data)
                 elif cls is Closed:
                     self.close_code, self.close_reason = event.code, event.reason
                     self.failed = not event.clean
@@ -454,13 +432,13 @@ class ServerConnection:
                 outbox.poke()
 
     def _made_room(self) -> None:
-        if self._room:  # the reader waits for room only past its limits
+        if self._paused:  # the reader waits for room only past its limits
             self._room.unpark_all()
 
     # -- dispatch --------------------------------------------------------------------
 
     def handle_message(self, message: str | bytes) -> None:
-        """Handle one complete WebSocket message from the client.
+        """Handle one complete WebSocket message from the client (see `Dispatcher.handle`).
 
         The reader calls it for each message; a subclass may handle messages otherwise
         (`trio_rest.testing` echoes them, for the WebSocket conformance suite).
@@ -468,90 +446,9 @@ class ServerConnection:
         Args:
             message: the message, ``str`` for a text frame, ``bytes`` for binary.
         """
-        proto = self._proto
-        proto.receive_data(message)
-        while True:
-            try:
-                event = proto.next_event()
-            except RemoteProtocolError as exc:
-                if exc.event_hint is not None:
-                    self.send_event(exc.event_hint)
-                continue
-            if event is NEED_DATA:
-                return
-            cls = type(event)
-            if cls is ProtocolRequest:
-                self._dispatch(event, len(message))  # type: ignore[arg-type]
-            elif cls is Cancel:
-                self._pool.cancel(event.id)  # type: ignore[union-attr]
-            elif cls is Ping:
-                self.send_event(event.pong())  # type: ignore[union-attr, arg-type]
-            elif cls is Auth:
-                self.send_event(
-                    event.error(  # type: ignore[union-attr]
-                        501, code="not_implemented", detail="This server takes no in-band credentials."
-                    )
-                )
-            else:  # ConnectionClosed cannot come from a message
-                return
+        self._dispatcher.handle(message)
 
-    def _dispatch(self, event: ProtocolRequest, size: int) -> None:
-        app, pool, settings = self.app, self._pool, self._settings
-        try:
-            match = app.router.resolve(event.method, event.path)
-        except MethodNotAllowedError as exc:
-            if event.method == "OPTIONS":  # docs/protocol.md: OPTIONS lists what a route accepts
-                self.send_event(event.response(data={"allow": list(exc.allowed)}))
-            else:
-                self.send_event(error_reply(event, exc))
-            return
-        except APIError as exc:
-            self.send_event(error_reply(event, exc))
-            return
-        subscribe = event.method == "SUBSCRIBE"
-        if subscribe and pool.subscribing >= settings.max_subscriptions:
-            self.send_event(event.error(429, detail=f"At most {settings.max_subscriptions} subscriptions."))
-            return
-        if not self._budget.take(size):
-            log.warning("%s: the server holds too many request bytes; refusing one with 503", self.peer)
-            self.send_event(event.error(503, code="busy", detail="The server is busy; try again later."))
-            return
-        request = Request(
-            method=event.method,
-            url=event.url,
-            path=event.path,
-            args=event.merged_args(),
-            data=event.data,
-            id=event.id,
-            event_name=event.event_name,
-            params=match.params,
-            extras=event.extras,
-            connection=self,
-            app=app,
-            user=self.user,
-        )
-        job = Job(event, request, app.handler(match.view, event.method), size)
-        if subscribe:
-            request.subscription = Subscription(
-                self, event.id, event.path, functools.partial(pool.accepted, job)
-            )
-        pool.submit(job)
-
-    # -- running a handler -----------------------------------------------------------
-
-    async def _call(self, job: Job) -> Any:
-        handler, request = job.handler, job.request
-        params = request.params
-        if handler.body is not None:
-            params = {**params, "body": structure_body(self.app.converter, request.data, handler.body)}
-        database = self.app.database
-        if database is None:
-            return await _invoke(handler, request, params)
-        # One session and one transaction per request, committed before the
-        # reply is sent (so a 201 means the row is there), rolled back otherwise.
-        async with database.session() as session:
-            request.session = session
-            return await _invoke(handler, request, params)
+    # -- replies -------------------------------------------------------------------------
 
     def _reply(self, job: Job, reply: ProtocolResponse) -> None:
         try:
@@ -628,9 +525,3 @@ class ServerConnection:
 def _last_words_seconds(close_timeout: float) -> float:
     """How long a connection that must end anyway spends on its last writes."""
     return min(1.0, close_timeout)
-
-
-async def _invoke(handler: Handler, request: Request, params: Mapping[str, Any]) -> Any:
-    if handler.blocking:  # a plain def: a worker thread, in the request's session if it has one
-        return await request.run_sync(functools.partial(handler.fn, request, **params))
-    return await handler.fn(request, **params)

@@ -6,8 +6,10 @@ replies costs one `send_all` (DESIGN.md section 5: batching is worth 2-3x).
 
 Who writes. A writer task, started on first need so that an idle connection has none,
 writes whatever is queued. A worker that just answered the last request of a batch may
-*claim* the write instead (`claim`, then `write_claimed`): it writes the batch itself,
-without waking the writer, which saves a task switch per request/response exchange.
+*claim* the write instead: it sets `claimed` (only while no `send_all` is under way), queues
+its reply, then clears `claimed` and calls `flush` itself, without waking the writer, which
+saves a task switch per request/response exchange. The claim is made and ended by the
+worker pool (`_workers.py`), inline, on its hot path.
 
 Rules (`check_invariants` raises `AssertionError` when one is broken):
 
@@ -18,8 +20,8 @@ Rules (`check_invariants` raises `AssertionError` when one is broken):
 3. Nothing queued is forgotten: while output is due (`dirty`), a `send_all` is under way
    and will go round again, or a worker has claimed the write, or the writer task is
    woken (or will be started when the connection runs).
-4. A claim lasts from `claim` to `write_claimed`, which the claimer calls without
-   waiting in between; no claim is made while a `send_all` is under way.
+4. A claim lasts from the moment `claimed` is set to the claimer's `flush`, with no wait
+   in between; no claim is made while a `send_all` is under way.
 5. Once `ended`, nothing new is written: the connection is over.
 """
 
@@ -156,19 +158,6 @@ class Outbox:
         """Take back the batch whose `send_all` was cancelled (empty when none was)."""
         data, self.unsent = self.unsent, b""
         return data
-
-    def claim(self) -> bool:
-        """Take the next write on oneself; true when taken (nothing was being sent)."""
-        self.claimed = not self.sending
-        return self.claimed
-
-    async def write_claimed(self) -> None:
-        """Write what the claim covers; call it right after `claim` returned true."""
-        self.claimed = False
-        if self.dirty:
-            await self.flush()
-        else:
-            await trio.lowlevel.checkpoint()
 
     async def flush(self) -> None:
         """Write everything due, in as few `send_all` calls as the queue allows."""

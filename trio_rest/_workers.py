@@ -3,8 +3,8 @@
 A task spawned per request costs more than a small request itself (DESIGN.md section 5),
 so workers, started on demand, run the queued jobs one after another and park when the
 queue is empty. A burst of quick requests is drained by one worker; another is woken only
-when a handler *waits* (`_Watched` sees its first suspension), so slow handlers still run
-concurrently, up to `max_concurrency` at once.
+when a handler *waits* (its first step, run inline, suspends: the rest is awaited through a
+`Resume`), so slow handlers still run concurrently, up to `max_concurrency` at once.
 
 Each job runs under its own deadline and can be cancelled alone (the client's cancel, its
 deadline, the connection closing). The cancel scope that does it is the worker's, kept
@@ -49,66 +49,26 @@ Rules (`check_invariants` raises `AssertionError` when one is broken):
 
 from __future__ import annotations
 
-import enum
 import logging
 import math
-from collections.abc import Callable, Coroutine, Generator
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
-import attrs
 import trio
-from trio_rest_protocol import Request as ProtocolRequest
 from trio_rest_protocol import Response as ProtocolResponse
 
 from ._budget import ByteBudget
 from ._errors import APIError
+from ._jobs import CancelledBy, Job, closing_reply, error_reply, success_reply
 from ._outbox import Outbox
-from ._request import Request, Response
+from ._resume import Resume
 
 if TYPE_CHECKING:
     from ._settings import Settings
-    from ._views import Handler
 
-__all__ = ["Job", "WorkerPool"]
+__all__ = ["WorkerPool"]
 
 log = logging.getLogger("trio_rest")
-
-
-class CancelledBy(enum.Enum):
-    """Who cancelled a job, which decides its reply."""
-
-    CLIENT = 499  # a cancel message, or the client left the request's scope
-    CLOSING = 503  # the connection is closing
-
-
-@attrs.define(eq=False)
-class Job:
-    """One request on its way through the pool: waiting, running, or (SUBSCRIBE) streaming.
-
-    Attributes:
-        event: the protocol's request.
-        request: what the view sees.
-        handler: the view, compiled for the request's method.
-        size: bytes of the message it came in (counted against the buffer limits).
-    """
-
-    event: ProtocolRequest
-    request: Request
-    handler: Handler
-    size: int = 0
-    #: The worker's cancel scope, from the moment the job starts.
-    scope: trio.CancelScope = attrs.field(init=False)
-    #: When the request times out; given to `scope` only once the handler waits.
-    deadline: float = math.inf
-    cancelled: CancelledBy | None = None
-    blocked: bool = False  # the handler has waited, and has not returned yet
-    detached: bool = False  # an accepted subscription
-    answered: bool = False
-
-    @property
-    def key(self) -> object:
-        """How the pool finds the job: its id, or itself when it has none."""
-        return self.event.id if self.event.id is not None else self
 
 
 Caller = Callable[[Job], Coroutine[Any, Any, Any]]
@@ -211,7 +171,8 @@ class WorkerPool:
         self.unanswered += 1
         if job.request.subscription is not None:
             self.subscribing += 1
-        if self.held or self.in_flight >= self.max_in_flight or self.buffered >= self.max_buffered:
+        in_flight = len(self.running) + len(self.waiting)
+        if self.held or in_flight >= self.max_in_flight or self.buffered >= self.max_buffered:
             self.held.append(job)
             self.held_bytes += job.size
             return
@@ -252,15 +213,15 @@ class WorkerPool:
         """
         self._answer_queued()
         for job in self.running.values():
-            self._answer(job, _closing(job))
+            self._answer(job, closing_reply(job))
         for job in self.subscriptions.values():
             subscription = job.request.subscription
             if subscription is not None:
-                subscription.end(None, _closing(job))
+                subscription.end(None, closing_reply(job))
 
     def _answer_queued(self) -> None:
         for job in [*self.held, *self.waiting]:
-            self._answer(job, _closing(job))
+            self._answer(job, closing_reply(job))
             self._forget(job)
 
     def release(self) -> None:
@@ -398,15 +359,16 @@ class WorkerPool:
         """Write the batch if this job ended it; tell whether the worker must stop."""
         outbox = self._outbox
         if outbox.claimed:
+            outbox.claimed = False  # the claim ends here (outbox rule 4): write what it covers
             if not outbox.dirty:
-                outbox.claimed = False
+                pass
             elif job.detached:
-                await outbox.write_claimed()
+                await outbox.flush()
             else:
                 self.free -= 1
                 self.writing += 1
                 try:
-                    await outbox.write_claimed()
+                    await outbox.flush()
                 finally:
                     self.writing -= 1
                     self.free += 1
@@ -425,8 +387,19 @@ class WorkerPool:
             job.deadline = trio.current_time() + min(timeout, settings.max_request_timeout)
         reply: ProtocolResponse | None = None
         result: Any = None
+        coro = self._call(job)
         try:
-            result = await _Watched(self._call(job), self, job)
+            # The first step runs here: a handler that never waits needs nothing more.
+            try:
+                trap = coro.send(None)
+            except StopIteration as done:
+                result = done.value
+            else:
+                self._blocked(job)
+                try:
+                    result = await Resume(coro, trap)
+                finally:
+                    self._resumed(job)
         except APIError as exc:
             reply = error_reply(event, exc)
         except Exception:
@@ -441,9 +414,6 @@ class WorkerPool:
         else:
             if not job.detached:
                 reply = success_reply(event, result)
-        finally:
-            if job.blocked:
-                self._resumed(job)
         self._complete(job, result, reply)
 
     def _complete(self, job: Job, result: Any, reply: ProtocolResponse | None) -> None:
@@ -456,20 +426,21 @@ class WorkerPool:
         # writer sends the batch. Never from a cancelled scope (a plain def's thread that
         # outlived its deadline): the write would be cancelled with the reply taken.
         if not self.waiting and not scope.cancel_called:
-            self._outbox.claim()
+            outbox = self._outbox
+            outbox.claimed = not outbox.sending  # the claim (outbox rule 4), inline: it is per request
         self._forget(job)
         if job.detached:
             subscription = job.request.subscription
             if subscription is not None:
                 if reply is None and job.cancelled is CancelledBy.CLOSING:
-                    reply = _closing(job)
+                    reply = closing_reply(job)
                 subscription.end(result, reply)
         elif reply is not None:
             self._answer(job, reply)
         elif job.cancelled is CancelledBy.CLIENT:
             self._answer(job, job.event.error(499))
         elif job.cancelled is CancelledBy.CLOSING:
-            self._answer(job, _closing(job))
+            self._answer(job, closing_reply(job))
         else:  # the worker's own scope: the deadline
             self._answer(job, job.event.error(504))
 
@@ -534,67 +505,6 @@ class WorkerPool:
         assert not self.held or at_bound, "rule 8: a job held with room to spare"
 
 
-class _Watched:
-    """Await a handler's coroutine in the awaiting task, noticing when it first waits.
-
-    Every value passes through untouched, so the coroutine runs in the awaiting task
-    and every Trio primitive it uses sees that task. ``gi_yieldfrom`` exposes the
-    coroutine, so Trio's task-tree introspection (``Task.iter_await_frames``) shows a
-    hung view's own frames.
-    """
-
-    __slots__ = ("_coro", "_job", "_pool")
-
-    gi_frame = None  # Trio's walk reads frames here, then follows gi_yieldfrom
-
-    def __init__(self, coro: Coroutine[Any, Any, Any], pool: WorkerPool, job: Job) -> None:
-        self._coro = coro
-        self._pool = pool
-        self._job = job
-
-    @property
-    def gi_yieldfrom(self) -> Coroutine[Any, Any, Any]:
-        return self._coro
-
-    def __await__(self) -> Generator[Any, Any, Any]:
-        return self  # type: ignore[return-value]
-
-    def __iter__(self) -> _Watched:
-        return self
-
-    def __next__(self) -> Any:
-        return self.send(None)
-
-    def send(self, value: Any) -> Any:
-        # A StopIteration (the coroutine returned) ends the await with its value.
-        trap = self._coro.send(value)
-        if not self._job.blocked:
-            self._pool._blocked(self._job)
-        return trap
-
-    def throw(self, exc: BaseException, *rest: Any) -> Any:
-        trap = self._coro.throw(exc)
-        if not self._job.blocked:
-            self._pool._blocked(self._job)
-        return trap
-
-    def close(self) -> None:
-        self._coro.close()
-
-
-def _closing(job: Job) -> ProtocolResponse:
-    return job.event.error(503, code="closing", detail="The server is closing.")
-
-
-def error_reply(event: ProtocolRequest, exc: APIError) -> ProtocolResponse:
-    """The reply to a request whose handler raised `exc` (a 500 when `exc` cannot make one)."""
-    try:
-        return event.error(exc.status, code=exc.code, detail=exc.detail, errors=exc.errors)
-    except (TypeError, ValueError):  # e.g. NotFound(some_int): the protocol wants text
-        log.exception("%r cannot be sent as an error reply", exc)
-        return event.error(500, detail="The server failed to handle the request.")
-
-
 async def _never_called(job: Job) -> Any:
     raise AssertionError("a released pool runs no job")  # pragma: no cover
 
@@ -605,10 +515,3 @@ def _drop_reply(job: Job, reply: ProtocolResponse) -> None:
 
 def _nothing() -> None:
     pass
-
-
-def success_reply(event: ProtocolRequest, result: Any) -> ProtocolResponse:
-    """The reply to a request whose handler returned `result` (data, or a `Response`)."""
-    if type(result) is Response:
-        return event.response(status=result.status, data=result.data)
-    return event.response(data=result)

@@ -1,0 +1,132 @@
+"""`Dispatcher`: what a connection does with each message its client sends.
+
+A message is handed to the protocol, and each event that comes out is acted on at once:
+a request is routed (404, 405 and OPTIONS are answered here, without a task), checked
+against the subscription limit and the server's byte budget, and queued in the worker
+pool; a cancel goes to the pool; a ping is answered; a protocol error is answered with
+the reply the protocol built. It holds no state of its own.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from typing import TYPE_CHECKING
+
+from trio_rest_protocol import NEED_DATA, Auth, Cancel, Connection, Ping, RemoteProtocolError
+from trio_rest_protocol import Request as ProtocolRequest
+
+from ._budget import ByteBudget
+from ._errors import APIError, MethodNotAllowedError
+from ._jobs import Job, error_reply
+from ._request import Request
+from ._subscription import Subscription
+from ._workers import WorkerPool
+
+if TYPE_CHECKING:
+    from ._connection import ServerConnection
+
+__all__ = ["Dispatcher"]
+
+log = logging.getLogger("trio_rest")
+
+
+class Dispatcher:
+    """Turns one connection's incoming messages into replies and jobs.
+
+    Args:
+        connection: the connection (its public `send_event`, `app`, `user`, `peer`).
+        proto: its protocol state.
+        pool: its worker pool.
+        budget: the server's byte budget.
+    """
+
+    __slots__ = ("_budget", "_connection", "_pool", "_proto")
+
+    def __init__(
+        self, connection: ServerConnection, proto: Connection, pool: WorkerPool, budget: ByteBudget
+    ) -> None:
+        self._connection = connection
+        self._proto = proto
+        self._pool = pool
+        self._budget = budget
+
+    def handle(self, message: str | bytes) -> None:
+        """Handle one complete WebSocket message: answer it, or queue its request.
+
+        Args:
+            message: the message, ``str`` for a text frame, ``bytes`` for binary.
+        """
+        proto = self._proto
+        proto.receive_data(message)
+        while True:
+            try:
+                event = proto.next_event()
+            except RemoteProtocolError as exc:
+                if exc.event_hint is not None:
+                    self._connection.send_event(exc.event_hint)
+                continue
+            if event is NEED_DATA:
+                return
+            cls = type(event)
+            if cls is ProtocolRequest:
+                self._dispatch(event, len(message))  # type: ignore[arg-type]
+            elif cls is Cancel:
+                self._pool.cancel(event.id)  # type: ignore[union-attr]
+            elif cls is Ping:
+                self._connection.send_event(event.pong())  # type: ignore[union-attr, arg-type]
+            elif cls is Auth:
+                self._connection.send_event(
+                    event.error(  # type: ignore[union-attr]
+                        501, code="not_implemented", detail="This server takes no in-band credentials."
+                    )
+                )
+            else:  # ConnectionClosed cannot come from a message
+                return
+
+    def _dispatch(self, event: ProtocolRequest, size: int) -> None:
+        connection, pool = self._connection, self._pool
+        app = connection.app
+        settings = app.settings
+        try:
+            match = app.router.resolve(event.method, event.path)
+        except MethodNotAllowedError as exc:
+            if event.method == "OPTIONS":  # docs/protocol.md: OPTIONS lists what a route accepts
+                connection.send_event(event.response(data={"allow": list(exc.allowed)}))
+            else:
+                connection.send_event(error_reply(event, exc))
+            return
+        except APIError as exc:
+            connection.send_event(error_reply(event, exc))
+            return
+        subscribe = event.method == "SUBSCRIBE"
+        if subscribe and pool.subscribing >= settings.max_subscriptions:
+            self._connection.send_event(
+                event.error(429, detail=f"At most {settings.max_subscriptions} subscriptions.")
+            )
+            return
+        if not self._budget.take(size):
+            log.warning("%s: the server holds too many request bytes; refusing one with 503", connection.peer)
+            self._connection.send_event(
+                event.error(503, code="busy", detail="The server is busy; try again later.")
+            )
+            return
+        request = Request(
+            method=event.method,
+            url=event.url,
+            path=event.path,
+            args=event.merged_args(),
+            data=event.data,
+            id=event.id,
+            event_name=event.event_name,
+            params=match.params,
+            extras=event.extras,
+            connection=connection,
+            app=app,
+            user=connection.user,
+        )
+        job = Job(event, request, app.handler(match.view, event.method), size)
+        if subscribe:
+            accept = functools.partial(pool.accepted, job)
+            request.subscription = Subscription(connection, event.id, event.path, accept)
+        pool.submit(job)

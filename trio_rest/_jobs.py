@@ -1,0 +1,111 @@
+"""`Job`: one request on its way through a connection's worker pool, and the replies it can end with."""
+
+from __future__ import annotations
+
+import enum
+import functools
+import logging
+import math
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import trio
+from trio_rest_protocol import Request as ProtocolRequest
+from trio_rest_protocol import Response as ProtocolResponse
+
+from ._converter import structure_body
+from ._errors import APIError
+from ._request import Request, Response
+
+if TYPE_CHECKING:
+    from ._views import Handler
+
+__all__ = ["CancelledBy", "Job", "call_handler", "closing_reply", "error_reply", "success_reply"]
+
+log = logging.getLogger("trio_rest")
+
+
+class CancelledBy(enum.Enum):
+    """Who cancelled a job, which decides its reply."""
+
+    CLIENT = 499  # a cancel message, or the client left the request's scope
+    CLOSING = 503  # the connection is closing
+
+
+@attrs.define(eq=False)
+class Job:
+    """One request on its way through the pool: waiting, running, or (SUBSCRIBE) streaming.
+
+    Attributes:
+        event: the protocol's request.
+        request: what the view sees.
+        handler: the view, compiled for the request's method.
+        size: bytes of the message it came in (counted against the buffer limits).
+    """
+
+    event: ProtocolRequest
+    request: Request
+    handler: Handler
+    size: int = 0
+    #: The worker's cancel scope, from the moment the job starts.
+    scope: trio.CancelScope = attrs.field(init=False)
+    #: When the request times out; given to `scope` only once the handler waits.
+    deadline: float = math.inf
+    cancelled: CancelledBy | None = None
+    blocked: bool = False  # the handler has waited, and has not returned yet
+    detached: bool = False  # an accepted subscription
+    answered: bool = False
+
+    @property
+    def key(self) -> object:
+        """How the pool finds the job: its id, or itself when it has none."""
+        return self.event.id if self.event.id is not None else self
+
+
+def closing_reply(job: Job) -> ProtocolResponse:
+    """The reply to a job the closing connection could not let finish."""
+    return job.event.error(503, code="closing", detail="The server is closing.")
+
+
+def error_reply(event: ProtocolRequest, exc: APIError) -> ProtocolResponse:
+    """The reply to a request whose handler raised `exc` (a 500 when `exc` cannot make one)."""
+    try:
+        return event.error(exc.status, code=exc.code, detail=exc.detail, errors=exc.errors)
+    except (TypeError, ValueError):  # e.g. NotFound(some_int): the protocol wants text
+        log.exception("%r cannot be sent as an error reply", exc)
+        return event.error(500, detail="The server failed to handle the request.")
+
+
+def success_reply(event: ProtocolRequest, result: Any) -> ProtocolResponse:
+    """The reply to a request whose handler returned `result` (data, or a `Response`)."""
+    if type(result) is Response:
+        return event.response(status=result.status, data=result.data)
+    return event.response(data=result)
+
+
+async def call_handler(job: Job) -> Any:
+    """Run a job's view: its body structured, in a database session when the app has one.
+
+    Returns:
+        What the view returned.
+    """
+    handler, request = job.handler, job.request
+    app = request.app
+    params = request.params
+    if handler.body is not None:
+        params = {**params, "body": structure_body(app.converter, request.data, handler.body)}
+    database = app.database
+    if database is None:
+        return await _invoke(handler, request, params)
+    # One session and one transaction per request, committed before the
+    # reply is sent (so a 201 means the row is there), rolled back otherwise.
+    async with database.session() as session:
+        request.session = session
+        return await _invoke(handler, request, params)
+
+
+async def _invoke(handler: Handler, request: Request, params: Mapping[str, Any]) -> Any:
+    if handler.blocking:  # a plain def: a worker thread, in the request's session if it has one
+        return await request.run_sync(functools.partial(handler.fn, request, **params))
+    return await handler.fn(request, **params)
