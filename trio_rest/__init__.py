@@ -32,6 +32,8 @@ from ._request import Request, Response
 from ._routing import RouteMatch, SimpleRouter
 from ._server import Server, serve
 from ._settings import Settings
+from ._stats import ConnectionStats
+from ._subscription import Subscription
 from ._timers import Timer
 from ._views import MethodBasedView, endpoint
 
@@ -46,6 +48,7 @@ __all__ = [
     "BadRequestError",
     "ConfigurationError",
     "ConflictError",
+    "ConnectionStats",
     "CursorPagination",
     "LimitOffsetPagination",
     "MethodBasedView",
@@ -64,6 +67,7 @@ __all__ = [
     "ServiceUnavailableError",
     "Settings",
     "SimpleRouter",
+    "Subscription",
     "ThrottledError",
     "Timer",
     "TrioRestError",
