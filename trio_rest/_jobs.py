@@ -102,6 +102,8 @@ async def call_handler(job: Job) -> Any:
     # reply is sent (so a 201 means the row is there), rolled back otherwise.
     async with database.session() as session:
         request.session = session
+        if handler.blocking:  # the view and the commit share one thread hop
+            return await database.run_and_commit(session, functools.partial(handler.fn, request, **params))
         return await _invoke(handler, request, params)
 
 

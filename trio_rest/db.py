@@ -150,6 +150,29 @@ class Database:
                 raise
         return await trio.to_thread.run_sync(functools.partial(fn, *args), limiter=self._threads)
 
+    async def run_and_commit(self, session: Session, fn: Callable[..., _T], *args: Any) -> _T:
+        """Run ``fn(*args)`` on behalf of `session`, then commit, in one worker thread.
+
+        A plain ``def`` view and its request's commit share a thread hop this way: the
+        commit that `session()` would make in a second hop finds nothing left to do.
+
+        Args:
+            session: a session opened by `session()`.
+            fn: a blocking function that uses it (a view).
+            *args: its arguments.
+
+        Returns:
+            What `fn` returned.
+
+        Raises:
+            ConflictError: the commit hit an integrity constraint (the transaction is
+                then rolled back by `session()`).
+        """
+        try:
+            return await self.run_in_session(session, _call_then_commit, session, fn, args)
+        except sqlalchemy.exc.IntegrityError as exc:
+            raise ConflictError(f"The change conflicts with existing data ({exc.orig}).") from None
+
     @asynccontextmanager
     async def session(self) -> AsyncIterator[Session]:
         """Open one session and one transaction: commit on success, roll back otherwise.
@@ -194,6 +217,13 @@ class Database:
     def dispose(self) -> None:
         """Close the pooled connections (the engine reopens them when used again)."""
         self.engine.dispose()
+
+
+def _call_then_commit(session: Session, fn: Callable[..., _T], args: tuple[Any, ...]) -> _T:
+    result = fn(*args)
+    if session.in_transaction():
+        session.commit()
+    return result
 
 
 def _rollback_and_close(session: Session) -> None:

@@ -108,6 +108,28 @@ async def test_integrity_error_at_commit_is_409(db_url: str) -> None:
     app.database.dispose()
 
 
+async def test_a_plain_def_view_and_its_commit_share_one_thread_hop(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = _app(db_url)
+    hops: list[str] = []
+    real_run_sync = trio.to_thread.run_sync
+
+    async def counting_run_sync(fn: Any, *args: Any, **options: Any) -> Any:
+        hops.append(getattr(fn, "func", fn).__name__)
+        return await real_run_sync(fn, *args, **options)
+
+    monkeypatch.setattr(trio.to_thread, "run_sync", counting_run_sync)
+    async with TestClient(app) as client:
+        assert (await client.post("/note/1", {"text": "one hop"})).status == 201
+        assert hops == ["_call_then_commit"]  # the view, then the commit, in the same thread
+        hops.clear()
+        assert (await client.get("/note/1")).data == {"id": 1, "text": "one hop"}
+        assert (await client.get("/count")).data == 1  # an async view: its own hop, then the commit
+        assert hops == ["_call_then_commit", "<lambda>", "commit"]
+    app.database.dispose()
+
+
 async def test_concurrent_requests_share_the_pool_within_its_limit(db_url: str) -> None:
     app = _app(db_url)
     async with TestClient(app) as client:
