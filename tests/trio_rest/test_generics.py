@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
+import orjson
 import pytest
 import trio
 
@@ -17,7 +19,7 @@ from trio_rest.testing import TestClient
 class UserViewSet(ModelViewSet):
     queryset = User
     serializer_class = UserSerializer
-    filter_fields = ("name", "fullname")
+    filter_fields = ("id", "name", "fullname")
     ordering_fields = ("name", "fullname", "id")
 
 
@@ -109,6 +111,47 @@ async def test_limit_is_capped(client: Any) -> None:
     assert len((await client.get("/user", args={"limit": 10**6})).data["results"]) == 2
 
 
+# The largest integer the list arguments accept: a signed 64-bit one, as trio_rest._pagination.INT64.
+_INT64_MAX = 2**63 - 1
+
+
+@pytest.mark.parametrize(
+    ("url", "args", "field"),
+    [
+        ("/user?offset=99999999999999999999", None, "offset"),
+        (f"/user?offset={_INT64_MAX + 1}", None, "offset"),
+        ("/user", {"offset": 2**64 - 1}, "offset"),
+        ("/user?offset=-1", None, "offset"),
+        ("/user?offset=ten", None, "offset"),
+        ("/user?offset=1.5", None, "offset"),
+        ("/user?offset=", None, "offset"),
+        ("/user", {"offset": [1]}, "offset"),
+        ("/user?limit=-1", None, "limit"),
+        ("/user?limit=ten", None, "limit"),
+        ("/paged-user?limit=-1", None, "limit"),
+        ("/paged-user?limit=ten", None, "limit"),
+    ],
+)
+async def test_offset_or_limit_out_of_range_or_not_an_integer_is_400_naming_it(
+    client: Any, url: str, args: dict[str, Any] | None, field: str
+) -> None:
+    # Past 64 bits the database driver cannot bind the number: refused here, not a 500 from the query.
+    response = await client.get(url, args=args)
+    assert (response.status, response.code) == (400, "invalid")
+    assert list(response.errors) == [field]
+
+
+async def test_offsets_up_to_the_64_bit_limit_still_page(client: Any) -> None:
+    await _make_users(client, ["o1", "o2", "o3"])
+    page = (await client.get("/user?offset=1&limit=1&ordering=name")).data
+    assert (page["count"], [user["name"] for user in page["results"]]) == (3, ["o2"])
+    last = (await client.get(f"/user?offset={_INT64_MAX}")).data
+    assert (last["count"], last["results"], last["next"]) == (3, [], None)
+    # A limit is capped at max_limit, however large, rather than refused.
+    capped = (await client.get("/user?limit=99999999999999999999")).data
+    assert sorted(user["name"] for user in capped["results"]) == ["o1", "o2", "o3"]
+
+
 async def test_cursor_pagination_is_stable_under_inserts(client: Any) -> None:
     await _make_users(client, ["c1", "c2", "c3"])
     first = (await client.get("/paged-user")).data
@@ -118,6 +161,79 @@ async def test_cursor_pagination_is_stable_under_inserts(client: Any) -> None:
     seen = [user["name"] for user in first["results"] + second["results"]]
     assert sorted(seen) == sorted(set(seen)) and len(seen) == 4
     assert (await client.get("/paged-user", args={"cursor": "%%%"})).status == 400
+
+
+def _cursor(encoded: bytes) -> str:
+    """A cursor as the server writes one: unpadded url-safe base64 of JSON."""
+    return base64.urlsafe_b64encode(encoded).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        _cursor(orjson.dumps([1, 2])),
+        _cursor(orjson.dumps(None)),
+        _cursor(orjson.dumps(True)),
+        _cursor(orjson.dumps({"id": 1})),
+        _cursor(orjson.dumps(2**64 - 1)),
+        _cursor(orjson.dumps(_INT64_MAX + 1)),
+        _cursor(b"not json"),
+        "%%%",
+        "",
+    ],
+    ids=["list", "null", "true", "object", "2**64-1", "2**63", "not-json", "not-base64", "empty"],
+)
+async def test_a_cursor_that_is_not_a_comparable_value_is_400_naming_it(client: Any, cursor: str) -> None:
+    # Forged or damaged: it would otherwise reach the query and fail there (or match nothing) instead.
+    await _make_users(client, ["c1", "c2"])
+    response = await client.get("/paged-user", args={"cursor": cursor})
+    assert (response.status, response.code) == (400, "invalid")
+    assert list(response.errors) == ["cursor"]
+
+
+async def test_a_valid_cursor_still_pages(client: Any) -> None:
+    await _make_users(client, ["v1", "v2", "v3", "v4"])
+    ids = sorted(user["id"] for user in (await client.get("/user")).data["results"])
+    after_first = (await client.get("/paged-user", args={"cursor": _cursor(orjson.dumps(ids[0]))})).data
+    assert [user["id"] for user in after_first["results"]] == ids[1:3]
+    rest = (await client.get(after_first["next"])).data
+    assert ([user["id"] for user in rest["results"]], rest["next"]) == (ids[3:], None)
+    # A float cursor is a comparable value too.
+    between = (await client.get(f"/paged-user?cursor={_cursor(orjson.dumps(ids[1] + 0.5))}")).data
+    assert [user["id"] for user in between["results"]] == ids[2:]
+
+
+@pytest.mark.parametrize(
+    ("url", "args"),
+    [
+        ("/user", {"id": 2**64 - 1}),
+        ("/user", {"id": _INT64_MAX + 1}),
+        ("/user?id=99999999999999999999", None),
+        ("/user?id=-99999999999999999999", None),
+        ("/user", {"id": "two"}),
+        ("/user?id=two", None),
+        ("/user?id=1.5", None),
+        ("/user?id=", None),
+        ("/user", {"id": [2]}),
+    ],
+)
+async def test_an_int_filter_out_of_range_or_not_an_integer_is_400_naming_it(
+    client: Any, url: str, args: dict[str, Any] | None
+) -> None:
+    response = await client.get(url, args=args)
+    assert (response.status, response.code) == (400, "invalid")
+    assert list(response.errors) == ["id"]
+
+
+async def test_an_int_filter_in_range_still_filters(client: Any) -> None:
+    await _make_users(client, ["f1", "f2", "f3"])
+    ids = {user["name"]: user["id"] for user in (await client.get("/user")).data["results"]}
+    for response in [
+        await client.get("/user", args={"id": ids["f2"]}),
+        await client.get(f"/user?id={ids['f2']}"),
+        await client.get("/paged-user", args={"id": str(ids["f2"])}),
+    ]:
+        assert (response.status, [user["name"] for user in response.data["results"]]) == (200, ["f2"])
 
 
 async def test_to_many_relation_through_the_viewset(client: Any, db_url: str) -> None:
