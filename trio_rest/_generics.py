@@ -17,7 +17,7 @@ import sqlalchemy
 from sqlalchemy.orm import Session
 
 from ._errors import ConfigurationError, NotFoundError, ValidationError
-from ._pagination import INT64, CursorPagination, LimitOffsetPagination
+from ._pagination import CursorPagination, LimitOffsetPagination, column_int_range
 from ._request import Request, Response
 
 if TYPE_CHECKING:
@@ -104,7 +104,11 @@ class ModelViewSet:
         statement = self.get_queryset(request)
         model = _model_of(statement)
         for name, value in lookup.items():
-            statement = statement.where(getattr(model, name) == value)
+            column = getattr(model, name)
+            integers = column_int_range(column, _session(request))
+            if integers is not None and type(value) is int and value not in integers:
+                raise NotFoundError(f"No {model.__name__} matches the given query.")  # no row can hold it
+            statement = statement.where(column == value)
         instance = _session(request).scalars(statement).unique().first()
         if instance is None:
             raise NotFoundError(f"No {model.__name__} matches the given query.")
@@ -143,7 +147,8 @@ class ModelViewSet:
                 continue
             column = getattr(model, name)
             try:
-                value = _convert(request.app.converter, request.args[name], column)
+                integers = column_int_range(column, _session(request))
+                value = _convert(request.app.converter, request.args[name], column, integers)
             except (cattrs.BaseValidationError, ValueError, TypeError):
                 errors[name] = [f"Invalid value for filter {name!r}."]
                 continue
@@ -181,7 +186,7 @@ def _model_of(statement: sqlalchemy.Select[Any]) -> Any:
     return statement.column_descriptions[0]["entity"]
 
 
-def _convert(converter: cattrs.Converter, value: Any, column: Any) -> Any:
+def _convert(converter: cattrs.Converter, value: Any, column: Any, integers: range | None) -> Any:
     try:
         python_type = column.type.python_type
     except NotImplementedError:
@@ -191,7 +196,7 @@ def _convert(converter: cattrs.Converter, value: Any, column: Any) -> Any:
             raise ValueError(value)
         return value.lower() in ("true", "1")
     converted = converter.structure(value, python_type)
-    if python_type is int and converted not in INT64:
+    if integers is not None and converted not in integers:
         # The database could not compare it: a 400 for the filter, not a 500.
         raise ValueError(value)
     return converted

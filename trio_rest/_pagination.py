@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from ._errors import ValidationError
 
-__all__ = ["INT64", "CursorPagination", "LimitOffsetPagination", "Page"]
+__all__ = ["INT64", "CursorPagination", "LimitOffsetPagination", "Page", "column_int_range"]
 
 #: The integers a database can compare with a column: signed 64-bit, the
 #: widest SQL integer type. A client's larger number would not fail as a bad
@@ -105,6 +105,23 @@ def _encode_cursor(value: Any) -> str:
     return base64.urlsafe_b64encode(orjson.dumps(value)).decode().rstrip("=")
 
 
+def column_int_range(column: Any, session: Session) -> range | None:
+    """The integers `column` can hold, or None when it is not an integer column.
+
+    A value outside them cannot match a row, and PostgreSQL refuses to compare it at all
+    (``integer out of range``): callers turn it into a 404 or a 400 instead of a 500.
+    SQLite stores every integer in 64 bits; elsewhere ``Integer`` is 32 bits.
+    """
+    column_type = getattr(column, "type", None)
+    if not isinstance(column_type, sqlalchemy.Integer):
+        return None
+    if isinstance(column_type, sqlalchemy.BigInteger) or session.get_bind().dialect.name == "sqlite":
+        return INT64
+    if isinstance(column_type, sqlalchemy.SmallInteger):
+        return range(-(2**15), 2**15)
+    return range(-(2**31), 2**31)
+
+
 def _decode_cursor(cursor: Any) -> Any:
     try:
         text = str(cursor)
@@ -148,7 +165,12 @@ class CursorPagination:
         column = getattr(entity, self.field) if self.field else sqlalchemy.inspect(entity).primary_key[0]
         statement = statement.order_by(None).order_by(column)
         if args.get("cursor") is not None:
-            statement = statement.where(column > _decode_cursor(args["cursor"]))
+            after = _decode_cursor(args["cursor"])
+            integers = column_int_range(column, session)
+            forged = type(after) is str or (type(after) is int and after not in integers)
+            if integers is not None and forged:  # not a value of this column: forged
+                raise ValidationError(errors={"cursor": ["Invalid cursor."]})
+            statement = statement.where(column > after)
         rows = session.scalars(statement.limit(limit + 1)).unique().all()
         more, rows = len(rows) > limit, rows[:limit]
         key = column.key

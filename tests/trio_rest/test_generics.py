@@ -236,6 +236,27 @@ async def test_an_int_filter_in_range_still_filters(client: Any) -> None:
         assert (response.status, [user["name"] for user in response.data["results"]]) == (200, ["f2"])
 
 
+async def test_an_id_beyond_the_column_s_integers_is_a_404_or_a_400_on_every_database(
+    client: Any, db_url: str
+) -> None:
+    """``users.id`` is an ``Integer``: 32 bits on PostgreSQL, which refuses to compare more."""
+    await _make_users(client, ["big"])
+    beyond = 2**31
+    assert (await client.get(f"/user/{beyond}")).status == 404
+    assert (await client.delete(f"/user/{beyond}")).status == 404
+    refused = [
+        await client.get("/user", args={"id": beyond}),
+        await client.get("/paged-user", args={"cursor": _cursor(orjson.dumps(beyond))}),
+        await client.get("/paged-user", args={"cursor": _cursor(orjson.dumps("1"))}),  # a string: not an id
+    ]
+    if db_url.startswith("sqlite"):  # SQLite holds 64-bit integers: a filter that matches nothing
+        assert (refused[0].status, refused[0].data["results"]) == (200, [])
+        assert refused[1].status == 200
+    else:
+        assert [(r.status, list(r.errors)) for r in refused[:2]] == [(400, ["id"]), (400, ["cursor"])]
+    assert (refused[2].status, list(refused[2].errors)) == (400, ["cursor"])
+
+
 async def test_to_many_relation_through_the_viewset(client: Any, db_url: str) -> None:
     created = await client.post("/user", {"name": "rel", "fullname": "R", "password": "x"})
     assert created.status == 201
