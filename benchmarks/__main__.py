@@ -34,6 +34,7 @@ from ._report import compare_baselines, format_markdown, summarize
 from ._runner import FULL, QUICK, WORKLOADS, run
 from ._servers import SERVERS, ServerSpec, project_env, project_python
 from ._venv import ensure_venv
+from ._wire import MODES
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -120,7 +121,13 @@ def _drive(args: argparse.Namespace) -> int:
 
     if args.workload == "handshakes":
         h = run_handshakes(
-            args.host, args.port, concurrency=8, warmup=args.warmup, duration=args.seconds, probe=probe
+            args.host,
+            args.port,
+            concurrency=8,
+            warmup=args.warmup,
+            duration=args.seconds,
+            key=args.key,
+            probe=probe,
         )
         cpu = h.probe[1] - h.probe[0]
         print(f"{h.rate:,.0f} handshakes/s ({h.handshakes} in {h.seconds:.2f} s, {h.errors} errors)")
@@ -192,7 +199,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     drive.add_argument("--seconds", type=float, default=5.0, help="measurement window")
     drive.add_argument("--warmup", type=float, default=1.0)
-    drive.add_argument("--key", default="id", choices=["id", "event_name"], help="reply correlation")
+    drive.add_argument(
+        "--key",
+        default="id",
+        choices=list(MODES),
+        help="correlation mode: what is sent and how replies are matched (a server's ServerSpec.key)",
+    )
     drive.add_argument("--pid", type=int, help="the server's pid, to report its CPU per request")
     return parser
 

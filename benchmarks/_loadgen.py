@@ -5,6 +5,12 @@ frame split, one `orjson.loads` (to find the correlation key and notice
 errors), and list operations; every request frame is built before the clock
 starts, and all the requests a read makes room for go out in one ``send``.
 
+What is sent and how a reply is matched to its request is the server's
+correlation mode (`_wire.Mode`, named by ``key``): the same loops drive every
+server, whether it echoes an ``id``, an ``event_name`` or a ``request_id``, or
+speaks Socket.IO (event packets with an ack id, a namespace to join first and
+Engine.IO pings to answer).
+
 Everything here is bounded: in time (a measurement window plus a drain
 deadline, a stall timeout) and in count (`max_requests`).
 """
@@ -32,10 +38,14 @@ from ._wire import (
     OP_PONG,
     OP_TEXT,
     HandshakeError,
+    Mode,
+    advance_greeting,
     check_response_head,
+    get_mode,
     masked_frame,
     read_handshake,
     request_frames,
+    socketio_ack,
     split_frames,
     upgrade_request,
 )
@@ -69,7 +79,8 @@ class LoadResult:
         rps: requests per second.
         p50_ms: median latency (send to reply), milliseconds.
         p99_ms: 99th percentile latency, milliseconds.
-        errors: replies that were errors (a status other than 200, or a ``detail``).
+        errors: replies that were errors (a status other than 200, or a ``detail``;
+            the status field is the mode's, e.g. DCRF's ``response_status``).
         loadgen_cpu_s: CPU seconds this process spent inside the window.
         probe: what the caller's probe returned at the start and at the end of the window.
     """
@@ -154,7 +165,7 @@ def run_load(
     warmup: float,
     duration: float,
     key: str = "id",
-    path: str = "/",
+    path: str | None = None,
     max_requests: int = 20_000_000,
     drain: float = 2.0,
     stall: float = 5.0,
@@ -162,8 +173,9 @@ def run_load(
 ) -> LoadResult:
     """Drive a server with `connections` sockets, each keeping `window` requests in flight.
 
-    Replies are matched to requests by `key` (``"id"`` or ``"event_name"``),
-    so a server may answer out of order. After `warmup` seconds the window
+    Replies are matched to requests by the correlation mode `key` (one of
+    `_wire.MODES`: ``"id"``, ``"event_name"``, ``"dcrf"``, ``"socketio"``), so
+    a server may answer out of order. After `warmup` seconds the window
     opens: replies received during the next `duration` seconds are counted
     and their latencies kept. Then no more requests are sent, and those
     still in flight get `drain` seconds to arrive (not counted).
@@ -175,8 +187,8 @@ def run_load(
         window: requests in flight per socket.
         warmup: seconds of load before the window opens.
         duration: the window's length in seconds.
-        key: the correlation key.
-        path: the upgrade request's path.
+        key: the correlation mode.
+        path: the upgrade request's path (None: the mode's).
         max_requests: stop sending after this many requests, whatever the time.
         drain: seconds to wait for the replies still in flight at the end.
         stall: fail when no reply arrives for this many seconds.
@@ -187,17 +199,19 @@ def run_load(
         The `LoadResult`.
 
     Raises:
-        LoadError: the handshake failed, a socket closed, or the server stalled.
+        LoadError: the handshake failed, a socket closed, the server stalled, or
+            a reply could not be read.
+        ValueError: `key` is not a known mode.
     """
+    mode = get_mode(key)
     slots = max(2 * window, 2)
-    frames = request_frames(key, slots)
-    numeric = key == "id"
+    frames = request_frames(mode, slots)
     clients: list[_Client] = []
     poller = select.epoll()
     try:
         for _ in range(connections):
             sock = _connect(host, port, stall)
-            early = read_handshake(sock, host, port, path)
+            early = read_handshake(sock, host, port, path or mode.path, mode.greeting)
             sock.setblocking(False)
             clients.append(_Client(sock, slots, early))
         by_fd = {c.sock.fileno(): c for c in clients}
@@ -208,8 +222,7 @@ def run_load(
                 poller,
                 by_fd,
                 frames,
-                numeric=numeric,
-                key=key,
+                mode=mode,
                 window=window,
                 warmup=warmup,
                 duration=duration,
@@ -220,6 +233,8 @@ def run_load(
             )
     except (OSError, HandshakeError) as exc:
         raise LoadError(f"{type(exc).__name__}: {exc}") from exc
+    except (ValueError, KeyError, TypeError, IndexError) as exc:
+        raise LoadError(f"unreadable reply ({type(exc).__name__}: {exc})") from exc
     finally:
         poller.close()
         _goodbye([(client.sock, client.buf) for client in clients])
@@ -254,8 +269,7 @@ def _drive(
     by_fd: dict[int, _Client],
     frames: list[bytes],
     *,
-    numeric: bool,
-    key: str,
+    mode: Mode,
     window: int,
     warmup: float,
     duration: float,
@@ -267,6 +281,8 @@ def _drive(
     # One hot loop, kept flat on purpose: every call here is paid once per reply.
     clock = time.perf_counter_ns
     loads = orjson.loads
+    field, numeric, status, socketio = mode.field, mode.numeric, mode.status, mode.socketio
+    engineio_pong = masked_frame(OP_TEXT, b"3")
     t0 = clock()
     opens = t0 + int(warmup * _NS)
     closes = opens + int(duration * _NS)
@@ -346,13 +362,22 @@ def _drive(
                 payload = data[start:end]
                 i = end
                 if opcode in _DATA_OPCODES:
-                    reply = loads(payload)
-                    slot = reply[key] if numeric else int(reply[key])
+                    if socketio:
+                        if payload == b"2":  # Engine.IO's ping
+                            _send(poller, client, engineio_pong)
+                            continue
+                        ack = socketio_ack(payload)
+                        if ack is None:
+                            raise LoadError(f"unexpected Socket.IO packet {payload[:80]!r}")
+                        slot, reply = ack
+                    else:
+                        reply = loads(payload)
+                        slot = reply[field] if numeric else int(reply[field])
                     free.append(slot)
                     done += 1
                     if measuring:
                         record(now - sent_at[slot])
-                    if "detail" in reply or reply.get("status", 200) != 200:
+                    if "detail" in reply or reply.get(status, 200) != 200:
                         errors += 1
                 elif opcode == OP_PING:
                     _send(poller, client, masked_frame(OP_PONG, payload))
@@ -444,16 +469,18 @@ def _close_quietly(sock: socket.socket) -> None:
 
 # -- connection churn -----------------------------------------------------------------------------
 
-_CONNECTING, _UPGRADING, _CLOSING = range(3)
+_CONNECTING, _UPGRADING, _GREETING, _CLOSING = range(4)
 
 
 class _Churn:
     """One connection of the handshake loop, and where it is in its life."""
 
-    __slots__ = ("buf", "expected", "request", "since", "sock", "state")
+    __slots__ = ("buf", "expected", "greeted", "greeting", "request", "since", "sock", "state")
 
-    def __init__(self, host: str, port: int, path: str, now: int) -> None:
-        self.request, self.expected = upgrade_request(host, port, path)
+    def __init__(self, host: str, port: int, mode: Mode, now: int) -> None:
+        self.request, self.expected = upgrade_request(host, port, mode.path)
+        self.greeting = mode.greeting
+        self.greeted = 0
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setblocking(False)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -473,15 +500,17 @@ def run_handshakes(
     concurrency: int,
     warmup: float,
     duration: float,
-    path: str = "/",
+    key: str = "id",
     timeout: float = 5.0,
     probe: Callable[[], Any] = _nothing,
 ) -> HandshakeResult:
     """Open, upgrade and close connections in a loop, `concurrency` at a time.
 
-    Each cycle connects, sends the upgrade request, reads the 101, sends a
-    close frame and reads until the server's close frame (or EOF), then
-    closes the socket. Handshakes whose 101 arrives inside the window count.
+    Each cycle connects, sends the upgrade request, reads the 101, goes
+    through the mode's greeting (Socket.IO: the open packet and the namespace
+    connect), sends a close frame and reads until the server's close frame (or
+    EOF), then closes the socket. Handshakes whose greeting ends (for most
+    modes: whose 101 arrives) inside the window count.
 
     Args:
         host: the server's address.
@@ -489,13 +518,17 @@ def run_handshakes(
         concurrency: connections in progress at once.
         warmup: seconds before the window opens.
         duration: the window's length.
-        path: the upgrade request's path.
+        key: the correlation mode, whose path and greeting are used.
         timeout: a connection stuck this long in one step counts as an error.
         probe: called when the window opens and closes.
 
     Returns:
         The `HandshakeResult`.
+
+    Raises:
+        ValueError: `key` is not a known mode.
     """
+    mode = get_mode(key)
     clock = time.perf_counter_ns
     poller = select.epoll()
     live: dict[int, _Churn] = {}
@@ -512,7 +545,7 @@ def run_handshakes(
     def start(now: int) -> None:
         nonlocal errors
         try:
-            conn = _Churn(host, port, path, now)
+            conn = _Churn(host, port, mode, now)
         except OSError:
             errors += 1
             return
@@ -592,16 +625,35 @@ def _step(conn: _Churn, events: int, poller: select.epoll) -> str:
         head, _, rest = conn.buf.partition(b"\r\n\r\n")
         try:
             check_response_head(head, conn.expected)
-            sock.send(CLOSE_FRAME)
-        except (HandshakeError, OSError):
+        except HandshakeError:
             return "failed"
-        conn.state = _CLOSING
+        conn.state = _GREETING
         conn.buf = rest
-        return "upgraded"
+        return _greet(conn)
+    if conn.state == _GREETING:
+        if not data:
+            return "failed"
+        conn.buf += data
+        return _greet(conn)
     if not data:
         return "done"  # EOF: the server closed after the close handshake
     conn.buf += data
     return "done" if _has_close(conn.buf) else "progress"
+
+
+def _greet(conn: _Churn) -> str:
+    """Take the greeting's messages received so far; once it is over, start closing."""
+    try:
+        conn.greeted, answer, conn.buf = advance_greeting(conn.greeting, conn.greeted, conn.buf)
+        if conn.greeted < len(conn.greeting):
+            if answer:
+                conn.sock.send(answer)
+            return "progress"
+        conn.sock.send(answer + CLOSE_FRAME)
+    except (HandshakeError, OSError):
+        return "failed"
+    conn.state = _CLOSING
+    return "upgraded"
 
 
 def _has_close(data: bytes) -> bool:
@@ -613,22 +665,34 @@ def _has_close(data: bytes) -> bool:
 
 
 def open_idle(
-    host: str, port: int, count: int, *, path: str = "/", timeout: float = 5.0
+    host: str, port: int, count: int, *, key: str = "id", timeout: float = 5.0
 ) -> list[socket.socket]:
     """Open `count` upgraded WebSocket connections that then say nothing.
+
+    Each goes through its mode's greeting first (Socket.IO: it has joined the
+    namespace), so the server holds all it holds for a connected client.
+
+    Args:
+        host: the server's address.
+        port: its port.
+        count: connections to open.
+        key: the correlation mode, whose path and greeting are used.
+        timeout: seconds for each connect and handshake.
 
     Returns:
         The sockets; pass them to `close_idle`.
 
     Raises:
         LoadError: a connection or handshake failed.
+        ValueError: `key` is not a known mode.
     """
+    mode = get_mode(key)
     socks: list[socket.socket] = []
     try:
         for _ in range(count):
             sock = _connect(host, port, timeout)
             socks.append(sock)
-            read_handshake(sock, host, port, path)
+            read_handshake(sock, host, port, mode.path, mode.greeting)
     except (OSError, HandshakeError) as exc:
         close_idle(socks)
         raise LoadError(f"idle connection {len(socks)} failed: {exc}") from exc

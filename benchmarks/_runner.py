@@ -220,7 +220,7 @@ def _load(
 def _idle_memory(server: ServerProcess, config: Config) -> dict[str, Any]:
     time.sleep(config.settle)
     before = server.rss_bytes()
-    socks = open_idle(server.host, server.port, config.idle_connections)
+    socks = open_idle(server.host, server.port, config.idle_connections, key=server.spec.key)
     try:
         time.sleep(config.settle)
         after = server.rss_bytes()
@@ -243,6 +243,7 @@ def _handshakes(server: ServerProcess, cpus: tuple[int, ...], config: Config) ->
         concurrency=config.handshake_concurrency,
         warmup=config.handshake_warmup,
         duration=config.handshake_duration,
+        key=server.spec.key,
         probe=_prober(server, cpus),
     )
     start, end = r.probe
