@@ -326,7 +326,23 @@ def _commit() -> str | None:
 
 
 _PROJECT_PACKAGES = ("trio", "trio-websocket", "wsproto", "websockets", "orjson")
-_COMPETITOR_PACKAGES = ("websockets", "uvicorn", "starlette", "picows", "autobahn", "aiorest-ws", "orjson")
+_COMPETITOR_PACKAGES = (
+    "websockets",
+    "uvicorn",
+    "starlette",
+    "fastapi",
+    "python-socketio",
+    "python-engineio",
+    "django",
+    "channels",
+    "daphne",
+    "twisted",
+    "djangochannelsrestframework",
+    "picows",
+    "autobahn",
+    "aiorest-ws",
+    "orjson",
+)
 
 
 def run(

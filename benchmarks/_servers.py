@@ -58,7 +58,10 @@ class ServerSpec:
         args: extra arguments after the module (before ``--port``).
         competitor: True when it runs in the competitors' virtual environment,
             False when it runs in the project's (``sys.executable``).
-        key: how replies are correlated: ``"id"`` or ``"event_name"``.
+        key: the correlation mode (a name in `_wire.MODES`): what the load
+            generator sends and how it matches replies to requests: ``"id"``,
+            ``"event_name"`` (aiorest-ws), ``"dcrf"`` (djangochannelsrestframework)
+            or ``"socketio"`` (Socket.IO events with acks).
         note: what it is, for the table's footnotes.
         root: the checkout it runs from (its working directory and the head of
             its ``PYTHONPATH``); None for this one. A baseline row's is a git
@@ -118,6 +121,47 @@ SERVERS: tuple[ServerSpec, ...] = (
         module="benchmarks.servers.starlette_app",
         competitor=True,
         note="uvicorn defaults + Starlette WebSocket endpoint, same dispatch, orjson",
+    ),
+    ServerSpec(
+        name="fastapi",
+        label="uvicorn + FastAPI",
+        module="benchmarks.servers.fastapi_app",
+        competitor=True,
+        note="uvicorn defaults + FastAPI `@app.websocket` endpoint, the Starlette row's dispatch, orjson",
+    ),
+    ServerSpec(
+        name="socketio",
+        label="uvicorn + python-socketio",
+        module="benchmarks.servers.socketio_app",
+        competitor=True,
+        key="socketio",
+        note='python-socketio 5 `AsyncServer(async_mode="asgi")` in `ASGIApp` under uvicorn, orjson '
+        'shim; each request is a `request` event with an ack (`42N["request",{envelope}]`), the reply '
+        "its ack (`43N[{reply}]`) matched by the ack id, on Engine.IO 4's WebSocket transport; a "
+        "handshake includes the namespace connect (`40`)",
+    ),
+    ServerSpec(
+        name="channels-uvicorn",
+        label="uvicorn + Channels + DCRF",
+        module="benchmarks.servers.channels_app",
+        args=("--server", "uvicorn"),
+        competitor=True,
+        key="dcrf",
+        note="Django Channels 4 + djangochannelsrestframework `AsyncAPIConsumer` under uvicorn, orjson "
+        '`encode_json`/`decode_json`; request `{"action": "retrieve", "pk": 17, '
+        '"request_id": N}`, reply matched by `request_id`, an error when `response_status` is not 200. '
+        "`retrieve` is an async `@action` that returns the record from memory (no model, no database, "
+        "no worker thread)",
+    ),
+    ServerSpec(
+        name="channels-daphne",
+        label="daphne + Channels + DCRF",
+        module="benchmarks.servers.channels_app",
+        args=("--server", "daphne"),
+        competitor=True,
+        key="dcrf",
+        note="the same Channels + DCRF application under daphne (`-v 0`: Twisted on asyncio), same "
+        "requests and correlation",
     ),
     ServerSpec(
         name="aiorest-ws",

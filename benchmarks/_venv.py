@@ -29,6 +29,14 @@ COMPETITORS = (
     "picows>=2,<3",
     "orjson>=3.9",
     "autobahn>=24",
+    # The frameworks users would pick instead (see shared/PEERS.md), at their current major
+    # versions; Django 6 needs Python 3.12, so on 3.11 it is the 5.2 LTS.
+    "fastapi>=0.115,<1",
+    "python-socketio>=5,<6",
+    "channels>=4,<5",
+    "daphne>=4,<5",
+    "django>=5.2,<7",
+    "djangochannelsrestframework>=1,<2",
 )
 
 #: Installed without dependencies (their declared pins cannot work today).
