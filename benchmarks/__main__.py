@@ -162,7 +162,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     run_cmd = commands.add_parser("run", help="benchmark every server and print the table")
-    run_cmd.add_argument("--quick", action="store_true", help="fewer repeats, shorter windows (< 2 minutes)")
+    run_cmd.add_argument("--quick", action="store_true", help="fewer repeats, shorter windows (~3 minutes)")
     run_cmd.add_argument(
         "--servers", help="comma-separated names (default: all): " + ", ".join(s.name for s in SERVERS)
     )
