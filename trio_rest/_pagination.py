@@ -167,8 +167,10 @@ class CursorPagination:
         if args.get("cursor") is not None:
             after = _decode_cursor(args["cursor"])
             integers = column_int_range(column, session)
-            forged = type(after) is str or (type(after) is int and after not in integers)
-            if integers is not None and forged:  # not a value of this column: forged
+            if integers is not None and (
+                type(after) is str or (type(after) is int and after not in integers)
+            ):
+                # Not a value of this column: forged.
                 raise ValidationError(errors={"cursor": ["Invalid cursor."]})
             statement = statement.where(column > after)
         rows = session.scalars(statement.limit(limit + 1)).unique().all()
