@@ -44,17 +44,9 @@ from trio_rest._http import (
     split_request_head,
 )
 
-MAX_SIZE = 1000
+from ._handshakes import HANDSHAKE, http_status
 
-HANDSHAKE = (
-    b"GET /chat?token=abc HTTP/1.1\r\n"
-    b"Host: example.com\r\n"
-    b"Upgrade: websocket\r\n"
-    b"Connection: Upgrade\r\n"
-    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-    b"Sec-WebSocket-Version: 13\r\n"
-    b"\r\n"
-)
+MAX_SIZE = 1000
 
 
 @pytest.fixture(params=ENGINE_NAMES)
@@ -129,11 +121,6 @@ def replies(engine: Engine, client: ClientProtocol) -> list[Frame]:
 def close_frame(frames: list[Frame]) -> Close:
     assert frames and frames[-1].opcode is Opcode.CLOSE, frames
     return Close.parse(frames[-1].data)
-
-
-def http_status(data: bytes) -> int:
-    assert data.startswith(b"HTTP/1.1 "), data
-    return int(data.split(b" ", 2)[1])
 
 
 # The opening handshake.

@@ -11,20 +11,7 @@ import pytest
 from trio_rest._handshake import check_upgrade_request, render_switching_protocols
 from trio_rest._http import HTTPError, HTTPRequest, parse_request_head
 
-HANDSHAKE = (
-    b"GET /chat?token=abc HTTP/1.1\r\n"
-    b"Host: example.com\r\n"
-    b"Upgrade: websocket\r\n"
-    b"Connection: Upgrade\r\n"
-    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-    b"Sec-WebSocket-Version: 13\r\n"
-    b"\r\n"
-)
-
-
-def http_status(data: bytes) -> int:
-    assert data.startswith(b"HTTP/1.1 "), data
-    return int(data.split(b" ", 2)[1])
+from ._handshakes import HANDSHAKE, http_status
 
 
 def test_check_upgrade_request_builds_the_handshake() -> None:

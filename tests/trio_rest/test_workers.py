@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import hypothesis.strategies as st
@@ -16,25 +15,8 @@ from trio_rest._budget import ByteBudget
 from trio_rest._workers import WorkerPool
 from trio_rest.testing import TestClient, checking_invariants
 
-from ._edge_app import batch, edge_app
+from ._edge_app import batch, edge_app, nap, quick
 from ._raw import memory_connection
-
-
-@endpoint
-async def quick(request: Request) -> str:
-    return "quick"
-
-
-@endpoint
-async def nap(request: Request) -> str:
-    await trio.sleep(float(request.args.get("s", 1)))
-    return "woke"
-
-
-@endpoint
-def thread(request: Request) -> str:  # a plain def: its thread cannot be cancelled
-    time.sleep(0.0005)
-    return "thread"
 
 
 @endpoint
@@ -55,7 +37,6 @@ def make_app(**options: Any) -> App:
     router = SimpleRouter()
     router.register("/quick", quick, "GET")
     router.register("/nap", nap, "GET")
-    router.register("/thread", thread, "GET")
     router.register("/crash", crash, "GET")
     router.register("/watch", watch, "SUBSCRIBE")
     return App(router, settings=Settings(**options))
