@@ -14,6 +14,7 @@ import hashlib
 import json
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -190,6 +191,7 @@ class FakeServer:
         self.status = status
         self.pongs = 0
         self.greeted = 0
+        self._count = threading.Lock()  # one thread per connection counts the greetings
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.listener.settimeout(0.2)
         self.port: int = self.listener.getsockname()[1]
@@ -258,9 +260,10 @@ class FakeServer:
                     return
                 if not joined:
                     assert payload == b"40", payload
+                    with self._count:  # counted before the reply: a client never sees it uncounted
+                        self.greeted += 1
                     conn.sendall(_server_frame(JOINED))
                     joined = True
-                    self.greeted += 1
                 elif payload == b"3":
                     self.pongs += 1
                 else:
@@ -329,6 +332,7 @@ def test_handshakes_and_idle_connections_include_the_socketio_greeting(
     )
     assert churn.handshakes > 0 and churn.errors == 0
     assert server.greeted >= churn.handshakes
+    time.sleep(0.2)  # handshakes the churn left in flight finish their greeting
     before = server.greeted
     socks = open_idle("127.0.0.1", server.port, 3, key="socketio")
     try:
