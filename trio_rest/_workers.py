@@ -360,11 +360,9 @@ class WorkerPool:
         outbox = self._outbox
         if outbox.claimed:
             outbox.claimed = False  # the claim ends here (outbox rule 4): write what it covers
-            if not outbox.dirty:
-                pass
-            elif job.detached:
+            if outbox.dirty and job.detached:  # this worker left the pool: it counts nowhere
                 await outbox.flush()
-            else:
+            elif outbox.dirty:
                 self.free -= 1
                 self.writing += 1
                 try:
