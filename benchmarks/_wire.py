@@ -59,6 +59,24 @@ class HandshakeError(Exception):
     """The server did not answer the upgrade with a valid 101."""
 
 
+def server_frame(opcode: int, payload: bytes) -> bytes:
+    """Frame `payload` as a server does: FIN set, unmasked.
+
+    Args:
+        opcode: the frame's opcode (`OP_TEXT`, `OP_CLOSE`, ...).
+        payload: the payload.
+
+    Returns:
+        The frame's bytes.
+    """
+    n = len(payload)
+    if n < 126:
+        return bytes((0x80 | opcode, n)) + payload
+    if n < 1 << 16:
+        return bytes((0x80 | opcode, 126)) + n.to_bytes(2, "big") + payload
+    return bytes((0x80 | opcode, 127)) + n.to_bytes(8, "big") + payload
+
+
 def masked_frame(opcode: int, payload: bytes) -> bytes:
     """Frame `payload` as a client must: FIN set, a random mask applied.
 

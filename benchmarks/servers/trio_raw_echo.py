@@ -14,7 +14,7 @@ import functools
 
 import trio
 
-from .._wire import OP_CLOSE, accept_key
+from .._wire import OP_CLOSE, accept_key, server_frame
 from ._common import parse_address
 
 
@@ -28,15 +28,6 @@ def _accept(head: bytes) -> bytes | None:
                 b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept_key(value.strip()) + b"\r\n\r\n"
             )
     return None
-
-
-def _frame(opcode: int, payload: bytes) -> bytes:
-    n = len(payload)
-    if n < 126:
-        return bytes((0x80 | opcode, n)) + payload
-    if n < 1 << 16:
-        return bytes((0x80 | opcode, 126)) + n.to_bytes(2, "big") + payload
-    return bytes((0x80 | opcode, 127)) + n.to_bytes(8, "big") + payload
 
 
 def echo_frames(data: bytes) -> tuple[bytes, bytes, bool]:
@@ -59,7 +50,7 @@ def echo_frames(data: bytes) -> tuple[bytes, bytes, bool]:
         mask = data[start : start + 4]
         key = int.from_bytes((mask * (length // 4 + 1))[:length], "big")
         payload = (int.from_bytes(data[start + 4 : end], "big") ^ key).to_bytes(length, "big")
-        out.append(_frame(opcode, payload))
+        out.append(server_frame(opcode, payload))
         i = end
         if opcode == OP_CLOSE:
             return b"".join(out), b"", True

@@ -29,13 +29,8 @@ USER = {"id": 17, "name": "Ada Lovelace", "email": "ada@example.com"}
 
 
 def _server_frame(payload: bytes, opcode: int = _wire.OP_TEXT) -> bytes:
-    """A frame as a server sends it: unmasked."""
-    n = len(payload)
-    if n < 126:
-        return bytes((0x80 | opcode, n)) + payload
-    if n < 1 << 16:
-        return bytes((0x80 | opcode, 126)) + n.to_bytes(2, "big") + payload
-    return bytes((0x80 | opcode, 127)) + n.to_bytes(8, "big") + payload
+    """A frame as a server sends it (a text frame unless told)."""
+    return _wire.server_frame(opcode, payload)
 
 
 def _client_frames(data: bytes) -> tuple[list[tuple[int, bytes]], bytes]:
