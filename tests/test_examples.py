@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -56,10 +57,9 @@ async def test_hello_client_against_a_real_server() -> None:
 
 async def test_the_seed_client_session_against_the_demo_server(tmp_path: Path) -> None:
     from examples.users import client as users_client
-    from examples.users.app import build_app, create_tables
+    from examples.users.app import build_app
 
-    app = build_app(f"sqlite:///{tmp_path / 'users.db'}")
-    create_tables(app)
+    app = build_app(f"sqlite:///{tmp_path / 'users.db'}")  # serving it creates the tables
     with trio.fail_after(30):
         async with trio.open_nursery() as nursery:
             server: Server = await nursery.start(Server(app).serve, "127.0.0.1", 0)
@@ -82,3 +82,16 @@ async def test_the_seed_client_session_against_the_demo_server(tmp_path: Path) -
     assert bodies["get-user"]["fullname"] == "Definitely not Neyton Drake"
     assert bodies["get-user"]["addresses"] == [bodies["create-address"]["id"]]
     assert "password" not in bodies["get-user"]
+
+
+async def test_the_users_app_served_by_the_cli_from_an_empty_folder_makes_its_tables(tmp_path: Path) -> None:
+    """``python -m trio_rest run examples.users.app:app`` in a new folder serves the session at once."""
+    from examples.users import client as users_client
+    from tests.security._server_process import REPO, run_server
+
+    pythonpath = os.pathsep.join([str(REPO), str(REPO / "protocol")])
+    with run_server("examples.users.app:app", cwd=tmp_path, env={"PYTHONPATH": pythonpath}) as server:
+        with trio.fail_after(30):
+            replies = await users_client.main(f"ws://127.0.0.1:{server.port}/")
+    assert [status for _, status, _ in replies] == [201, 200, 201, 400, 400, 200, 200], server.log()
+    assert (tmp_path / "users.db").exists()

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import inspect
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
 
 import cattrs
+import trio
 
 from ._converter import make_converter
 from ._routing import SimpleRouter
@@ -16,7 +20,12 @@ if TYPE_CHECKING:
     # without a database never loads.
     from .db import Database
 
-__all__ = ["App"]
+__all__ = ["App", "Lifespan"]
+
+#: What `App(lifespan=...)` takes: called with the app, it returns an async context
+#: manager (entered around serving), or it is a startup function (``async def`` awaited,
+#: plain ``def`` run in a worker thread, e.g. to create tables).
+Lifespan = Callable[["App"], Any]
 
 
 class App:
@@ -33,6 +42,9 @@ class App:
         database: a `trio_rest.db.Database`; each request then gets a
             session (`Request.session`) and plain ``def`` views run under its
             thread limiter (None: no database).
+        lifespan: what runs around serving (see `Lifespan` and `open_lifespan`):
+            `serve` enters it before it accepts the first connection and leaves it
+            after the last one closed; `trio_rest.testing.TestClient` does the same.
 
     Raises:
         ConfigurationError: a route names a view that cannot serve one of
@@ -46,8 +58,10 @@ class App:
         settings: Settings | None = None,
         converter: cattrs.Converter | None = None,
         database: Database | None = None,
+        lifespan: Lifespan | None = None,
     ) -> None:
         self.router = router
+        self.lifespan = lifespan
         self.settings = settings if settings is not None else Settings()
         self.converter = converter if converter is not None else make_converter()
         self.database = database
@@ -56,6 +70,30 @@ class App:
             for method, view in route.views.items():
                 if (view, method) not in self._handlers:
                     self._handlers[(view, method)] = compile_handler(view, method)
+
+    @asynccontextmanager
+    async def open_lifespan(self) -> AsyncIterator[None]:
+        """Run the app's lifespan around the block: startup before it, shutdown after it.
+
+        An ``async def`` lifespan is awaited, a plain ``def`` runs in a worker thread
+        (blocking work such as creating tables); when either returns an async context
+        manager, the block runs inside it.
+
+        Raises:
+            Exception: whatever the startup raised; the block then does not run.
+        """
+        lifespan = self.lifespan
+        if lifespan is None:
+            result: Any = None
+        elif inspect.iscoroutinefunction(lifespan):
+            result = await lifespan(self)
+        else:
+            result = await trio.to_thread.run_sync(lifespan, self)
+        if hasattr(result, "__aenter__"):
+            async with result:
+                yield
+        else:
+            yield
 
     def handler(self, view: object, method: str) -> Handler:
         """Return the compiled handler of a routed view (compiling it if it was added late).

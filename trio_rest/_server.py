@@ -80,11 +80,24 @@ class Server:
     ) -> None:
         """Listen and serve until cancelled or `shutdown` is called.
 
+        The app's lifespan (`App.open_lifespan`) runs around it: its startup before
+        the port is opened, its shutdown after the last connection closed.
+
         Args:
             host: the address to bind, e.g. ``"127.0.0.1"``.
             port: the port (0 picks a free one; see `port`).
             task_status: for ``nursery.start``; started with this `Server`.
+
+        Raises:
+            Exception: whatever the app's startup raised (nothing was served).
         """
+        try:
+            async with self.app.open_lifespan():
+                await self._serve(host, port, task_status)
+        finally:
+            self._stopped.set()
+
+    async def _serve(self, host: str, port: int, task_status: trio.TaskStatus[Server]) -> None:
         self._listeners = await trio.open_tcp_listeners(port, host=host)
         self.port = self._listeners[0].socket.getsockname()[1]
         try:
@@ -103,7 +116,6 @@ class Server:
         finally:
             with trio.CancelScope(shield=True):
                 await self._close_listeners()
-            self._stopped.set()
 
     async def _close_listeners(self) -> None:
         for listener in self._listeners:

@@ -32,9 +32,10 @@ class TestClient:
     """An in-memory client for `app`: the whole server stack, no socket.
 
     The server side runs the real connection driver and WebSocket engine over
-    an in-memory stream; the client side is `trio_rest.client.Client`, so the
-    methods (`get`, `post`, `put`, `patch`, `delete`, `request`, `subscribe`,
-    `ping`) are those of the real client.
+    an in-memory stream, inside the app's lifespan (as `serve` runs it); the
+    client side is `trio_rest.client.Client`, so the methods (`get`, `post`,
+    `put`, `patch`, `delete`, `request`, `subscribe`, `ping`) are those of the
+    real client.
 
     Args:
         app: the application under test.
@@ -53,7 +54,7 @@ class TestClient:
 
     @asynccontextmanager
     async def _open(self) -> AsyncIterator[Client]:
-        async with trio.open_nursery() as nursery:
+        async with self.app.open_lifespan(), trio.open_nursery() as nursery:
 
             async def opener(client_nursery: trio.Nursery) -> trio_websocket.WebSocketConnection:
                 client_stream, server_stream = trio.testing.memory_stream_pair()

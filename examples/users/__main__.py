@@ -1,12 +1,10 @@
-"""``make demo``: create the tables, serve the example on SQLite, say how to talk to it."""
+"""``make demo``: serve the example on SQLite (its lifespan makes the tables), say how to talk to it."""
 
 from __future__ import annotations
 
 import sys
 
 from trio_rest._cli import main
-
-from .app import app, create_tables
 
 HELP = """\
 Users and addresses on SQLite (users.db), served on ws://127.0.0.1:8080/ .
@@ -20,6 +18,5 @@ or send envelopes with any WebSocket client, e.g.
 """
 
 if __name__ == "__main__":
-    create_tables(app)
     print(HELP, flush=True)
     sys.exit(main(["run", "examples.users.app:app", "--port", "8080", *sys.argv[1:]]))

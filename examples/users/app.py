@@ -19,12 +19,12 @@ def build_router() -> SimpleRouter:
 
 
 def build_app(url: str = "sqlite:///users.db") -> App:
-    """The app on the database at `url` (tables are made by `create_tables`)."""
-    return App(build_router(), database=Database(url))
+    """The app on the database at `url`; serving it creates the tables it lacks."""
+    return App(build_router(), database=Database(url), lifespan=create_tables)
 
 
 def create_tables(app: App) -> None:
-    """Create the example's tables if they are missing."""
+    """Create the example's tables if they are missing (the app's lifespan: run at startup)."""
     from .models import Base
 
     Base.metadata.create_all(app.database.engine)

@@ -88,7 +88,11 @@ def _read_port(process: subprocess.Popen[bytes], timeout: float) -> int:
 
 @contextmanager
 def run_server(
-    target: str, *args: str, start_timeout: float = 20.0, env: dict[str, str] | None = None
+    target: str,
+    *args: str,
+    start_timeout: float = 20.0,
+    env: dict[str, str] | None = None,
+    cwd: Path = REPO,
 ) -> Iterator[ServerProcess]:
     """Run ``python -m trio_rest run TARGET`` on 127.0.0.1, port 0, for the ``with`` block.
 
@@ -98,6 +102,8 @@ def run_server(
         *args: More command-line options, e.g. ``"--engine", "wsproto"``.
         start_timeout: Seconds the server has to start listening.
         env: Extra environment variables.
+        cwd: The folder it runs in (the repository by default; from elsewhere, put the
+            repository on ``PYTHONPATH`` through `env`).
 
     Returns:
         A context manager yielding the running `ServerProcess`.
@@ -123,7 +129,7 @@ def run_server(
     with tempfile.TemporaryFile() as stderr:
         process = subprocess.Popen(
             command,
-            cwd=REPO,
+            cwd=cwd,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=stderr,
