@@ -109,6 +109,14 @@ SERVERS: tuple[ServerSpec, ...] = (
         "the floor of any WebSocket server on Trio",
     ),
     ServerSpec(
+        name="trio-websockets",
+        label="Trio + websockets sans-IO",
+        module="benchmarks.servers.trio_websockets_dispatch",
+        note="one task per socket on Trio streams, the websockets library's sans-IO `ServerProtocol`, "
+        "the asyncio rows' hand-written dispatch and orjson; no queue, worker or deadline: "
+        "trio-rest's own parts without the framework",
+    ),
+    ServerSpec(
         name="websockets",
         label="asyncio websockets",
         module="benchmarks.servers.websockets_dispatch",

@@ -76,6 +76,17 @@ def test_harness_measures_trio_rest_and_prints_the_table(tmp_path: Path) -> None
     json.dumps(doc)  # what the CLI writes to benchmarks/results/
 
 
+@pytest.mark.parametrize("name", ["trio-raw", "trio-websockets"])
+def test_trio_reference_rows_answer_every_workload(name: str, tmp_path: Path) -> None:
+    [spec] = [s for s in SERVERS if s.name == name]
+    doc = run(TINY, [spec], results_dir=tmp_path, competitors=False, label="test", pin=False, log=print)
+    [sample] = doc["runs"]
+    assert "error" not in sample, sample
+    for workload in ("pipelined", "fan_in", "ping_pong"):
+        assert sample[workload]["requests"] > 0 and sample[workload]["errors"] == 0, sample[workload]
+    assert sample["handshakes"]["handshakes"] > 0
+
+
 def test_table_gives_each_row_its_ratio_to_the_reference() -> None:
     specs = [
         {"name": "a", "label": "A", "note": "the reference"},
