@@ -1,4 +1,4 @@
-"""Trio + the websockets library's sans-IO protocol + the hand-written dispatch: trio-rest's stack without trio-rest.
+"""Trio + the websockets sans-IO protocol + the hand-written dispatch: trio-rest's parts, no framework.
 
 One task per connection reads from a `trio.SocketStream`, feeds
 ``websockets.server.ServerProtocol`` (its own HTTP parser, handshake, frame
