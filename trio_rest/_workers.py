@@ -377,42 +377,64 @@ class WorkerPool:
 
         Cancellation of the job (``trio.Cancelled``) passes through to that scope.
         """
+        step = self._first_step(job)
+        if step is not None:
+            await self._rest(job, *step)
+
+    def _first_step(self, job: Job) -> tuple[Coroutine[Any, Any, Any], Any] | None:
+        """Run the handler's first step here; reply if it returned.
+
+        Returns:
+            None when the job is answered; else the handler's coroutine and the trap it
+            suspended on, for `_rest` (the job then counts as waiting, rule 3).
+        """
         event, settings = job.event, self._settings
         timeout = event.timeout if event.timeout is not None else settings.request_timeout
         if timeout is not None:
             # Given to Trio only if the handler waits (`_blocked`): a deadline can
             # only fire at a checkpoint, so a handler that never waits needs none.
             job.deadline = trio.current_time() + min(timeout, settings.max_request_timeout)
-        reply: ProtocolResponse | None = None
-        result: Any = None
         coro = self._call(job)
         try:
-            # The first step runs here: a handler that never waits needs nothing more.
-            try:
-                trap = coro.send(None)
-            except StopIteration as done:
-                result = done.value
-            else:
-                self._blocked(job)
-                try:
-                    result = await Resume(coro, trap)
-                finally:
-                    self._resumed(job)
-        except APIError as exc:
-            reply = error_reply(event, exc)
-        except Exception:
-            log.exception(
-                "%s: %s %s failed in %s",
-                job.request.connection.peer,
-                event.method,
-                event.url,
-                job.handler.name,
-            )
-            reply = event.error(500, detail="The server failed to handle the request.")
+            trap = coro.send(None)
+        except StopIteration as done:
+            result = done.value
+            reply = None if job.detached else success_reply(event, result)
+        except Exception as exc:
+            result, reply = None, self._failure(job, exc)
         else:
-            if not job.detached:
-                reply = success_reply(event, result)
+            self._blocked(job)
+            return coro, trap
         self._complete(job, result, reply)
+        return None
+
+    async def _rest(self, job: Job, coro: Coroutine[Any, Any, Any], trap: Any) -> None:
+        """Await the rest of a handler whose first step suspended on `trap`, then reply."""
+        try:
+            try:
+                result = await Resume(coro, trap)
+            finally:
+                self._resumed(job)
+        except Exception as exc:
+            result, reply = None, self._failure(job, exc)
+        else:
+            reply = None if job.detached else success_reply(job.event, result)
+        self._complete(job, result, reply)
+
+    def _failure(self, job: Job, exc: Exception) -> ProtocolResponse:
+        """The reply to a handler that raised `exc`; anything but an `APIError` is logged."""
+        event = job.event
+        if isinstance(exc, APIError):
+            return error_reply(event, exc)
+        log.error(
+            "%s: %s %s failed in %s",
+            job.request.connection.peer,
+            event.method,
+            event.url,
+            job.handler.name,
+            exc_info=exc,
+        )
+        return event.error(500, detail="The server failed to handle the request.")
 
     def _complete(self, job: Job, result: Any, reply: ProtocolResponse | None) -> None:
         """Reply to a job that ended (reply None: it was cancelled) and forget it."""
