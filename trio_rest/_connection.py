@@ -340,11 +340,7 @@ class ServerConnection:
                 self._outbox.start(nursery)
                 if self._closing is not None:  # close() came before the connection ran
                     nursery.start_soon(self._close_gracefully, *self._closing)
-                await self._read_loop()
-                # The peer closed (or vanished): let the writer send our close reply.
-                with trio.move_on_after(self._settings.close_timeout):
-                    await self._outbox.wait_written()
-                nursery.cancel_scope.cancel()
+                await self._read()
         finally:
             keepalive().discard(self)
             with trio.CancelScope(shield=True):
@@ -374,6 +370,20 @@ class ServerConnection:
         if at_rest is not None:
             at_rest(self)
 
+    async def _read(self) -> None:
+        """Be the reader, until the input ends or a request this task ran itself waits.
+
+        In the second case another task takes over the reading (`WorkerPool.lead`).
+        """
+        if await self._pool.lead(self._read_loop, self._follow):
+            # The peer closed (or vanished): let the writer send our close reply.
+            with trio.move_on_after(self._settings.close_timeout):
+                await self._outbox.wait_written()
+            self._require_nursery().cancel_scope.cancel()
+
+    def _follow(self) -> None:
+        self._start_soon(self._read)
+
     async def _read_loop(self) -> None:
         # The backlog is walked by index and cleared once handled: an empty deque
         # would cost 600 bytes of every idle connection's memory.
@@ -396,6 +406,8 @@ class ServerConnection:
                 # until the held ones reach the bounds too; then it stops until a
                 # request finishes, and TCP slows the client down.
                 if pool.full:
+                    if outbox.claimed:
+                        outbox.write_now()
                     self._paused = True
                     await self._room.park()
                     self._paused = False
@@ -405,18 +417,29 @@ class ServerConnection:
                 cls = type(event)
                 if cls is Message:
                     handle(event.data)
+                    if pool.handed_over:  # the request we ran waits: the next reader goes on
+                        del backlog[:handled]
+                        if outbox.claimed:
+                            outbox.write_now()
+                        return
                 elif cls is Closed:
                     self.close_code, self.close_reason = event.code, event.reason
                     self.failed = not event.clean
+                    if outbox.claimed:
+                        outbox.write_now()
                     outbox.poke()
                     return
             event = None  # let go of the last message before waiting for the next
             backlog.clear()
             # A client waiting for its replies sends nothing until they are out: a read now
             # would fail (EAGAIN) and re-arm epoll, two system calls per request. Let the
-            # workers answer first, for a few scheduling rounds at most, so that a slow
+            # replies go out first, for a few scheduling rounds at most, so that a slow
             # handler never holds back the reading of (say) a cancel.
             rounds = _READ_DEFER_ROUNDS
+            if outbox.claimed:  # the replies to requests we ran ourselves: written now
+                outbox.write_now()
+                await trio.lowlevel.checkpoint()
+                rounds -= 1
             while rounds and (pool.running or pool.waiting or outbox.dirty or outbox.sending):
                 await trio.lowlevel.checkpoint()
                 rounds -= 1

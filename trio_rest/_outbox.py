@@ -8,25 +8,31 @@ Who writes. A writer task, started on first need so that an idle connection has 
 writes whatever is queued. A worker that just answered the last request of a batch may
 *claim* the write instead: it sets `claimed` (only while no `send_all` is under way), queues
 its reply, then clears `claimed` and calls `flush` itself, without waking the writer, which
-saves a task switch per request/response exchange. The claim is made and ended by the
-worker pool (`_workers.py`), inline, on its hot path.
+saves a task switch per request/response exchange. The claim is made by the worker pool
+(`_workers.py`), inline, on its hot path. The reader, which runs quick requests itself, ends
+its claim with `write_now`: a non-blocking write of what the socket takes at once, the rest
+left to the writer task, so that the reader never waits for a client to read.
 
 Rules (`check_invariants` raises `AssertionError` when one is broken):
 
-1. At most one `send_all` is under way on the stream (`sending`), whoever makes it.
+1. At most one write is under way on the stream: a `send_all` (`sending`), whoever makes it,
+   or a `write_now`, which never waits and is made only by a claimer.
 2. `queued_bytes` is the total length of `queue`, and stays within `limit`: past it the
    queue is dropped and `on_overflow` ends the connection (a client that does not read
    must not grow the server's memory).
 3. Nothing queued is forgotten: while output is due (`dirty`), a `send_all` is under way
    and will go round again, or a worker has claimed the write, or the writer task is
    woken (or will be started when the connection runs).
-4. A claim lasts from the moment `claimed` is set to the claimer's `flush`, with no wait
-   in between; no claim is made while a `send_all` is under way.
-5. Once `ended`, nothing new is written: the connection is over.
+4. A claim lasts from the moment `claimed` is set to the claimer's `flush` or `write_now`,
+   with no wait in between; no claim is made while a `send_all` is under way.
+5. Bytes go out in the order they were framed: what a `write_now` left over goes out
+   before anything framed after it.
+6. Once `ended`, nothing new is written: the connection is over.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 import trio
@@ -58,6 +64,8 @@ class Outbox:
         "_nursery",
         "_on_lost",
         "_on_overflow",
+        "_pending",
+        "_socket",
         "_stream",
         "_writer_started",
         "claimed",
@@ -91,6 +99,9 @@ class Outbox:
         self.claimed = False  # a worker will write the batch itself
         self.ended = False
         self.unsent = b""  # a batch handed to send_all that has not returned yet
+        self._pending = b""  # what the socket did not take of a `write_now`: the writer's first bytes
+        # A TCP socket `write_now` may write to without waiting (POSIX: a socket is a file).
+        self._socket = stream.socket if isinstance(stream, trio.SocketStream) and os.name == "posix" else None
         self._nursery: trio.Nursery | None = None
         self._writer_started = False
         self._lot = trio.lowlevel.ParkingLot()  # where the writer waits for work
@@ -144,7 +155,7 @@ class Outbox:
             self._start_writer()  # something was queued before the connection ran
 
     def end(self) -> None:
-        """The connection is over: its own last words aside, nothing more is written (rule 5).
+        """The connection is over: its own last words aside, nothing more is written (rule 6).
 
         Messages queued from now on are still framed by `close` for whoever writes the
         engine's data last. The outbox drops its callbacks, so that it holds no reference
@@ -155,9 +166,46 @@ class Outbox:
         self._on_lost = _nothing
 
     def take_unsent(self) -> bytes:
-        """Take back the batch whose `send_all` was cancelled (empty when none was)."""
-        data, self.unsent = self.unsent, b""
+        """Take back what was due and not sent: a cancelled `send_all`'s batch, a `write_now`'s rest."""
+        data, self.unsent, self._pending = self.unsent + self._pending, b"", b""
         return data
+
+    def write_now(self) -> None:
+        """End a claim without waiting: write what the socket takes at once, the rest later.
+
+        The reader, which must never wait for a client to read, ends its claims this
+        way. On a TCP socket, the batch goes out in one non-blocking ``write``; whatever
+        the kernel does not take (or the whole batch, on another kind of stream) is left
+        to the writer task, which writes it before anything queued after it.
+        """
+        self.claimed = False
+        if not self.dirty:
+            return
+        self.dirty = False
+        sock = self._socket
+        fileno = sock.fileno() if sock is not None and not self._pending and not self.ended else -1
+        if fileno < 0:
+            self.poke()  # the writer task writes it (rule 3)
+            return
+        engine = self._engine
+        self.frame()
+        data = engine.data_to_send()
+        if data:
+            try:
+                sent = os.write(fileno, data)
+            except BlockingIOError:
+                sent = 0
+            except OSError:
+                self._on_lost()
+                return
+            if sent < len(data):
+                self._pending = data[sent:]
+                self.poke()
+                return
+        if self._flushed is not None:
+            self._flushed.set()
+        if engine.closed and self._writer_started:
+            self._lot.unpark_all()  # the writer's last duty: to say it is done
 
     async def flush(self) -> None:
         """Write everything due, in as few `send_all` calls as the queue allows."""
@@ -168,6 +216,8 @@ class Outbox:
                 self.dirty = False
                 self.frame()
                 data = engine.data_to_send()
+                if self._pending:
+                    data, self._pending = self._pending + data, b""
                 if data:
                     self.unsent = data
                     await self._stream.send_all(data)
@@ -178,7 +228,7 @@ class Outbox:
                         self.dirty = True
         except _LOST:
             self.dirty = False
-            self.unsent = b""
+            self.unsent = self._pending = b""
             self._on_lost()
         finally:
             self.sending = False
@@ -233,6 +283,7 @@ class Outbox:
         assert self.queued_bytes == sum(len(wire) for wire in self.queue), "rule 2: byte count"
         assert self.queued_bytes <= self.limit, "rule 2: over the limit"
         assert not self.claimed, "rule 4: a claim outlived its step"
+        assert not self._pending or self.dirty or self.sending or self.ended, "rule 5: leftover bytes not due"
         if self.dirty and not self.sending and not self.ended:
             woken = self._writer_started and not self._lot and not self._done.is_set()  # it runs soon
             assert woken or self._nursery is None, "rule 3: output due and no one to write it"

@@ -51,7 +51,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -88,9 +88,11 @@ class WorkerPool:
     """
 
     __slots__ = (
+        "_adopted",
         "_budget",
         "_call",
         "_idle",
+        "_lender",
         "_lot",
         "_nursery",
         "_on_room",
@@ -147,6 +149,10 @@ class WorkerPool:
         self.buffered = self.held_bytes = 0
         self._lot = trio.lowlevel.ParkingLot()
         self._idle: trio.Event | None = None  # made by wait_idle, set when nothing is left
+        # While the reader reads (`lead`): the cancel scope it lends to a request it runs
+        # itself, and the request whose first step waited there, which it then owes.
+        self._lender: trio.CancelScope | None = None
+        self._adopted: tuple[Job, Coroutine[Any, Any, Any], Any] | None = None
 
     # -- what the connection asks -------------------------------------------------
 
@@ -176,7 +182,39 @@ class WorkerPool:
             self.held.append(job)
             self.held_bytes += job.size
             return
-        self._admit(job)
+        scope = self._lender
+        if (
+            scope is not None
+            and not self.waiting
+            and not self.parked
+            and not self.free
+            and self._adopted is None
+            and self.awake < self.max_concurrency
+            and job.request.subscription is None
+        ):
+            self._run_inline(job, scope)
+        else:
+            self._admit(job)
+
+    def _run_inline(self, job: Job, scope: trio.CancelScope) -> None:
+        """Run a job's first step in the reader's task, under the scope the reader lent.
+
+        Only when no job waits (none is overtaken) and no worker is idle (a parked
+        worker is cheaper than a new reader task, so that a connection's tasks stay as
+        few as before: one per handler that waits at once). If the first step suspends, the reader's
+        task becomes one of the pool's workers, counted awake with a handler that waits
+        (rules 1-3 as for any worker), and `lead` has it finish the job.
+        """
+        self.buffered += job.size
+        job.scope = scope
+        self.running[job.key] = job
+        step = self._first_step(job)
+        if step is not None:
+            # `_blocked` took one from `free` for a worker that was not counted yet.
+            self.tasks += 1
+            self.awake += 1
+            self.free += 1
+            self._adopted = (job, *step)
 
     def _admit(self, job: Job) -> None:
         self.waiting.append(job)
@@ -272,6 +310,60 @@ class WorkerPool:
             self._wake()
         self._made_room()
         return True
+
+    @property
+    def handed_over(self) -> bool:
+        """Whether a request the reader ran itself waits: the reader must stop reading (`lead`)."""
+        return self._adopted is not None
+
+    async def lead(self, read: Callable[[], Awaitable[None]], follow: Callable[[], None]) -> bool:
+        """Be the connection's reader: run `read` with a cancel scope to lend to requests.
+
+        While `read` runs, a request submitted with no job waiting and a worker to spare
+        runs its handler's first step right in the reader's task (leader/follower): a
+        handler that never waits costs no task switch. When one waits, `read` must return
+        as soon as it sees `handed_over`; then `follow` starts another reader, and this
+        task finishes the request under the scope it lent, writes, and serves as a
+        worker until the connection ends.
+
+        The scope is entered before the first step: a scope the handler enters during
+        that step must nest inside it.
+
+        Returns:
+            True when `read` returned with no request handed over (the input ended);
+            False after this task served as a worker.
+        """
+        counted = False  # whether this task counts as a worker (once a request was handed over)
+        try:
+            with trio.CancelScope() as scope:
+                self._lender = scope
+                try:
+                    await read()
+                finally:
+                    self._lender = None
+                    adopted, self._adopted = self._adopted, None
+                    counted = adopted is not None
+                if adopted is None:
+                    return True
+                job, coro, trap = adopted
+                follow()
+                await self._rest(job, coro, trap)
+                adopted = None
+            if adopted is not None:  # cancelled by its own scope: the client, its deadline, the closing
+                self._complete(job, None, None)
+            await self._after_job(job)
+        except BaseException:
+            if counted:  # cancelled with the connection: out of the counts (rule 1)
+                self._leave_adopted()
+            raise
+        await self._worker()  # counted awake and free, as a worker woken by someone
+        return False
+
+    def _leave_adopted(self) -> None:
+        """The reader's task leaves the pool before it became a plain worker (rule 1)."""
+        self.tasks -= 1
+        self.awake -= 1
+        self.free -= 1
 
     # -- the workers ---------------------------------------------------------------
 
@@ -395,6 +487,7 @@ class WorkerPool:
             # only fire at a checkpoint, so a handler that never waits needs none.
             job.deadline = trio.current_time() + min(timeout, settings.max_request_timeout)
         coro = self._call(job)
+        reply: ProtocolResponse | None
         try:
             trap = coro.send(None)
         except StopIteration as done:
@@ -410,6 +503,7 @@ class WorkerPool:
 
     async def _rest(self, job: Job, coro: Coroutine[Any, Any, Any], trap: Any) -> None:
         """Await the rest of a handler whose first step suspended on `trap`, then reply."""
+        reply: ProtocolResponse | None
         try:
             try:
                 result = await Resume(coro, trap)

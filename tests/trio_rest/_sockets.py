@@ -51,13 +51,17 @@ class RawClient:
     async def replies(self, want: int, seconds: float = 3.0) -> list[dict[str, Any]]:
         """Read until `want` messages arrived (or `seconds` passed, or EOF); return them decoded."""
         got: list[dict[str, Any]] = []
+        parts: list[str | bytes] = []  # wsproto hands a large message over in pieces
         with trio.move_on_after(seconds):
             while len(got) < want:
                 data = await self.stream.receive_some(65536)
                 if not data:
                     break
                 self.ws.receive_data(data)
-                got += [
-                    orjson.loads(e.data) for e in self.ws.events() if isinstance(e, wsproto.events.Message)
-                ]
+                for event in self.ws.events():
+                    if isinstance(event, wsproto.events.Message):
+                        parts.append(event.data)
+                        if event.message_finished:
+                            got.append(orjson.loads(parts[0][:0].join(parts)))  # type: ignore[arg-type]
+                            parts.clear()
         return got

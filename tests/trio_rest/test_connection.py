@@ -316,7 +316,7 @@ async def test_each_request_times_out_at_its_own_deadline(
         assert timeout <= elapsed < timeout + 0.1
 
 
-async def test_a_burst_of_quick_requests_wakes_one_worker_and_slow_ones_run_concurrently(
+async def test_a_burst_of_quick_requests_is_run_by_the_reader_and_slow_ones_run_concurrently(
     app: App, autojump_clock: trio.testing.MockClock
 ) -> None:
     test_client = TestClient(app)
@@ -329,7 +329,7 @@ async def test_a_burst_of_quick_requests_wakes_one_worker_and_slow_ones_run_conc
         async with trio.open_nursery() as nursery:
             for i in range(20):
                 nursery.start_soon(client.get, f"/user/{i}")
-        assert workers() == 1
+        assert workers() == 0  # handlers that never wait ran in the reader's task
         start = trio.current_time()
         async with trio.open_nursery() as nursery:
             for _ in range(5):

@@ -62,8 +62,10 @@ async def test_a_hung_view_shows_its_own_frames_in_the_task_tree(
         await trio.sleep(1)
         stacks = [_frames(task) for task in _all_tasks(trio.lowlevel.current_root_task())]
         (stack,) = [stack for stack in stacks if "nap" in stack]
-        assert stack[0] == "_worker"  # the worker, down through the view to its own wait
-        assert stack.index("nap") < stack.index("sleep")
+        # The reader ran it, then handed the reading over: from the connection down
+        # through the view to its own wait.
+        assert stack[0] == "handle_stream"
+        assert stack.index("lead") < stack.index("nap") < stack.index("sleep")
         nursery.cancel_scope.cancel()
 
 
@@ -77,6 +79,75 @@ async def test_slow_handlers_run_concurrently_up_to_the_limit(autojump_clock: tr
         assert 2 <= trio.current_time() - start < 2.5  # two waves of three
         (conn,) = test_client.server.connections
         assert conn.stats().workers == 3
+
+
+# Leader/follower: the reader runs a request itself while no worker is idle, and hands
+# its reading over when the handler waits.
+
+
+@endpoint
+async def scoped(request: Request) -> str:
+    # Enters a cancel scope and a nursery in its first step, then waits inside them: the
+    # scope the reader lent must enclose both.
+    with trio.move_on_after(float(request.args.get("limit", 100))):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(trio.sleep, float(request.args.get("s", 1)))
+        return "slept"
+    return "gave up"
+
+
+def _leader_app(**options: Any) -> App:
+    app = make_app(**options)
+    app.router.register("/scoped", scoped, "GET")
+    return app
+
+
+async def test_a_view_run_by_the_reader_that_waits_inside_its_own_scope_finishes(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    test_client = TestClient(_leader_app())
+    async with test_client as client:
+        assert (await client.get("/scoped?s=1")).data == "slept"
+        assert (await client.get("/scoped?s=5&limit=1")).data == "gave up"
+        (conn,) = test_client.server.connections
+        assert conn.stats().workers == 1  # the first reader, a worker since its view waited
+
+
+async def test_a_view_run_by_the_reader_is_cancelled_and_timed_out_while_the_next_reader_reads(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    test_client = TestClient(_leader_app(request_timeout=None))
+    async with test_client as client:
+        async with trio.open_nursery() as nursery:
+            replies: dict[str, int] = {}
+
+            async def get(name: str, url: str, **kwargs: Any) -> None:
+                replies[name] = (await client.get(url, **kwargs)).status
+
+            nursery.start_soon(get, "cancelled", "/scoped?s=60")
+            await trio.sleep(1)
+            assert (await client.get("/quick")).status == 200  # read while the first one waits
+            nursery.cancel_scope.cancel()  # the client sends a cancel for the request
+        await trio.sleep(0.1)
+        (conn,) = test_client.server.connections
+        assert conn.stats().running == 0 and "cancelled" not in replies
+        assert (await client.get("/scoped?s=60", timeout=2)).status == 504
+        assert (await client.get("/scoped?s=1")).data == "slept"
+
+
+async def test_the_readers_task_that_ran_a_waiting_view_is_cancelled_with_the_connection(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    test_client = TestClient(_leader_app(request_timeout=None, shutdown_timeout=1.0))
+    async with test_client as client, trio.open_nursery() as nursery:
+        nursery.start_soon(client.get, "/scoped?s=600")
+        await trio.sleep(1)
+        (conn,) = test_client.server.connections
+        assert conn.stats().workers == 1 and conn.stats().running == 1
+        await conn.close()  # the grace runs out: the view is cancelled, answered 503
+        nursery.cancel_scope.cancel()
+    conn.check_invariants()
+    assert conn.stats().workers == 0
 
 
 class _Outbox:
