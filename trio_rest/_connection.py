@@ -162,7 +162,7 @@ class ServerConnection:
             reply=self._reply,
             on_room=self._made_room,
         )
-        self._dispatcher = Dispatcher(self, self._proto, self._pool, self._budget)
+
         self._nursery: trio.Nursery | None = None
         self._backlog: list[Any] = []  # engine events not yet handled (a list: see _read_loop)
         self._room = trio.lowlevel.ParkingLot()  # where the reader waits past its limits
@@ -170,6 +170,7 @@ class ServerConnection:
         self._finished = trio.Event()
         self._closing: tuple[int, str, float] | None = None  # what close() asked for
         self._liveness = Liveness(settings.ping_interval, settings.ping_timeout, trio.current_time())
+        self._dispatcher = Dispatcher(self, self._proto, self._pool, self._budget, self._liveness)
         self.close_code: int | None = None
         self.close_reason = ""
         self.failed = False

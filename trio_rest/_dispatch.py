@@ -19,6 +19,7 @@ from trio_rest_protocol import Request as ProtocolRequest
 from ._budget import ByteBudget
 from ._errors import APIError, MethodNotAllowedError
 from ._jobs import Job, error_reply
+from ._keepalive import Liveness
 from ._request import Request
 from ._subscription import Subscription
 from ._workers import WorkerPool
@@ -39,17 +40,25 @@ class Dispatcher:
         proto: its protocol state.
         pool: its worker pool.
         budget: the server's byte budget.
+        liveness: the connection's `Liveness`, whose ``last_seen`` is when the message
+            being handled was read.
     """
 
-    __slots__ = ("_budget", "_connection", "_pool", "_proto")
+    __slots__ = ("_budget", "_connection", "_liveness", "_pool", "_proto")
 
     def __init__(
-        self, connection: ServerConnection, proto: Connection, pool: WorkerPool, budget: ByteBudget
+        self,
+        connection: ServerConnection,
+        proto: Connection,
+        pool: WorkerPool,
+        budget: ByteBudget,
+        liveness: Liveness,
     ) -> None:
         self._connection = connection
         self._proto = proto
         self._pool = pool
         self._budget = budget
+        self._liveness = liveness
 
     def handle(self, message: str | bytes) -> None:
         """Handle one complete WebSocket message: answer it, or queue its request.
@@ -125,7 +134,7 @@ class Dispatcher:
             app=app,
             user=connection.user,
         )
-        job = Job(event, request, app.handler(match.view, event.method), size)
+        job = Job(event, request, app.handler(match.view, event.method), size, self._liveness.last_seen)
         if subscribe:
             accept = functools.partial(pool.accepted, job)
             request.subscription = Subscription(connection, event.id, event.path, accept)

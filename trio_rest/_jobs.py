@@ -42,12 +42,15 @@ class Job:
         request: what the view sees.
         handler: the view, compiled for the request's method.
         size: bytes of the message it came in (counted against the buffer limits).
+        arrived: when the bytes it came in were read (Trio's clock): its timeout
+            counts from then, time spent waiting for a worker included.
     """
 
     event: ProtocolRequest
     request: Request
     handler: Handler
     size: int = 0
+    arrived: float = 0.0
     #: The worker's cancel scope, from the moment the job starts.
     scope: trio.CancelScope = attrs.field(init=False)
     #: When the request times out; given to `scope` only once the handler waits.

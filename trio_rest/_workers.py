@@ -485,7 +485,7 @@ class WorkerPool:
         if timeout is not None:
             # Given to Trio only if the handler waits (`_blocked`): a deadline can
             # only fire at a checkpoint, so a handler that never waits needs none.
-            job.deadline = trio.current_time() + min(timeout, settings.max_request_timeout)
+            job.deadline = job.arrived + min(timeout, settings.max_request_timeout)
         coro = self._call(job)
         reply: ProtocolResponse | None
         try:

@@ -514,3 +514,24 @@ async def test_nothing_keeps_a_finished_connection_alive(autojump_clock: trio.te
         await trio.sleep(0.1)
         gc.collect()
         assert ref() is None
+
+
+async def test_a_timeout_counts_from_when_the_request_was_read(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # One handler at a time: the second request waits 2 s for the first; its 1 s timeout
+    # has passed by the time it starts, so its handler is cancelled at its first wait.
+    async with TestClient(build_app(max_concurrency=1)) as client:
+        start = trio.current_time()
+        replies: dict[str, tuple[int, float]] = {}
+
+        async def get(name: str, url: str, seconds: float | None = None) -> None:
+            response = await client.get(url, timeout=seconds)
+            replies[name] = (response.status, trio.current_time() - start)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(get, "first", "/sleep?seconds=2")
+            await trio.sleep(0.01)
+            nursery.start_soon(get, "second", "/sleep?seconds=5", 1.0)
+        assert replies["first"][0] == 200 and replies["second"][0] == 504
+        assert 2 <= replies["second"][1] < 2.1
