@@ -6,7 +6,6 @@ import enum
 import functools
 import logging
 import math
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -100,17 +99,13 @@ async def call_handler(job: Job) -> Any:
         params = {**params, "body": structure_body(app.converter, request.data, handler.body)}
     database = app.database
     if database is None:
-        return await _invoke(handler, request, params)
+        if handler.blocking:  # a plain def: a worker thread
+            return await request.run_sync(functools.partial(handler.fn, request, **params))
+        return await handler.fn(request, **params)
     # One session and one transaction per request, committed before the
     # reply is sent (so a 201 means the row is there), rolled back otherwise.
     async with database.session() as session:
         request.session = session
         if handler.blocking:  # the view and the commit share one thread hop
             return await database.run_and_commit(session, functools.partial(handler.fn, request, **params))
-        return await _invoke(handler, request, params)
-
-
-async def _invoke(handler: Handler, request: Request, params: Mapping[str, Any]) -> Any:
-    if handler.blocking:  # a plain def: a worker thread, in the request's session if it has one
-        return await request.run_sync(functools.partial(handler.fn, request, **params))
-    return await handler.fn(request, **params)
+        return await handler.fn(request, **params)

@@ -70,7 +70,7 @@ class Handler:
     """A view compiled for one method: call ``fn(request, **params)``.
 
     Attributes:
-        fn: a coroutine function, or a plain function when `blocking`.
+        fn: returns the view's coroutine, or (when `blocking`) is the plain function.
         blocking: the view is a plain ``def``: the server runs it in a worker
             thread (under the database's limiter when the app has one).
         body: the type to structure the body into, if any.
@@ -87,8 +87,9 @@ def _bind(view: type, func: Callable[..., Any]) -> Callable[..., Any]:
     """``fn(request, **params)`` calling `func` on a fresh instance of `view`."""
     if inspect.iscoroutinefunction(func):
 
-        async def call_async(request: Any, **params: Any) -> Any:
-            return await func(view(), request, **params)
+        # A plain function that returns the view's coroutine: one coroutine less per request.
+        def call_async(request: Any, **params: Any) -> Any:
+            return func(view(), request, **params)
 
         return call_async
 
