@@ -2,6 +2,7 @@
 # Everything else (the virtual environment, the installs) happens here.
 PYTHON ?= python3
 VENV := .venv
+PORT ?= 8080
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
@@ -13,8 +14,9 @@ $(STAMP): pyproject.toml protocol/pyproject.toml
 	$(BIN)/pip install --quiet -e ./protocol -e ".[dev,redis]"
 	touch $(STAMP)
 
+# `make demo PORT=9000` serves on another port.
 demo: $(STAMP)
-	$(BIN)/python -m examples.users
+	$(BIN)/python -m examples.users --port $(PORT)
 
 test: lint typecheck unit
 

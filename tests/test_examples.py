@@ -5,8 +5,13 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
+import pytest
 import trio
 
 from examples import hello, hello_client, protocol_exchange
@@ -93,5 +98,56 @@ async def test_the_users_app_served_by_the_cli_from_an_empty_folder_makes_its_ta
     with run_server("examples.users.app:app", cwd=tmp_path, env={"PYTHONPATH": pythonpath}) as server:
         with trio.fail_after(30):
             replies = await users_client.main(f"ws://127.0.0.1:{server.port}/")
+            # Again, against the same database: the new user takes the next free name.
+            again = await users_client.main(f"ws://127.0.0.1:{server.port}/")
     assert [status for _, status, _ in replies] == [201, 200, 201, 400, 400, 200, 200], server.log()
+    assert [status for _, status, _ in again] == [201, 200, 201, 400, 400, 200, 200], server.log()
+    assert {name: body for name, _, body in again}["get-user"]["name"] == "Neyton2"
     assert (tmp_path / "users.db").exists()
+
+
+def _python(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    from tests.security._server_process import REPO
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "protocol")])}
+    return subprocess.run(
+        [sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def _listening_socket() -> socket.socket:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()
+    return sock
+
+
+def test_the_client_without_a_server_says_so_in_one_line(tmp_path: Path) -> None:
+    with _listening_socket() as sock:  # bound, then closed: nobody listens on its port
+        port = sock.getsockname()[1]
+    done = _python("-m", "examples.users.client", f"ws://127.0.0.1:{port}/", cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stderr.count("\n") == 1 and "is the server running?" in done.stderr, done.stderr
+
+
+def test_the_demo_on_a_busy_port_says_so_in_one_line(tmp_path: Path) -> None:
+    with _listening_socket() as sock:
+        port = sock.getsockname()[1]
+        done = _python("-m", "examples.users", "--port", str(port), cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stderr == (
+        f"trio-rest: cannot listen on 127.0.0.1:{port}: Address already in use"
+        " (is another server running there? choose another --port)\n"
+    ), done.stderr
+    assert f"python -m examples.users.client ws://127.0.0.1:{port}/" in done.stdout
+
+
+def test_make_demo_takes_the_port() -> None:
+    from tests.security._server_process import REPO
+
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    done = subprocess.run(
+        ["make", "-n", "demo", "PORT=9123"], cwd=REPO, capture_output=True, text=True, timeout=60, check=True
+    )
+    assert "-m examples.users --port 9123" in done.stdout

@@ -8,13 +8,14 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
+from errno import EADDRINUSE
 
 import attrs
 import trio
 
 from ._app import App
 from ._engine import ENGINE_NAMES
-from ._server import Server
+from ._server import ListenError, Server
 
 __all__ = ["load_app", "main"]
 
@@ -90,5 +91,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     app = load_app(args.target)
     if args.engine is not None:
         app.settings = attrs.evolve(app.settings, engine=args.engine)
-    trio.run(_run, app, args.host, args.port)
+    failure: ListenError | None = None
+    try:
+        trio.run(_run, app, args.host, args.port)
+    except* ListenError as group:
+        failure = _first(group)
+    if failure is not None:
+        in_use = failure.errno == EADDRINUSE
+        hint = " (is another server running there? choose another --port)" if in_use else ""
+        print(f"trio-rest: {failure.strerror}{hint}", file=sys.stderr)
+        return 1
     return 0
+
+
+def _first(group: BaseExceptionGroup[ListenError]) -> ListenError:
+    """The first error of a (possibly nested) exception group."""
+    leaf: BaseException = group
+    while isinstance(leaf, BaseExceptionGroup):
+        leaf = leaf.exceptions[0]
+    assert isinstance(leaf, ListenError)
+    return leaf

@@ -14,7 +14,7 @@ from ._engine import Engine, Handshake, make_engine
 from ._http import HTTPError, HTTPRequest, json_detail, parse_request_head, render_response
 from ._subprotocols import choose_subprotocol
 
-__all__ = ["Server", "serve"]
+__all__ = ["ListenError", "Server", "serve"]
 
 log = logging.getLogger("trio_rest")
 
@@ -43,6 +43,10 @@ async def _close_stream(stream: trio.abc.Stream, linger: float) -> None:
             except (trio.BrokenResourceError, trio.ClosedResourceError, trio.BusyResourceError):
                 pass
     await stream.aclose()
+
+
+class ListenError(OSError):
+    """The server could not listen on its address (in use, not this host's, not allowed)."""
 
 
 class Server:
@@ -98,7 +102,10 @@ class Server:
             self._stopped.set()
 
     async def _serve(self, host: str, port: int, task_status: trio.TaskStatus[Server]) -> None:
-        self._listeners = await trio.open_tcp_listeners(port, host=host)
+        try:
+            self._listeners = await trio.open_tcp_listeners(port, host=host)
+        except OSError as exc:
+            raise ListenError(exc.errno, f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
         self.port = self._listeners[0].socket.getsockname()[1]
         try:
             async with trio.open_nursery() as connections:

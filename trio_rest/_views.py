@@ -86,7 +86,6 @@ class Handler:
 def _bind(view: type, func: Callable[..., Any]) -> Callable[..., Any]:
     """``fn(request, **params)`` calling `func` on a fresh instance of `view`."""
     if inspect.iscoroutinefunction(func):
-
         # A plain function that returns the view's coroutine: one coroutine less per request.
         def call_async(request: Any, **params: Any) -> Any:
             return func(view(), request, **params)

@@ -1,22 +1,37 @@
-"""``make demo``: serve the example on SQLite (its lifespan makes the tables), say how to talk to it."""
+"""``make demo``: serve the example on SQLite (its lifespan makes the tables), say how to talk to it.
+
+python -m examples.users [--port 8080] [--host 127.0.0.1]
+"""
 
 from __future__ import annotations
 
+import argparse
 import sys
 
 from trio_rest._cli import main
 
 HELP = """\
-Users and addresses on SQLite (users.db), served on ws://127.0.0.1:8080/ .
+Users and addresses on SQLite (users.db in this folder).
 In another terminal, replay the article's client session:
 
-    .venv/bin/python -m examples.users.client
+    .venv/bin/python -m examples.users.client {url}
 
 or send envelopes with any WebSocket client, e.g.
-    {"method": "POST", "url": "/address/", "data": {"email_address": "a@example.com"}, "id": 1}
-    {"method": "GET", "url": "/user/list", "id": 2}
+    {{"method": "POST", "url": "/address/", "data": {{"email_address": "a@example.com"}}, "id": 1}}
+    {{"method": "GET", "url": "/user/list", "id": 2}}
 """
 
+
+def run(argv: list[str]) -> int:
+    """Print how to talk to the example, then serve it until Ctrl-C."""
+    parser = argparse.ArgumentParser(prog="python -m examples.users", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8080, help="0 picks a free one (printed below)")
+    args = parser.parse_args(argv)
+    url = f"ws://{args.host}:{args.port}/" if args.port else "URL  (the address printed below)"
+    print(HELP.format(url=url), flush=True)
+    return main(["run", "examples.users.app:app", "--host", args.host, "--port", str(args.port)])
+
+
 if __name__ == "__main__":
-    print(HELP, flush=True)
-    sys.exit(main(["run", "examples.users.app:app", "--port", "8080", *sys.argv[1:]]))
+    sys.exit(run(sys.argv[1:]))

@@ -1,14 +1,19 @@
 """Replay the article's client session against a running server and print each reply.
 
 python -m examples.users.client [ws://127.0.0.1:8080/]
+
+It can be run again and again against the same database: the new user takes the
+article's name, "Neyton", or the first of "Neyton2", "Neyton3"... still free.
 """
 
 from __future__ import annotations
 
+import itertools
 import sys
 from typing import Any
 
 import trio
+import trio_websocket
 
 from trio_rest.client import connect
 
@@ -32,9 +37,11 @@ async def main(url: str = "ws://127.0.0.1:8080/") -> list[tuple[str, int, Any]]:
         address = await send(
             "create-address", "POST", "/address/", {"email_address": "some_address@google.com"}
         )
-        await send("get-user-list", "GET", "/user/list")
+        users = await send("get-user-list", "GET", "/user/list")
+        taken = {user["name"] for user in users}
+        names = itertools.chain(["Neyton"], (f"Neyton{i}" for i in itertools.count(2)))
         new_user = {
-            "name": "Neyton",
+            "name": next(name for name in names if name not in taken),
             "fullname": "Neyton Drake",
             "password": "password",
             "addresses": [{"id": address["id"]}],
@@ -49,5 +56,15 @@ async def main(url: str = "ws://127.0.0.1:8080/") -> list[tuple[str, int, Any]]:
     return replies
 
 
+def run(url: str) -> int:
+    """Replay the session against `url`; one line, not a traceback, when there is no server."""
+    try:
+        trio.run(main, url)
+    except (OSError, trio_websocket.HandshakeError) as exc:
+        print(f"cannot talk to {url}: {exc} (is the server running? `make demo` starts it)", file=sys.stderr)
+        return 1
+    return 0
+
+
 if __name__ == "__main__":
-    trio.run(main, sys.argv[1] if len(sys.argv) > 1 else "ws://127.0.0.1:8080/")
+    sys.exit(run(sys.argv[1] if len(sys.argv) > 1 else "ws://127.0.0.1:8080/"))
