@@ -127,11 +127,12 @@ class ValidationError(APIError):
 
     ``errors`` maps each field to its list of messages, e.g.
     ``{"name": ["This field is required."]}``. As in Django REST framework,
-    that mapping may also be passed as the first argument.
+    that mapping, or a list of messages about the object as a whole, may
+    also be passed as the first argument.
 
     Args:
-        detail: a message, or the errors mapping; defaults to
-            ``"Invalid input."``.
+        detail: a message, the errors mapping, or a list of messages; defaults
+            to ``"Invalid input."``.
         status: overrides the status.
         code: overrides the code.
         errors: the field-to-messages mapping.
@@ -152,10 +153,10 @@ class ValidationError(APIError):
         code: str | None = None,
         errors: Any = None,
     ) -> None:
-        if isinstance(detail, Mapping):
+        if isinstance(detail, Mapping | list | tuple):
             if errors is not None:
-                raise TypeError("pass the errors mapping as `detail` or `errors`, not both")
-            errors, detail = dict(detail), None
+                raise TypeError("pass the errors as `detail` or `errors`, not both")
+            errors, detail = (dict(detail) if isinstance(detail, Mapping) else list(detail)), None
         super().__init__(detail, status=status, code=code, errors=errors)
 
 

@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 import sqlalchemy
+import sqlalchemy.orm.exc
 import trio
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
@@ -165,13 +166,14 @@ class Database:
             What `fn` returned.
 
         Raises:
-            ConflictError: the commit hit an integrity constraint (the transaction is
+            ConflictError: the commit hit an integrity constraint, or a row it
+                updates was deleted meanwhile (the transaction is
                 then rolled back by `session()`).
         """
         try:
             return await self.run_in_session(session, _call_then_commit, session, fn, args)
-        except sqlalchemy.exc.IntegrityError as exc:
-            raise ConflictError(f"The change conflicts with existing data ({exc.orig}).") from None
+        except _CONFLICTS as exc:
+            raise conflict(exc) from None
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[Session]:
@@ -186,7 +188,8 @@ class Database:
             views, `run_sync`).
 
         Raises:
-            ConflictError: the commit hit an integrity constraint.
+            ConflictError: the commit hit an integrity constraint, or a row it
+                updates was deleted meanwhile.
         """
         session = self.sessionmaker()
         try:
@@ -194,8 +197,8 @@ class Database:
             if session.in_transaction():
                 try:
                     await self.run_in_session(session, session.commit)
-                except sqlalchemy.exc.IntegrityError as exc:
-                    raise ConflictError(f"The change conflicts with existing data ({exc.orig}).") from None
+                except _CONFLICTS as exc:
+                    raise conflict(exc) from None
         finally:
             with trio.CancelScope(shield=True):
                 if session.in_transaction():
@@ -217,6 +220,22 @@ class Database:
     def dispose(self) -> None:
         """Close the pooled connections (the engine reopens them when used again)."""
         self.engine.dispose()
+
+
+#: What a commit raises when the data changed under the request: a 409, not a 500.
+_CONFLICTS = (sqlalchemy.exc.IntegrityError, sqlalchemy.orm.exc.StaleDataError)
+
+
+def conflict(exc: Exception) -> ConflictError:
+    """The 409 for a commit or flush that failed on the current state of the data.
+
+    Args:
+        exc: an ``IntegrityError`` (a constraint), or a ``StaleDataError`` (the row
+            was deleted, or its version changed, since it was read).
+    """
+    if isinstance(exc, sqlalchemy.orm.exc.StaleDataError):
+        return ConflictError("The object was changed or deleted since it was read.")
+    return ConflictError(f"The change conflicts with existing data ({getattr(exc, 'orig', exc)}).")
 
 
 def _call_then_commit(session: Session, fn: Callable[..., _T], args: tuple[Any, ...]) -> _T:

@@ -1,4 +1,4 @@
-"""The serializers, as the article declared them."""
+"""The serializers, as the article declared them: ``UserSerializer``'s Meta names no fields (all of them)."""
 
 from __future__ import annotations
 
@@ -22,5 +22,5 @@ class UserSerializer(ModelSerializer):
 
     class Meta:
         model = User
-        fields = ("id", "name", "fullname", "password", "addresses")
+        # Every column and relationship; the password may be written, never read back.
         extra_kwargs: ClassVar = {"password": {"write_only": True}}

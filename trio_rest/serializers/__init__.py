@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from ._field import Field, empty
 from ._generic import ConverterField, JSONField, ReadOnlyField, SerializerMethodField
-from ._model import ModelSerializer
+from ._model import HyperlinkedModelSerializer, ModelSerializer
 from ._relations import (
     HyperlinkedIdentityField,
     HyperlinkedRelatedField,
@@ -51,6 +51,7 @@ __all__ = [
     "Field",
     "FloatField",
     "HyperlinkedIdentityField",
+    "HyperlinkedModelSerializer",
     "HyperlinkedRelatedField",
     "IntegerField",
     "JSONField",

@@ -16,7 +16,12 @@ from sqlalchemy.orm.exc import UnmappedColumnError
 from .._errors import ConfigurationError
 from ._field import Field
 from ._generic import ConverterField, JSONField, ReadOnlyField
-from ._relations import ForeignKeyField, PrimaryKeyRelatedField
+from ._relations import (
+    ForeignKeyField,
+    HyperlinkedIdentityField,
+    HyperlinkedRelatedField,
+    PrimaryKeyRelatedField,
+)
 from ._scalars import (
     BooleanField,
     CharField,
@@ -32,7 +37,16 @@ from ._temporal import DateField, DateTimeField, TimeField
 if TYPE_CHECKING:
     from ._serializer import Serializer
 
-__all__ = ["MetaOptions", "column_keys", "infer_field", "link_foreign_keys"]
+__all__ = [
+    "MetaOptions",
+    "column_keys",
+    "detail_view_name",
+    "hyperlinked_field",
+    "identity_field",
+    "infer_field",
+    "link_foreign_keys",
+    "primary_key_field",
+]
 
 ALL_FIELDS: Final = "__all__"
 
@@ -175,8 +189,6 @@ class MetaOptions:
         self.model: type = model
         self.fields = getattr(meta, "fields", None)
         self.exclude = tuple(getattr(meta, "exclude", None) or ())
-        if self.fields is None and not self.exclude:
-            raise ConfigurationError(f"{name}: set Meta.fields (a list, or '__all__') or Meta.exclude")
         if self.fields is not None and self.exclude:
             raise ConfigurationError(f"{name}: set Meta.fields or Meta.exclude, not both")
         if (
@@ -191,12 +203,22 @@ class MetaOptions:
         if not isinstance(self.depth, int) or not 0 <= self.depth <= 10:
             raise ConfigurationError(f"{name}: Meta.depth must be an int from 0 to 10")
 
-    def field_names(self, declared: Mapping[str, Any]) -> list[str]:
+    def all_names(self) -> list[str]:
+        """What ``'__all__'`` means: the table's columns in order, then the relationships."""
+        names = column_keys(self.mapper)
+        # .keys(): iterating SQLAlchemy's Properties yields the properties.
+        return names + [key for key in self.mapper.relationships.keys() if key not in names]  # noqa: SIM118
+
+    def field_names(self, declared: Mapping[str, Any], all_names: list[str] | None = None) -> list[str]:
         """The serializer's field names in output order.
 
-        ``Meta.fields`` order, or table column order for ``'__all__'`` (then,
-        with a depth, the relationships), less ``Meta.exclude``; then the
-        declared fields not yet placed.
+        ``Meta.fields`` order; or, for ``'__all__'`` (and when ``Meta`` names no
+        fields, as aiorest-ws took it), the table's columns in order, then the
+        relationships; less ``Meta.exclude``; then the declared fields not yet placed.
+
+        Args:
+            declared: the serializer's declared fields.
+            all_names: what ``'__all__'`` stands for (default: `all_names`).
 
         Raises:
             ConfigurationError: for duplicates or unknown excluded names.
@@ -206,10 +228,7 @@ class MetaOptions:
             if len(set(names)) != len(names):
                 raise ConfigurationError(f"{self.model.__name__}: Meta.fields lists a name twice")
         else:
-            names = column_keys(self.mapper)
-            if self.depth:
-                # .keys(): iterating SQLAlchemy's Properties yields the properties.
-                names += [key for key in self.mapper.relationships.keys() if key not in names]  # noqa: SIM118
+            names = list(all_names) if all_names is not None else self.all_names()
         for name in self.exclude:
             if name not in names and name not in declared:
                 raise ConfigurationError(f"Meta.exclude names {name!r}, which is not a field")
@@ -229,10 +248,35 @@ def column_keys(mapper: Mapper[Any]) -> list[str]:
     return list(keys)
 
 
+def detail_view_name(model: type) -> str:
+    """The route name hyperlinks to `model` use by default: ``"<model>-detail"``, lower case."""
+    return f"{model.__name__.lower()}-detail"
+
+
+def primary_key_field(relationship: RelationshipProperty[Any], extra: Mapping[str, Any], name: str) -> Field:
+    """A relationship's field in a `ModelSerializer`: its primary keys."""
+    return _make(PrimaryKeyRelatedField, _relationship_kwargs(relationship), extra, name)
+
+
+def hyperlinked_field(relationship: RelationshipProperty[Any], extra: Mapping[str, Any], name: str) -> Field:
+    """A relationship's field in a `HyperlinkedModelSerializer`: the URLs of its ``-detail`` route."""
+    model = relationship.mapper.class_
+    kwargs = {"view_name": detail_view_name(model), **_relationship_kwargs(relationship)}
+    return _make(HyperlinkedRelatedField, kwargs, extra, name)
+
+
+def identity_field(options: MetaOptions, name: str) -> Field:
+    """The ``url`` field of a `HyperlinkedModelSerializer`: the object's own ``-detail`` URL."""
+    key = options.mapper.get_property_by_column(options.mapper.primary_key[0]).key
+    kwargs = {"view_name": detail_view_name(options.model), "lookup_field": key}
+    return _make(HyperlinkedIdentityField, kwargs, options.extra_kwargs.get(name, {}), name)
+
+
 def infer_field(
     name: str,
     options: MetaOptions,
     nested: Callable[[type, int, bool], Field],
+    related: Callable[[RelationshipProperty[Any], Mapping[str, Any], str], Field] = primary_key_field,
 ) -> Field:
     """Build the field for one name of ``Meta.fields`` from the model.
 
@@ -241,6 +285,8 @@ def infer_field(
         options: the checked Meta.
         nested: makes the read-only nested field of a related model
             (model, depth left, many).
+        related: makes a relationship's field (relationship, its extra
+            options, its name) when there is no depth.
 
     Returns:
         The field, with ``Meta.extra_kwargs`` and ``read_only_fields`` applied.
@@ -256,7 +302,7 @@ def infer_field(
         relationship = mapper.relationships[name]
         if options.depth:
             return nested(relationship.mapper.class_, options.depth - 1, bool(relationship.uselist))
-        return _make(PrimaryKeyRelatedField, _relationship_kwargs(relationship), extra, name)
+        return related(relationship, extra, name)
     if name in mapper.column_attrs:
         field_class, kwargs = _column_field_kwargs(list(mapper.column_attrs[name].columns))
         return _make(field_class, kwargs, extra, name)

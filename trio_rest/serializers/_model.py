@@ -9,13 +9,20 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from .._errors import ConfigurationError, ValidationError
+from ..db import conflict
 from ._field import Field, messages_of
 from ._fieldset import NestedField, class_cache
-from ._inference import MetaOptions, infer_field, link_foreign_keys
+from ._inference import (
+    MetaOptions,
+    hyperlinked_field,
+    identity_field,
+    infer_field,
+    link_foreign_keys,
+)
 from ._serializer import Serializer
 from ._unique import UniqueRule, conflicts, integrity_errors, unique_rules
 
-__all__ = ["ModelSerializer"]
+__all__ = ["HyperlinkedModelSerializer", "ModelSerializer"]
 
 # What a SQLAlchemy @validates hook raises to refuse a value: `assert` or a
 # plain ValueError are the idioms of SQLAlchemy's own documentation.
@@ -78,9 +85,11 @@ class ModelSerializer(Serializer):
 
     - ``model``: the mapped class (required).
     - ``fields``: the field names, in output order, or ``"__all__"`` (the
-      table's columns in table order; with a ``depth``, then the
-      relationships); or ``exclude``: names to leave out of ``"__all__"``.
-      Declared fields not listed come last.
+      table's columns in table order, then the relationships); or
+      ``exclude``: names to leave out of ``"__all__"``. Without either,
+      ``"__all__"``, as in aiorest-ws. Declared fields not listed come last.
+    - ``validators``: callables run on the validated data as a whole, before
+      ``validate()`` (see `Serializer`).
     - ``read_only_fields``: inferred fields to make read-only.
     - ``extra_kwargs``: per-field options for inferred fields, e.g.
       ``{"password": {"write_only": True}}``.
@@ -120,11 +129,21 @@ class ModelSerializer(Serializer):
         options = MetaOptions(cls)
         declared = super().build_fields()
         fields = {
-            name: declared[name] if name in declared else infer_field(name, options, _nested_field)
-            for name in options.field_names(declared)
+            name: declared[name] if name in declared else cls._infer(name, options)
+            for name in options.field_names(declared, cls._all_names(options))
         }
         link_foreign_keys(fields, options.mapper)
         return fields
+
+    @classmethod
+    def _all_names(cls, options: MetaOptions) -> list[str]:
+        """What ``'__all__'`` stands for."""
+        return options.all_names()
+
+    @classmethod
+    def _infer(cls, name: str, options: MetaOptions) -> Field:
+        """The field of one name the serializer does not declare."""
+        return infer_field(name, options, _nested_field)
 
     @classmethod
     def _plan(cls) -> _ModelPlan:
@@ -179,6 +198,8 @@ class ModelSerializer(Serializer):
 
         Raises:
             ValidationError: as `create`.
+            ConflictError: the row was deleted (or its version changed) since
+                it was read: a 409.
             RuntimeError: when the context has no session.
             sqlalchemy.exc.IntegrityError: as `create`.
         """
@@ -212,6 +233,8 @@ class ModelSerializer(Serializer):
                     if instance is None:
                         session.add(target)
                 session.flush()
+        except sa.orm.exc.StaleDataError as exc:  # the row was deleted since it was read
+            raise conflict(exc) from None
         except sa.exc.IntegrityError as exc:
             errors = integrity_errors(
                 exc, plan.rules, lambda: conflicts(session, plan.rules, values, instance)
@@ -235,3 +258,31 @@ class ModelSerializer(Serializer):
             except ValidationError as exc:
                 errors[plan.field_of.get(key, key)] = messages_of(exc)
         return errors
+
+
+class HyperlinkedModelSerializer(ModelSerializer):
+    """A `ModelSerializer` whose relationships are URLs, as in Django REST framework and aiorest-ws.
+
+    Relationships become `HyperlinkedRelatedField`, and a ``url`` field
+    (`HyperlinkedIdentityField`) gives the object's own URL. Both point at the
+    route named ``"<model>-detail"`` (the model's class name in lower case),
+    whose parameter is the primary key's attribute (``{id:int}``);
+    ``Meta.extra_kwargs`` changes ``view_name``, ``lookup_field`` or
+    ``lookup_url_kwarg`` per field. ``"__all__"`` (or no ``fields``) means
+    ``url``, the columns other than the primary key, then the relationships.
+    The URLs are built and resolved with ``context["request"]``'s router.
+    """
+
+    #: The name of the field holding the object's own URL.
+    url_field_name: ClassVar[str] = "url"
+
+    @classmethod
+    def _all_names(cls, options: MetaOptions) -> list[str]:
+        keys = {options.mapper.get_property_by_column(column).key for column in options.mapper.primary_key}
+        return [cls.url_field_name, *(name for name in options.all_names() if name not in keys)]
+
+    @classmethod
+    def _infer(cls, name: str, options: MetaOptions) -> Field:
+        if name == cls.url_field_name:
+            return identity_field(options, name)
+        return infer_field(name, options, _nested_field, hyperlinked_field)

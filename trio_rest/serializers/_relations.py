@@ -318,7 +318,9 @@ class HyperlinkedRelatedField(RelatedField):
 
     Output is ``router.reverse(view_name, **{lookup_url_kwarg: obj.<lookup_field>})``
     with the router of ``context["request"].app``; input is such a URL (a
-    path, or a full URL whose path is used), resolved back with the router.
+    path, with or without its leading slash, or a full URL whose path is
+    used, ``ws://`` and ``wss://`` included), or ``{"url": URL}``, resolved
+    back with the router.
 
     Args:
         view_name: the name the route was registered with.
@@ -368,11 +370,15 @@ class HyperlinkedRelatedField(RelatedField):
         return self.lookup_field
 
     def to_key(self, data: Any, serializer: Serializer) -> Any:
+        if isinstance(data, Mapping) and isinstance(data.get("url"), str):
+            data = data["url"]  # {"url": ...}, as aiorest-ws clients send it
         if not isinstance(data, str):
             self.fail("incorrect_type", data_type=type(data).__name__)
         path = urlsplit(data).path
+        if path and not path.startswith("/"):
+            path = "/" + path  # relative to the root, as aiorest-ws took it
         try:
-            match = _router(serializer).resolve("GET", path) if path.startswith("/") else None
+            match = _router(serializer).resolve("GET", path) if path else None
         except (NotFoundError, MethodNotAllowedError):
             match = None
         if match is None:

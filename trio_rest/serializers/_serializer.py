@@ -7,7 +7,7 @@ one call: the instance or input, the context, the results.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 import cattrs
@@ -64,8 +64,9 @@ class Serializer:
     `data`.
 
     Hooks: ``validate_<field>(self, value)`` returns the value to keep or
-    raises `trio_rest.ValidationError` (reported on that field);
-    `validate` checks the whole object.
+    raises `trio_rest.ValidationError` (reported on that field); then the
+    callables of ``Meta.validators`` (`get_validators`) and `validate` check
+    the whole object.
 
     Args:
         instance: the object (or list, with `many`) to represent or update.
@@ -340,13 +341,44 @@ class Serializer:
             message = f"Invalid data. Expected a dictionary, but got {type(data).__name__}."
             raise ValidationError(errors={NON_FIELD_ERRORS: [message]})
         values = self.to_internal_value(data)
+        self._run_validators(values)
         try:
             result = self.validate(values)
         except ValidationError as exc:
             raise ValidationError(errors=_field_errors(exc)) from None
+        except AssertionError as exc:  # aiorest-ws's validate() asserted its rules
+            raise ValidationError(errors={NON_FIELD_ERRORS: [str(exc) or "Invalid data."]}) from None
         if result is None:
             raise TypeError(f"{type(self).__name__}.validate() must return the validated data")
         return result
+
+    def get_validators(self) -> list[Callable[..., Any]]:
+        """The object-level validators: ``Meta.validators`` (none by default)."""
+        return list(getattr(getattr(type(self), "Meta", None), "validators", None) or ())
+
+    def _run_validators(self, values: dict[str, Any]) -> None:
+        """Run every object-level validator and report all their messages together.
+
+        A validator raises `ValidationError` (or fails an ``assert``); one whose
+        ``requires_context`` attribute is true is also given the serializer.
+        """
+        errors: dict[str, Any] = {}
+        for validator in self.get_validators():
+            try:
+                if getattr(validator, "requires_context", False):
+                    validator(values, self)
+                else:
+                    validator(values)
+            except ValidationError as exc:
+                for key, messages in _field_errors(exc).items():
+                    if isinstance(messages, list):
+                        errors.setdefault(key, []).extend(messages)
+                    else:  # a nested serializer's structured errors
+                        errors[key] = messages
+            except AssertionError as exc:
+                errors.setdefault(NON_FIELD_ERRORS, []).append(str(exc) or "Invalid data.")
+        if errors:
+            raise ValidationError(errors=errors)
 
     def to_internal_value(self, data: Mapping[str, Any]) -> dict[str, Any]:
         """Validate every writable field of one input mapping, reporting every failure at once.
@@ -404,8 +436,10 @@ class Serializer:
             The values to keep (possibly changed).
 
         Raises:
-            ValidationError: a message (reported under ``non_field_errors``)
-                or a field -> messages mapping.
+            ValidationError: a message or a list of them (reported under
+                ``non_field_errors``), or a field -> messages mapping.
+            AssertionError: as aiorest-ws's serializers did: its message is
+                reported under ``non_field_errors`` (a 400, not a 500).
         """
         return attrs
 

@@ -301,10 +301,6 @@ def test_configuration_errors() -> None:
             fields = ("id",)
             exclude = ("name",)
 
-    class Neither(ModelSerializer):
-        class Meta:
-            model = User
-
     class NoModel(ModelSerializer):
         class Meta:
             fields = "__all__"
@@ -323,7 +319,6 @@ def test_configuration_errors() -> None:
     messages = {
         Unknown: "'nope' is not valid for model User",
         Both: "not both",
-        Neither: "Meta.fields",
         NoModel: "Meta.model is required",
         NotMapped: "not a mapped class",
         BadOption: "colour",
