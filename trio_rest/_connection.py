@@ -32,11 +32,14 @@ Rules of the driver (`check_invariants` checks them, and each piece's own):
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+import orjson
 import trio
 from trio_rest_protocol import (
     Codec,
@@ -54,6 +57,7 @@ from ._engine import Closed, Engine, Message
 from ._jobs import Job, call_handler
 from ._keepalive import Liveness, Verdict, keepalive
 from ._outbox import Outbox
+from ._renderers import render
 from ._stats import ConnectionStats
 from ._timers import Timer, start_timer
 from ._workers import WorkerPool
@@ -68,6 +72,9 @@ log = logging.getLogger("trio_rest")
 #: Scheduling rounds the reader lets pass, while requests it read are being
 #: answered, before it reads again (see `_read_loop`).
 _READ_DEFER_ROUNDS = 2
+
+# How a client sent JSON in binary frames (`_from_binary`).
+_UTF8, _BASE64 = "utf-8", "base64"
 
 #: Called with each connection whenever its reader is about to wait for the client,
 #: when it ends, and when it has said its last words: `trio_rest.testing` sets it to
@@ -86,6 +93,7 @@ class ServerConnection:
         peer: the client's address, ``"host:port"``.
         path: the path of the handshake request.
         headers: the handshake's headers, names lower-case.
+        subprotocol: the WebSocket subprotocol negotiated (None: none was).
         user: whoever the handshake's credentials name (None without auth).
         close_code: the close code, once the connection is closing.
         close_reason: the close reason.
@@ -98,11 +106,13 @@ class ServerConnection:
     __slots__ = (
         "__weakref__",  # registries (topics, brokers) may follow a connection without keeping it
         "_backlog",
+        "_binary",
         "_budget",
         "_closing",
         "_dispatcher",
         "_engine",
         "_finished",
+        "_legacy_errors",
         "_liveness",
         "_nursery",
         "_outbox",
@@ -119,6 +129,7 @@ class ServerConnection:
         "headers",
         "path",
         "peer",
+        "subprotocol",
         "user",
     )
 
@@ -129,12 +140,14 @@ class ServerConnection:
         engine: Engine,
         *,
         codec: Codec = Codec.JSON,
+        subprotocol: str | None = None,
         peer: str = "",
         path: str = "/",
         headers: tuple[tuple[str, str], ...] = (),
         budget: ByteBudget | None = None,
     ) -> None:
         self.app = app
+        self.subprotocol = subprotocol
         self.peer = peer
         self.path = path
         self.headers = headers
@@ -174,6 +187,10 @@ class ServerConnection:
         self.close_code: int | None = None
         self.close_reason = ""
         self.failed = False
+        # How the client's latest message came, when it came as JSON in a binary frame
+        # (aiorest-ws clients may send UTF-8 JSON, or base64 of it): replies go out alike.
+        self._binary: str | None = None
+        self._legacy_errors = settings.aiorest_ws_errors and subprotocol is None
 
     # -- public ----------------------------------------------------------------
 
@@ -226,8 +243,50 @@ class ServerConnection:
             return False
         if type(event) is Notification and event.id is not None and not self._proto.is_subscribed(event.id):
             return False
-        self._outbox.put(self._proto.send(event))
+        wire = self._proto.send(event)
+        if self._binary or self._legacy_errors:
+            wire = self._shape(wire, event, None)
+        self._outbox.put(wire)
         return True
+
+    def _from_binary(self, message: bytes) -> bytes:
+        """A binary message on a JSON connection: UTF-8 JSON, or base64 of it (aiorest-ws).
+
+        Remembers which, so that the replies go out the same way.
+        """
+        if self._proto.codec is not Codec.JSON:  # MessagePack is binary by nature
+            return message
+        if message.lstrip()[:1] in (b"{", b"["):
+            self._binary = _UTF8
+            return message
+        try:
+            decoded = base64.b64decode(message, validate=True)
+        except binascii.Error:  # neither: the protocol refuses it as JSON
+            self._binary = _UTF8
+            return message
+        self._binary = _BASE64
+        return decoded
+
+    def _shape(self, wire: str | bytes, event: Any, args: Mapping[str, Any] | None) -> str | bytes:
+        """What goes out for an old client or a format: the protocol's JSON, reshaped.
+
+        aiorest-ws's error shape (`Settings.aiorest_ws_errors`), the format the request
+        named in ``args.format`` (replies to routed requests), and a binary frame (UTF-8,
+        or base64) when the client's latest message came in one.
+        """
+        if type(wire) is not str:  # MessagePack: nothing to reshape
+            return wire
+        if self._legacy_errors and type(event) is ProtocolResponse and event.id is None and event.errors:
+            envelope = orjson.loads(wire)
+            envelope["detail"] = envelope["errors"]
+            wire = orjson.dumps(envelope).decode()
+        format = args.get("format") if args else None
+        if format is not None:
+            wire = render(wire, format)
+        binary = self._binary
+        if binary is None:
+            return wire
+        return base64.b64encode(wire.encode()) if binary is _BASE64 else wire.encode()
 
     def send_raw(self, message: str | bytes) -> None:
         """Queue a WebSocket message as it is, bypassing the protocol (for transport tests)."""
@@ -391,6 +450,7 @@ class ServerConnection:
         stream, engine, backlog = self._stream, self._engine, self._backlog
         pool, outbox, liveness = self._pool, self._outbox, self._liveness
         event: Any = None
+        message: str | bytes | None = None
         # The dispatcher directly, one call less per message, unless a subclass handles
         # messages its own way.
         handle = (
@@ -417,7 +477,12 @@ class ServerConnection:
                 handled += 1
                 cls = type(event)
                 if cls is Message:
-                    handle(event.data)
+                    message = event.data
+                    if type(message) is not str:
+                        message = self._from_binary(message)  # type: ignore[arg-type]
+                    elif self._binary is not None:
+                        self._binary = None
+                    handle(message)
                     if pool.handed_over:  # the request we ran waits: the next reader goes on
                         del backlog[:handled]
                         if outbox.claimed:
@@ -430,7 +495,7 @@ class ServerConnection:
                         outbox.write_now()
                     outbox.poke()
                     return
-            event = None  # let go of the last message before waiting for the next
+            event = message = None  # let go of the last message before waiting for the next
             backlog.clear()
             # A client waiting for its replies sends nothing until they are out: a read now
             # would fail (EAGAIN) and re-arm epoll, two system calls per request. Let the
@@ -481,6 +546,9 @@ class ServerConnection:
             log.exception("%s: the reply of %s could not be sent", self.peer, job.handler.name)
             self.send_event(job.event.error(500, detail="The server could not encode the reply."))
             return
+        args = job.request.args
+        if self._binary or self._legacy_errors or args:
+            wire = self._shape(wire, reply, args)
         self._outbox.put(wire)
 
     # -- liveness and the end ------------------------------------------------------------

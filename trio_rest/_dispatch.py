@@ -20,6 +20,7 @@ from ._budget import ByteBudget
 from ._errors import APIError, MethodNotAllowedError
 from ._jobs import Job, error_reply
 from ._keepalive import Liveness
+from ._renderers import FORMATS
 from ._request import Request
 from ._subscription import Subscription
 from ._workers import WorkerPool
@@ -108,6 +109,12 @@ class Dispatcher:
         except APIError as exc:
             connection.send_event(error_reply(event, exc))
             return
+        args = event.merged_args()
+        if args and args.get("format", "json") not in FORMATS:
+            connection.send_event(
+                event.error(400, code="bad_format", detail=f"args.format must be one of {sorted(FORMATS)}.")
+            )
+            return
         subscribe = event.method == "SUBSCRIBE"
         if subscribe and pool.subscribing >= settings.max_subscriptions:
             self._connection.send_event(
@@ -124,7 +131,7 @@ class Dispatcher:
             method=event.method,
             url=event.url,
             path=event.path,
-            args=event.merged_args(),
+            args=args,
             data=event.data,
             id=event.id,
             event_name=event.event_name,

@@ -16,7 +16,7 @@ visits each trie node at most once.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, Final
 from urllib.parse import unquote
@@ -410,6 +410,25 @@ class SimpleRouter:
         if allowed:
             raise MethodNotAllowedError(allowed=sorted(allowed), method=method)
         raise NotFoundError()
+
+    def register_endpoint(self, fn: Callable[..., Any]) -> None:
+        """Register a function view decorated in aiorest-ws's form, ``@endpoint(path, methods)``.
+
+        Args:
+            fn: the decorated function.
+
+        Raises:
+            ConfigurationError: the function carries no route: decorate it with
+                ``@endpoint("/path", ["GET"])``, or call ``register(path, fn, methods)``.
+        """
+        spec = getattr(fn, "__trio_rest_endpoint__", None)
+        path = getattr(spec, "path", None)
+        if path is None:
+            raise ConfigurationError(
+                f"{getattr(fn, '__qualname__', fn)!r} carries no route: decorate it with "
+                '@endpoint("/path", ["GET"]) or call router.register("/path", view, ["GET"])'
+            )
+        self.register(path, fn, spec.methods, name=spec.name)  # type: ignore[union-attr]
 
     def register_viewset(self, prefix: str, viewset: type, *, basename: str) -> None:
         """Register a `ModelViewSet`'s list and detail routes; see `trio_rest.ModelViewSet`.

@@ -233,6 +233,7 @@ class Server:
             stream,
             engine,
             codec=codec,
+            subprotocol=subprotocol,
             peer=peer,
             path=handshake.path,
             headers=handshake.headers,

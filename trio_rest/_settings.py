@@ -75,6 +75,12 @@ class Settings:
         max_head_size: largest HTTP request head (16 KiB); beyond it, 431.
         read_size: bytes asked of the socket per read (64 KiB): large reads
             mean fewer system calls per message.
+        aiorest_ws_errors: give aiorest-ws clients the error replies they read
+            (False). When set, an error reply with field errors, to a request
+            without an id on a connection that negotiated no subprotocol, carries
+            the field errors in ``detail`` (``{"detail": {"name": ["..."]}}``),
+            where aiorest-ws put them. Clients that send ids or negotiate
+            ``trio-rest.json`` keep the sentence in ``detail``.
     """
 
     engine: str = attrs.field(default=DEFAULT_ENGINE)
@@ -97,6 +103,7 @@ class Settings:
     max_connections: int = attrs.field(default=10_000, validator=_positive)
     max_head_size: int = attrs.field(default=DEFAULT_MAX_HEAD_SIZE, validator=_positive)
     read_size: int = attrs.field(default=64 * 2**10, validator=_positive)
+    aiorest_ws_errors: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
 
     def __attrs_post_init__(self) -> None:
         if self.engine not in ENGINE_NAMES:

@@ -8,7 +8,7 @@ an `inspect` call.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import attrs
@@ -38,17 +38,35 @@ class MethodBasedView:
 
 @attrs.frozen
 class EndpointSpec:
-    """What `endpoint` records on a function view."""
+    """What `endpoint` records on a function view (the route too, in aiorest-ws's form)."""
 
     body: type | None = None
+    path: str | None = None
+    methods: str | Sequence[str] = ()
+    name: str | None = None
 
 
-def endpoint(fn: _F | None = None, *, body: type | None = None) -> Any:
+def endpoint(
+    fn: _F | str | None = None,
+    methods: str | Sequence[str] | None = None,
+    name: str | None = None,
+    *,
+    body: type | None = None,
+) -> Any:
     """Mark a function as a view; optionally structure the body into a type.
+
+    ``@endpoint`` and ``@endpoint(body=...)`` mark the function, which
+    ``router.register(path, fn, methods)`` then routes. aiorest-ws's form,
+    ``@endpoint("/path", ["GET", "post"], name=...)``, also records the route,
+    and ``router.register_endpoint(fn)`` registers it.
 
     Args:
         fn: an ``async def`` (or plain ``def``) taking the `Request` and the
-            path parameters as keyword arguments.
+            path parameters as keyword arguments; or, in aiorest-ws's form,
+            the route's path.
+        methods: aiorest-ws's form: the route's method or methods,
+            case-insensitive.
+        name: aiorest-ws's form: the route's name, for `SimpleRouter.reverse`.
         body: an attrs class (or any type the app's cattrs converter knows):
             the request's data is structured into it, extra keys forbidden,
             and passed as the ``body`` keyword argument; a mismatch is a 400
@@ -56,13 +74,24 @@ def endpoint(fn: _F | None = None, *, body: type | None = None) -> Any:
 
     Returns:
         The function, marked (or a decorator, when called with options).
+
+    Raises:
+        ConfigurationError: a path without methods, or methods without a path.
     """
+    if isinstance(fn, str):
+        if not methods:
+            raise ConfigurationError(f"endpoint({fn!r}, methods): name the methods the route accepts")
+        spec = EndpointSpec(body=body, path=fn, methods=methods, name=name)
+    elif methods is not None or name is not None:
+        raise ConfigurationError("endpoint(path, methods, name): the path comes first")
+    else:
+        spec = EndpointSpec(body=body)
 
     def mark(func: _F) -> _F:
-        func.__trio_rest_endpoint__ = EndpointSpec(body=body)  # type: ignore[attr-defined]
+        func.__trio_rest_endpoint__ = spec  # type: ignore[attr-defined]
         return func
 
-    return mark(fn) if fn is not None else mark
+    return mark(fn) if fn is not None and not isinstance(fn, str) else mark
 
 
 @attrs.frozen

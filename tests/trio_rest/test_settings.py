@@ -28,8 +28,8 @@ def test_invalid_settings(options: dict[str, object]) -> None:
         Settings(**options)  # type: ignore[arg-type]
 
 
-# Every field but the engine's name is a number that must be positive.
-LIMITS = [field.name for field in attrs.fields(Settings) if field.name != "engine"]
+# Every field but the engine's name and the switches is a number that must be positive.
+LIMITS = [field.name for field in attrs.fields(Settings) if field.name not in ("engine", "aiorest_ws_errors")]
 
 
 def test_every_limit_has_a_default() -> None:
