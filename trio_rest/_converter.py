@@ -9,8 +9,12 @@ from typing import Any
 
 import cattrs
 from cattrs.preconf.orjson import make_converter as make_orjson_converter
+from cattrs.v import format_exception
 
 from ._errors import ValidationError
+
+#: The one message for a missing required field, in endpoints' bodies and in serializers.
+REQUIRED = "This field is required."
 
 __all__ = ["configure_converter", "make_converter", "structure_body"]
 
@@ -59,6 +63,13 @@ def _field_of(path: str) -> str:
     return head.split(".")[0].split("[")[0] or "non_field_errors"
 
 
+def _describe(exc: BaseException, type_: type | None) -> str:
+    """cattrs' message for a failure, in the serializers' words where they have one."""
+    if isinstance(exc, KeyError):
+        return REQUIRED  # cattrs says "required field missing"
+    return format_exception(exc, type_)
+
+
 def structure_body(converter: cattrs.Converter, data: Any, cls: type) -> Any:
     """Structure a request body into `cls`, or raise a 400 naming every failing field.
 
@@ -77,7 +88,7 @@ def structure_body(converter: cattrs.Converter, data: Any, cls: type) -> Any:
         return converter.structure(data, cls)
     except Exception as exc:  # cattrs raises ClassValidationError, or plain errors for scalars
         errors: dict[str, list[str]] = {}
-        for message in cattrs.transform_error(exc):
+        for message in cattrs.transform_error(exc, format_exception=_describe):
             text, _, path = message.rpartition(" @ ")
             errors.setdefault(_field_of(path), []).append(text or message)
         raise ValidationError(errors=errors) from None

@@ -98,14 +98,19 @@ class Dispatcher:
         connection, pool = self._connection, self._pool
         app = connection.app
         settings = app.settings
+        method = event.method
         try:
-            match = app.router.resolve(event.method, event.path)
+            match = app.router.resolve(method, event.path)
         except MethodNotAllowedError as exc:
-            if event.method == "OPTIONS":  # docs/protocol.md: OPTIONS lists what a route accepts
+            if method == "HEAD" and "GET" in exc.allowed:  # GET's view; the reply has no data
+                method = "GET"
+                match = app.router.resolve(method, event.path)
+            elif method == "OPTIONS":  # docs/protocol.md: OPTIONS lists what a route accepts
                 connection.send_event(event.response(data={"allow": list(exc.allowed)}))
+                return
             else:
                 connection.send_event(error_reply(event, exc))
-            return
+                return
         except APIError as exc:
             connection.send_event(error_reply(event, exc))
             return
@@ -141,7 +146,7 @@ class Dispatcher:
             app=app,
             user=connection.user,
         )
-        job = Job(event, request, app.handler(match.view, event.method), size, self._liveness.last_seen)
+        job = Job(event, request, app.handler(match.view, method), size, self._liveness.last_seen)
         if subscribe:
             accept = functools.partial(pool.accepted, job)
             request.subscription = Subscription(connection, event.id, event.path, accept)

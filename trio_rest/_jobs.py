@@ -80,10 +80,14 @@ def error_reply(event: ProtocolRequest, exc: APIError) -> ProtocolResponse:
 
 
 def success_reply(event: ProtocolRequest, result: Any) -> ProtocolResponse:
-    """The reply to a request whose handler returned `result` (data, or a `Response`)."""
+    """The reply to a request whose handler returned `result` (data, or a `Response`).
+
+    A HEAD request (answered by the GET view) gets the status without the data.
+    """
     if type(result) is Response:
-        return event.response(status=result.status, data=result.data)
-    return event.response(data=result)
+        data = result.data if event.method != "HEAD" else None
+        return event.response(status=result.status, data=data)
+    return event.response(data=result if event.method != "HEAD" else None)
 
 
 async def call_handler(job: Job) -> Any:

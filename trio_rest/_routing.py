@@ -408,6 +408,8 @@ class SimpleRouter:
         allowed: set[str] = set()
         _walk(self._root, segs, 0, [], "", allowed)
         if allowed:
+            if "GET" in allowed:
+                allowed.add("HEAD")  # HTTP's rule, which the dispatcher follows: GET without a body
             raise MethodNotAllowedError(allowed=sorted(allowed), method=method)
         raise NotFoundError()
 

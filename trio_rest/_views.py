@@ -127,6 +127,15 @@ def _bind(view: type, func: Callable[..., Any]) -> Callable[..., Any]:
     return call
 
 
+def _refuse_generators(func: object, name: str) -> None:
+    """A generator would be run as a plain function and its generator sent as data: refuse it."""
+    if inspect.isasyncgenfunction(func) or inspect.isgeneratorfunction(func):
+        raise ConfigurationError(
+            f"{name} is a generator: a view returns its reply. To stream, register an "
+            "async def for SUBSCRIBE and send each item with `await request.notify(item)`"
+        )
+
+
 def compile_handler(view: object, method: str) -> Handler:
     """Build the handler of `view` for `method`.
 
@@ -138,8 +147,8 @@ def compile_handler(view: object, method: str) -> Handler:
         The handler.
 
     Raises:
-        ConfigurationError: a view class without the method's handler, or
-            something that is not a view.
+        ConfigurationError: a view class without the method's handler, a
+            generator (async or not), or something that is not a view.
     """
     if isinstance(view, type) and issubclass(view, MethodBasedView):
         func = getattr(view, method.lower(), None)
@@ -147,10 +156,12 @@ def compile_handler(view: object, method: str) -> Handler:
             raise ConfigurationError(
                 f"{view.__name__} is registered for {method} but has no {method.lower()}()"
             )
-        blocking = not inspect.iscoroutinefunction(func)
-        return Handler(_bind(view, func), blocking, None, f"{view.__name__}.{method.lower()}")
+        name = f"{view.__name__}.{method.lower()}"
+        _refuse_generators(func, name)
+        return Handler(_bind(view, func), not inspect.iscoroutinefunction(func), None, name)
     if callable(view) and not isinstance(view, type):
         spec = getattr(view, "__trio_rest_endpoint__", EndpointSpec())
         name = getattr(view, "__qualname__", repr(view))
+        _refuse_generators(view, name)
         return Handler(view, not inspect.iscoroutinefunction(view), spec.body, name)
     raise ConfigurationError(f"{view!r} is not a view: use a MethodBasedView subclass or a function")

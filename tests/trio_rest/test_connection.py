@@ -12,7 +12,7 @@ import pytest
 import trio
 import trio.testing
 
-from trio_rest import App, Request, Settings, SimpleRouter, endpoint
+from trio_rest import App, ConfigurationError, Request, Settings, SimpleRouter, endpoint
 from trio_rest.testing import TestClient
 
 from ._raw import memory_connection
@@ -63,8 +63,32 @@ async def test_405_names_the_allowed_methods_and_options_lists_them(app: App) ->
     async with TestClient(app) as client:
         refused = await client.delete("/user/1")
         options = await client.request("OPTIONS", "/user/1")
-    assert refused.errors == {"allowed": ["GET", "PUT"]}
-    assert (options.status, options.data) == (200, {"allow": ["GET", "PUT"]})
+    assert refused.errors == {"allowed": ["GET", "HEAD", "PUT"]}  # HEAD: GET's view, no data
+    assert (options.status, options.data) == (200, {"allow": ["GET", "HEAD", "PUT"]})
+
+
+async def test_head_is_get_without_the_data(app: App) -> None:
+    async with TestClient(app) as client:
+        head = await client.request("HEAD", "/user/1")
+        missing = await client.request("HEAD", "/user/404")
+        refused = await client.request("HEAD", "/item/")  # POST only
+    assert (head.status, head.data) == (200, None)
+    assert missing.status == 404
+    assert refused.status == 405
+
+
+@pytest.mark.parametrize("kind", ["async", "plain"])
+def test_a_generator_view_is_refused_when_the_app_is_built(kind: str) -> None:
+    async def stream_async(request: Request) -> Any:
+        yield 1
+
+    def stream_plain(request: Request) -> Any:
+        yield 1
+
+    router = SimpleRouter()
+    router.register("/stream", stream_async if kind == "async" else stream_plain, "GET")
+    with pytest.raises(ConfigurationError, match=r"request\.notify"):
+        App(router)
 
 
 async def test_view_crash_is_500_without_internals_and_connection_lives(
@@ -535,3 +559,10 @@ async def test_a_timeout_counts_from_when_the_request_was_read(
             nursery.start_soon(get, "second", "/sleep?seconds=5", 1.0)
         assert replies["first"][0] == 200 and replies["second"][0] == 504
         assert 2 <= replies["second"][1] < 2.1
+
+
+async def test_a_missing_field_is_worded_as_in_the_serializers(app: App) -> None:
+    async with TestClient(app) as client:
+        response = await client.post("/item/", data={})
+    assert response.status == 400
+    assert response.errors["name"] == ["This field is required."]

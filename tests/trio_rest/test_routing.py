@@ -108,7 +108,7 @@ def test_root() -> None:
     assert resolve(router, "GET", "/") == (UserView, {})
     with pytest.raises(MethodNotAllowedError) as info:
         router.resolve("POST", "/")
-    assert info.value.allowed == ("GET",)
+    assert info.value.allowed == ("GET", "HEAD")
     assert router.reverse("root") == "/"
     with pytest.raises(NotFoundError):
         router.resolve("GET", "/x")
@@ -131,12 +131,12 @@ def test_method_not_allowed_lists_allowed_methods() -> None:
     router = seed_router()
     with pytest.raises(MethodNotAllowedError) as info:
         router.resolve("POST", "/user/6")
-    assert info.value.allowed == ("DELETE", "GET", "PATCH", "PUT")
+    assert info.value.allowed == ("DELETE", "GET", "HEAD", "PATCH", "PUT")
     assert info.value.method == "POST"
     assert info.value.status == 405
     with pytest.raises(MethodNotAllowedError) as info:
         router.resolve("delete", "/user/list/")
-    assert info.value.allowed == ("GET",)
+    assert info.value.allowed == ("GET", "HEAD")
     assert info.value.method == "DELETE"
 
 
@@ -152,10 +152,10 @@ def test_405_collects_every_matching_template() -> None:
     router.register("/a/b", OtherView, "POST")
     with pytest.raises(MethodNotAllowedError) as info:
         router.resolve("DELETE", "/a/b")
-    assert info.value.allowed == ("GET", "POST")
+    assert info.value.allowed == ("GET", "HEAD", "POST")
     with pytest.raises(MethodNotAllowedError) as info:
         router.resolve("DELETE", "/a/1")
-    assert info.value.allowed == ("GET", "PUT")
+    assert info.value.allowed == ("GET", "HEAD", "PUT")
 
 
 # --- converters --------------------------------------------------------------------------------
@@ -753,8 +753,10 @@ def _model_resolve(router: SimpleRouter, method: str, path: str) -> tuple[Any, .
     for _, _, route, params in candidates:
         if method in route.views:
             return ("match", route.views[method], params)
-    allowed = sorted({m for _, _, route, _ in candidates for m in route.views})
-    return ("405", tuple(allowed)) if allowed else ("404",)
+    allowed = {m for _, _, route, _ in candidates for m in route.views}
+    if "GET" in allowed:
+        allowed.add("HEAD")  # a GET route answers HEAD too
+    return ("405", tuple(sorted(allowed))) if allowed else ("404",)
 
 
 def _trie_resolve(router: SimpleRouter, method: str, path: str) -> tuple[Any, ...]:

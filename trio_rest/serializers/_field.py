@@ -13,6 +13,7 @@ import copy
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Final, NoReturn
 
+from .._converter import REQUIRED
 from .._errors import ConfigurationError, ValidationError
 
 if TYPE_CHECKING:
@@ -109,7 +110,7 @@ class Field:
     """
 
     default_error_messages: ClassVar[Mapping[str, str]] = {
-        "required": "This field is required.",
+        "required": REQUIRED,
         "null": "This field may not be null.",
     }
     # Merged default messages per class: fields are built once per class, but
