@@ -16,6 +16,7 @@ wait for the new connection.
 from __future__ import annotations
 
 import itertools
+import math
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
@@ -29,6 +30,7 @@ from trio_rest_protocol import (
     Cancel,
     Codec,
     Connection,
+    LocalProtocolError,
     Notification,
     Ping,
     Pong,
@@ -42,7 +44,16 @@ from trio_rest_protocol import (
 from ._errors import APIError, TrioRestError
 from ._subprotocols import SUBPROTOCOLS as _CODECS
 
-__all__ = ["Client", "ConnectionClosedError", "Subscription", "SubscriptionOverflowError", "connect"]
+__all__ = [
+    "REPLY_MARGIN",
+    "Client",
+    "ConnectionClosedError",
+    "RequestTimeoutError",
+    "RequestTooLargeError",
+    "Subscription",
+    "SubscriptionOverflowError",
+    "connect",
+]
 
 Opener = Callable[[trio.Nursery], Awaitable[trio_websocket.WebSocketConnection]]
 
@@ -53,6 +64,18 @@ class ConnectionClosedError(TrioRestError):
 
 class SubscriptionOverflowError(TrioRestError):
     """Notifications arrived faster than the subscription was read; it was ended."""
+
+
+class RequestTimeoutError(TrioRestError):
+    """No reply came in time (see `Client.request`); a ``cancel`` was sent for the request."""
+
+
+class RequestTooLargeError(TrioRestError):
+    """The request is larger than the server takes (``max_request_size``); it was not sent."""
+
+
+#: Seconds a request waits for its reply beyond the deadline it gives the server.
+REPLY_MARGIN = 5.0
 
 
 @attrs.define(eq=False)
@@ -99,6 +122,8 @@ class Client:
             subscription (timers, broadcasts); when it is full, new ones are
             counted in `dropped_notifications` instead.
         connections: how many times the client has connected.
+        request_timeout: seconds a request without its own ``timeout`` waits for
+            its reply (None: forever); see `request`.
     """
 
     def __init__(
@@ -112,8 +137,14 @@ class Client:
         max_attempts: int | None = None,
         connect_timeout: float = 10.0,
         subscription_buffer: int = 256,
+        request_timeout: float | None = 65.0,
+        max_request_size: int = 2**20,
+        max_message_size: int = 4 * 2**20,
     ) -> None:
         self._nursery = nursery
+        self.request_timeout = request_timeout
+        self._max_request_size = max_request_size
+        self._max_message_size = max_message_size
         self._opener = opener
         self._codec = codec
         self._reconnect = reconnect
@@ -128,7 +159,7 @@ class Client:
             RequestId, tuple[trio.MemorySendChannel[Notification], list[BaseException]]
         ] = {}
         self._ws: trio_websocket.WebSocketConnection | None = None
-        self._proto = Connection(Role.CLIENT, codec=codec)
+        self._proto = self._new_protocol()
         self._connected = trio.Event()
         self._closing = False
         self.connections = 0
@@ -159,6 +190,9 @@ class Client:
             args: query-like parameters.
             event_name: echoed on the reply.
             timeout: seconds the server may take (it replies 504 past them).
+                The client waits that long plus `REPLY_MARGIN` for the reply;
+                without it, `request_timeout` seconds (65 by default: the
+                server's default deadline, plus the margin; None waits forever).
             id: the request id (one is generated when None).
 
         Returns:
@@ -166,10 +200,14 @@ class Client:
 
         Raises:
             ConnectionClosedError: the connection closed before the reply.
+            RequestTimeoutError: no reply in time; a ``cancel`` was sent.
+            RequestTooLargeError: the request is larger than ``max_request_size``
+                (it was not sent: the server would refuse it without its id).
         """
         request_id = next(self._ids) if id is None else id
         waiter = _Waiter()
         self._waiters[request_id] = waiter
+        wait = timeout + REPLY_MARGIN if timeout is not None else self.request_timeout
         try:
             await self._send(
                 Request(
@@ -182,7 +220,11 @@ class Client:
                     timeout=timeout,
                 )
             )
-            await waiter.done.wait()
+            with trio.move_on_after(wait if wait is not None else math.inf) as waiting:
+                await waiter.done.wait()
+            if waiting.cancelled_caught:
+                await self._cancel_quietly(request_id)
+                raise RequestTimeoutError(f"no reply to {method.upper()} {url} within {wait} s")
         except trio.Cancelled:
             await self._cancel_quietly(request_id)
             raise
@@ -290,10 +332,18 @@ class Client:
         except trio.TooSlowError:
             raise OSError(f"no WebSocket handshake within {self._connect_timeout} s") from None
         self._codec = _CODECS.get(ws.subprotocol or "", Codec.JSON)
-        self._proto = Connection(Role.CLIENT, codec=self._codec)
+        self._proto = self._new_protocol()
         self._ws = ws
         self.connections += 1
         self._connected.set()
+
+    def _new_protocol(self) -> Connection:
+        return Connection(
+            Role.CLIENT,
+            codec=self._codec,
+            max_message_size=self._max_message_size,
+            max_send_size=self._max_request_size,
+        )
 
     async def _ready(self) -> trio_websocket.WebSocketConnection:
         await self._connected.wait()
@@ -304,7 +354,15 @@ class Client:
     async def _send(self, event: Any) -> None:
         ws = await self._ready()
         try:
-            await ws.send_message(self._proto.send(event))
+            wire = self._proto.send(event)
+        except LocalProtocolError as exc:
+            if "max_send_size" in str(exc):
+                raise RequestTooLargeError(
+                    f"{exc}: the server refuses messages over {self._max_request_size} bytes"
+                ) from None
+            raise
+        try:
+            await ws.send_message(wire)
         except trio_websocket.ConnectionClosed as exc:
             raise ConnectionClosedError(f"connection closed: {exc.reason}") from None
 
@@ -420,6 +478,8 @@ async def connect(
     connect_timeout: float = 10.0,
     headers: dict[str, str] | None = None,
     max_message_size: int = 4 * 2**20,
+    max_request_size: int = 2**20,
+    request_timeout: float | None = 65.0,
 ) -> AsyncIterator[Client]:
     """Open a client connection to a trio-rest server.
 
@@ -432,6 +492,11 @@ async def connect(
         connect_timeout: seconds one attempt (TCP and handshake) may take.
         headers: extra handshake headers (``Authorization``, say).
         max_message_size: the largest message accepted from the server.
+        max_request_size: the largest request sent: the server's
+            ``max_message_size`` (1 MiB by default); a larger one fails with
+            `RequestTooLargeError` without being sent.
+        request_timeout: seconds a request without its own ``timeout`` waits
+            for its reply (None: forever); see `Client.request`.
 
     Yields:
         The `Client`; it is closed when the block exits.
@@ -456,6 +521,9 @@ async def connect(
             max_backoff=max_backoff,
             max_attempts=max_attempts,
             connect_timeout=connect_timeout,
+            request_timeout=request_timeout,
+            max_request_size=max_request_size,
+            max_message_size=max_message_size,
         )
         try:
             await client.start()

@@ -85,6 +85,10 @@ class Connection:
             bounding the per-connection bookkeeping; excess requests get 429.
         require_auth: start in AUTHENTICATING (server role): requests get 401
             until the server accepts an `Auth` message.
+        max_send_size: largest message `send` produces, in bytes (None: no
+            limit). A client sets it to the server's ``max_message_size``, so
+            that a request the server would refuse (with a 413 that cannot name
+            its id) fails at once, before it is sent.
 
     Raises:
         ValueError: invalid limits, `require_auth` on the client role, or
@@ -100,8 +104,11 @@ class Connection:
         max_depth: int = 32,
         max_in_flight: int = 1024,
         require_auth: bool = False,
+        max_send_size: int | None = None,
     ) -> None:
         if max_message_size < 1 or max_depth < 1 or max_in_flight < 1:
+            raise ValueError("limits must be positive")
+        if max_send_size is not None and max_send_size < 1:
             raise ValueError("limits must be positive")
         if require_auth and role is not Role.SERVER:
             raise ValueError("only the server role can require authentication")
@@ -110,6 +117,7 @@ class Connection:
         self.role = role
         self.codec = codec
         self.max_message_size = max_message_size
+        self.max_send_size = max_send_size
         self.max_depth = max_depth
         self.max_in_flight = max_in_flight
         self._state = ConnectionState.AUTHENTICATING if require_auth else ConnectionState.OPEN
@@ -212,7 +220,8 @@ class Connection:
 
         Raises:
             LocalProtocolError: the event may not be sent now, answers no
-                request in flight, or cannot be encoded.
+                request in flight, cannot be encoded, or is larger than
+                `max_send_size` (the state is then unchanged).
         """
         cls = type(event)
         if cls is Response and self._is_server and not self._hints:
@@ -252,6 +261,14 @@ class Connection:
         # Encode before changing any state, so an event that cannot be encoded
         # leaves the connection as it was (its request can still be answered).
         wire = self._encode(event)
+        limit = self.max_send_size
+        # A character is at most 4 bytes of UTF-8: only a long text needs encoding to be measured.
+        if limit is not None and len(wire) * (4 if type(wire) is str else 1) > limit:
+            size = len(wire.encode("utf-8", "surrogatepass")) if type(wire) is str else len(wire)
+            if size > limit:
+                raise LocalProtocolError(
+                    f"the {cls.__name__} is {size} bytes, more than max_send_size ({limit})"
+                )
         self._state = next_state
         if cls is Response:
             self._settle(self._untrack(event.id), event)  # type: ignore[arg-type, union-attr]

@@ -262,3 +262,14 @@ def test_an_unencodable_reply_leaves_the_request_in_flight() -> None:
     assert server.is_in_flight(1)
     server.send(request.error(500))
     assert not server.is_in_flight(1)
+
+
+@pytest.mark.parametrize("text", ["a" * 100, "é" * 40])  # 100 bytes either way, once encoded
+def test_a_message_larger_than_max_send_size_is_refused_before_it_counts(text: str) -> None:
+    client = Connection(Role.CLIENT, max_send_size=100)
+    with pytest.raises(LocalProtocolError, match="max_send_size"):
+        client.send(Request(method="POST", url="/x", data=text, id=1))
+    # Nothing changed: the same id can be sent again, small enough this time.
+    client.send(Request(method="POST", url="/x", data="ok", id=1))
+    with pytest.raises(ValueError, match="positive"):
+        Connection(Role.CLIENT, max_send_size=0)

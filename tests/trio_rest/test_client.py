@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import pytest
 import trio
+import trio.testing
 
 from trio_rest import Server
-from trio_rest.client import ConnectionClosedError, connect
+from trio_rest.client import (
+    REPLY_MARGIN,
+    ConnectionClosedError,
+    RequestTimeoutError,
+    RequestTooLargeError,
+    connect,
+)
+from trio_rest.testing import TestClient
 
 from ._sockets import running
 from .conftest import build_app
@@ -109,3 +117,34 @@ async def test_a_silent_server_is_a_connect_timeout() -> None:
                     pass  # pragma: no cover
             nursery.cancel_scope.cancel()
     await listeners[0].aclose()
+
+
+async def test_a_request_the_server_would_refuse_fails_before_it_is_sent() -> None:
+    # The server's 413 for a message over its limit cannot name the request's id: the
+    # client refuses to send it instead of waiting for a reply that names nothing.
+    app = build_app(max_message_size=10_000)
+    with trio.fail_after(10):
+        async with running(app) as server:
+            url = f"ws://127.0.0.1:{server.port}/"
+            async with connect(url, reconnect=False, max_request_size=10_000) as client:
+                with pytest.raises(RequestTooLargeError, match="10000"):
+                    await client.request("PUT", "/user/1", data={"pad": "x" * 20_000})
+                assert (await client.get("/user/1")).status == 200  # the connection is fine
+            # A client told a larger limit than the server's: the 413 names no id, and
+            # the request ends at its client-side deadline instead of waiting forever.
+            async with connect(url, reconnect=False, request_timeout=0.5) as client:
+                with pytest.raises(RequestTimeoutError):
+                    await client.request("PUT", "/user/1", data={"pad": "x" * 20_000})
+
+
+async def test_every_request_waits_a_bounded_time(autojump_clock: trio.testing.MockClock) -> None:
+    async with TestClient(build_app(request_timeout=None)) as client:
+        client.request_timeout = 30
+        start = trio.current_time()
+        with pytest.raises(RequestTimeoutError, match="30"):
+            await client.get("/sleep?seconds=100")
+        assert 30 <= trio.current_time() - start < 31
+        # With a deadline of its own, the request waits for it plus a margin: the
+        # server's 504 comes first.
+        assert (await client.get("/sleep?seconds=100", timeout=2)).status == 504
+        assert REPLY_MARGIN > 0
