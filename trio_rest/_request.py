@@ -7,9 +7,9 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
-import trio
 
 from ._errors import TrioRestError
+from ._threads import run_abandonable
 
 if TYPE_CHECKING:
     from ._app import App
@@ -101,11 +101,15 @@ class Request:
 
         Returns:
             What `fn` returned.
+
+        A cancellation (the request's deadline, its client's cancel) stops the
+        wait at once, so the request is answered on time; the thread runs to
+        its end alone and its result is discarded and logged.
         """
         database = self.app.database
         if database is not None and self.session is not None:
             return await database.run_in_session(self.session, fn, *args)
-        return await trio.to_thread.run_sync(functools.partial(fn, *args))
+        return await run_abandonable(functools.partial(fn, *args))
 
     async def accept(self, data: Any = None) -> None:
         """Answer a SUBSCRIBE request with 200, starting the subscription.

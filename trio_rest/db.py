@@ -9,6 +9,7 @@ burst of requests queues for a thread instead of queueing inside the pool.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -23,11 +24,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
 from ._errors import ConfigurationError, ConflictError
+from ._threads import run_abandonable
 
 __all__ = ["Database"]
 
 # The key under which a session keeps the object that holds its limiter token.
 _CLAIM = "trio_rest.db.claim"
+# Set on a session whose request was answered while a worker thread still used it.
+_LEFT = "trio_rest.db.left"
 
 _T = TypeVar("_T")
 
@@ -131,7 +135,11 @@ class Database:
         """Run ``fn(*args)`` in a worker thread on behalf of `session`'s transaction.
 
         The session's first call waits for a token, which it keeps until
-        `session()` ends the transaction (see `limiter`).
+        `session()` ends the transaction (see `limiter`). Cancelled while the
+        thread runs (the request's deadline, its client's cancel), the call
+        stops waiting at once, so the request is answered on time; the thread
+        finishes alone, its result is discarded and logged, and it then rolls
+        back and closes the session and gives the token back.
 
         Args:
             session: a session opened by `session()`.
@@ -149,7 +157,23 @@ class Database:
             except BaseException:
                 del session.info[_CLAIM]
                 raise
-        return await trio.to_thread.run_sync(functools.partial(fn, *args), limiter=self._threads)
+
+        def abandoned() -> None:
+            session.info[_LEFT] = True  # the thread owns the session now: `session()` leaves it
+
+        def late() -> None:  # in the thread, once it is done with the session
+            try:
+                _rollback_and_close(session)
+            finally:
+                with contextlib.suppress(trio.RunFinishedError):
+                    trio.from_thread.run_sync(self.limiter.release_on_behalf_of, claim)
+
+        return await run_abandonable(
+            functools.partial(fn, *args),
+            limiter=self._threads,
+            abandoned=abandoned,
+            late=late,
+        )
 
     async def run_and_commit(self, session: Session, fn: Callable[..., _T], *args: Any) -> _T:
         """Run ``fn(*args)`` on behalf of `session`, then commit, in one worker thread.
@@ -181,7 +205,8 @@ class Database:
 
         The commit runs in a worker thread; a session that never touched the
         database costs no thread at all. Cancellation rolls back and closes
-        the session (shielded), so nothing stays checked out.
+        the session (shielded), so nothing stays checked out; if a worker
+        thread was still using it, that thread does so when it ends.
 
         Yields:
             The `Session`: use it from worker threads only (plain ``def``
@@ -200,14 +225,17 @@ class Database:
                 except _CONFLICTS as exc:
                     raise conflict(exc) from None
         finally:
-            with trio.CancelScope(shield=True):
-                if session.in_transaction():
-                    await self.run_in_session(session, _rollback_and_close, session)
-                else:
-                    session.close()
-                claim = session.info.pop(_CLAIM, None)
-                if claim is not None:
-                    self.limiter.release_on_behalf_of(claim)
+            # A thread left running by a cancellation still uses the session: it rolls
+            # back, closes and gives the token back itself when it ends (`run_in_session`).
+            if not session.info.get(_LEFT):
+                with trio.CancelScope(shield=True):
+                    if session.in_transaction():
+                        await self.run_in_session(session, _rollback_and_close, session)
+                    else:
+                        session.close()
+                    claim = session.info.pop(_CLAIM, None)
+                    if claim is not None:
+                        self.limiter.release_on_behalf_of(claim)
 
     async def create_all(self, metadata: sqlalchemy.MetaData) -> None:
         """Create every table of `metadata` that does not exist yet (in a worker thread).
@@ -240,7 +268,9 @@ def conflict(exc: Exception) -> ConflictError:
 
 def _call_then_commit(session: Session, fn: Callable[..., _T], args: tuple[Any, ...]) -> _T:
     result = fn(*args)
-    if session.in_transaction():
+    # A request answered meanwhile (its deadline, a cancel) is not committed: its thread
+    # rolls back when it ends. Only a commit already under way then may still complete.
+    if session.in_transaction() and not session.info.get(_LEFT):
         session.commit()
     return result
 

@@ -412,27 +412,32 @@ def _race_app(**settings: Any) -> App:
     return App(router, settings=Settings(**settings))
 
 
-async def test_a_reply_that_outlives_its_deadline_is_still_sent_and_the_next_request_answered() -> None:
+async def test_a_plain_def_view_past_its_deadline_is_answered_504_on_time(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     async with running(_race_app()) as server:
         client = await RawClient.connect(server.port)
-        await client.send('{"method": "GET", "url": "/blocking", "id": "b", "timeout": 0.1}')
-        [first] = await client.replies(1)  # the thread cannot be cancelled: its result comes back
-        assert (first["id"], first["status"]) == ("b", 200)
+        start = trio.current_time()
+        await client.send('{"method": "GET", "url": "/blocking?s=0.5", "id": "b", "timeout": 0.1}')
+        [first] = await client.replies(1)  # the thread cannot be stopped, but the reply need not wait
+        assert (first["id"], first["status"]) == ("b", 504)
+        assert trio.current_time() - start < 0.4
         await client.send('{"method": "GET", "url": "/quick", "id": "q"}')
         [second] = await client.replies(1)
         assert (second["id"], second["status"]) == ("q", 200)
+        assert await client.replies(1, seconds=0.6) == []  # the late result is not sent...
+    assert "_blocking ended after its request was answered" in caplog.text  # ...but logged
 
 
-async def test_a_cancel_that_comes_too_late_for_a_thread_still_gets_the_reply() -> None:
+async def test_a_cancel_of_a_plain_def_view_is_answered_at_once() -> None:
     async with running(_race_app()) as server:
         client = await RawClient.connect(server.port)
         await client.send('{"method": "GET", "url": "/blocking?s=0.4", "id": "b"}')
         await trio.sleep(0.1)
         await client.send('{"type": "cancel", "id": "b"}')
         [reply] = await client.replies(1)
-        # The thread did its work: its result is the one reply, and no 499 follows.
-        assert (reply["id"], reply["status"], reply["data"]) == ("b", 200, "slow-done")
-        assert await client.replies(1, seconds=0.3) == []
+        assert (reply["id"], reply["status"]) == ("b", 499)
+        assert await client.replies(1, seconds=0.5) == []  # the thread's result is discarded
 
 
 async def test_a_subscription_that_never_waits_leaves_no_request_stranded() -> None:
