@@ -106,6 +106,25 @@ async def test_the_users_app_served_by_the_cli_from_an_empty_folder_makes_its_ta
     assert (tmp_path / "users.db").exists()
 
 
+async def test_the_demo_twice_then_the_client_twice(tmp_path: Path) -> None:
+    """``make demo``'s command, stopped and started again on the same users.db, each time replayed twice."""
+    from examples.users import client as users_client
+    from tests.security._server_process import REPO, run_server
+
+    env = {"PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "protocol")])}
+    names = []
+    for _ in range(2):
+        command = ["-m", "examples.users", "--port", "0"]
+        with run_server("", command=command, cwd=tmp_path, env=env) as server:
+            for _ in range(2):
+                with trio.fail_after(30):
+                    replies = await users_client.main(f"ws://127.0.0.1:{server.port}/")
+                statuses = [status for _, status, _ in replies]
+                assert statuses == [201, 200, 201, 400, 400, 200, 200], server.log()
+                names.append({name: body for name, _, body in replies}["get-user"]["name"])
+    assert names == ["Neyton", "Neyton2", "Neyton3", "Neyton4"]
+
+
 def _python(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     from tests.security._server_process import REPO
 

@@ -93,6 +93,7 @@ def run_server(
     start_timeout: float = 20.0,
     env: dict[str, str] | None = None,
     cwd: Path = REPO,
+    command: Sequence[str] | None = None,
 ) -> Iterator[ServerProcess]:
     """Run ``python -m trio_rest run TARGET`` on 127.0.0.1, port 0, for the ``with`` block.
 
@@ -104,6 +105,9 @@ def run_server(
         env: Extra environment variables.
         cwd: The folder it runs in (the repository by default; from elsewhere, put the
             repository on ``PYTHONPATH`` through `env`).
+        command: Another command line for Python, instead of ``-m trio_rest run ...``
+            (``["-m", "examples.users", "--port", "0"]``); it must print the same line
+            once it listens.
 
     Returns:
         A context manager yielding the running `ServerProcess`.
@@ -112,7 +116,7 @@ def run_server(
         TimeoutError: When the server does not start listening in time.
         RuntimeError: When it exits before.
     """
-    command: Sequence[str] = [
+    argv: Sequence[str] = [
         sys.executable,
         "-m",
         "trio_rest",
@@ -126,9 +130,11 @@ def run_server(
         "WARNING",
         *args,
     ]
+    if command is not None:
+        argv = [sys.executable, *command]
     with tempfile.TemporaryFile() as stderr:
         process = subprocess.Popen(
-            command,
+            argv,
             cwd=cwd,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
