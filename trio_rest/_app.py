@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
+import attrs
 import cattrs
 import trio
 
 from ._converter import make_converter
+from ._errors import ConfigurationError
 from ._routing import SimpleRouter
 from ._settings import Settings
 from ._views import Handler, compile_handler
+from .auth._permissions import Permission, compile_permissions
 
 if TYPE_CHECKING:
+    from .auth._jwt import JWTAuth
+
     # Only for the annotation: `trio_rest.db` imports SQLAlchemy, which an app
     # without a database never loads.
     from .db import Database
@@ -45,10 +50,16 @@ class App:
         lifespan: what runs around serving (see `Lifespan` and `open_lifespan`):
             `serve` enters it before it accepts the first connection and leaves it
             after the last one closed; `trio_rest.testing.TestClient` does the same.
+        auth: how credentials are checked (a `trio_rest.auth.JWTAuth`); None: no
+            authentication, every ``request.user`` is None.
+        permissions: the permissions of the views that name none of their own
+            (see `trio_rest.auth`); None lets anyone through.
+        require_auth: a connection without valid credentials in its handshake must
+            send an ``auth`` message before anything else (needs `auth`).
 
     Raises:
         ConfigurationError: a route names a view that cannot serve one of
-            its methods.
+            its methods; a permission that is none; `require_auth` without `auth`.
     """
 
     def __init__(
@@ -59,17 +70,31 @@ class App:
         converter: cattrs.Converter | None = None,
         database: Database | None = None,
         lifespan: Lifespan | None = None,
+        auth: JWTAuth | None = None,
+        permissions: Sequence[Permission] | None = None,
+        require_auth: bool = False,
     ) -> None:
+        if require_auth and auth is None:
+            raise ConfigurationError("App(require_auth=True) needs an auth= to check the credentials")
         self.router = router
         self.lifespan = lifespan
         self.settings = settings if settings is not None else Settings()
         self.converter = converter if converter is not None else make_converter()
         self.database = database
+        self.auth = auth
+        self.require_auth = require_auth
+        self.permissions = compile_permissions(permissions, "App") if permissions is not None else ()
         self._handlers: dict[tuple[object, str], Handler] = {}
         for route in router.routes:
             for method, view in route.views.items():
                 if (view, method) not in self._handlers:
-                    self._handlers[(view, method)] = compile_handler(view, method)
+                    self._handlers[(view, method)] = self._compile(view, method)
+
+    def _compile(self, view: object, method: str) -> Handler:
+        handler = compile_handler(view, method)
+        if handler.permissions is None:  # the view names none: the App's default
+            handler = attrs.evolve(handler, permissions=self.permissions)
+        return handler
 
     @asynccontextmanager
     async def open_lifespan(self) -> AsyncIterator[None]:
@@ -107,5 +132,5 @@ class App:
         """
         handler = self._handlers.get((view, method))
         if handler is None:
-            handler = self._handlers[(view, method)] = compile_handler(view, method)
+            handler = self._handlers[(view, method)] = self._compile(view, method)
         return handler

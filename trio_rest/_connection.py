@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import trio
 from trio_rest_protocol import (
+    Auth,
     Codec,
     Connection,
     ConnectionClosed,
@@ -54,6 +55,7 @@ from trio_rest_protocol import Response as ProtocolResponse
 from ._budget import ByteBudget
 from ._dispatch import Dispatcher
 from ._engine import Closed, Engine, Message
+from ._errors import AuthenticationError
 from ._jobs import Job, call_handler
 from ._keepalive import Liveness, Verdict, keepalive
 from ._outbox import Outbox
@@ -94,7 +96,10 @@ class ServerConnection:
         path: the path of the handshake request.
         headers: the handshake's headers, names lower-case.
         subprotocol: the WebSocket subprotocol negotiated (None: none was).
-        user: whoever the handshake's credentials name (None without auth).
+        user: whoever the credentials name: the handshake's, or the latest accepted
+            ``auth`` message's (None without them).
+        auth_expires: when those credentials expire (Unix time; None without them):
+            past it, requests are no longer authorised by them.
         close_code: the close code, once the connection is closing.
         close_reason: the close reason.
         failed: this side failed the WebSocket (a protocol violation): the peer may
@@ -123,6 +128,7 @@ class ServerConnection:
         "_settings",
         "_stream",
         "app",
+        "auth_expires",
         "close_code",
         "close_reason",
         "failed",
@@ -145,13 +151,16 @@ class ServerConnection:
         path: str = "/",
         headers: tuple[tuple[str, str], ...] = (),
         budget: ByteBudget | None = None,
+        user: Any = None,
+        auth_expires: float | None = None,
     ) -> None:
         self.app = app
         self.subprotocol = subprotocol
         self.peer = peer
         self.path = path
         self.headers = headers
-        self.user: Any = None
+        self.user: Any = user
+        self.auth_expires = auth_expires
         settings = app.settings
         self._settings = settings
         self._stream = stream
@@ -162,6 +171,7 @@ class ServerConnection:
             max_message_size=settings.max_message_size,
             max_depth=settings.max_depth,
             max_in_flight=settings.max_in_flight,
+            require_auth=app.require_auth and user is None,
         )
         self._budget = budget if budget is not None else ByteBudget(settings.max_server_buffered_bytes)
         self._outbox = Outbox(
@@ -287,6 +297,26 @@ class ServerConnection:
         if binary is None:
             return wire
         return base64.b64encode(wire.encode()) if binary is _BASE64 else wire.encode()
+
+    def authenticate_soon(self, event: Auth) -> None:
+        """Check an in-band ``auth`` message's token, then answer it (200, or 401).
+
+        An accepted token replaces the connection's credentials, so a client refreshes
+        an expiring token without reconnecting.
+        """
+        self._start_soon(self._authenticate, event)
+
+    async def _authenticate(self, event: Auth) -> None:
+        auth = self.app.auth
+        assert auth is not None
+        try:
+            user, expires = await auth.authenticate(event.token)
+        except AuthenticationError as exc:
+            log.info("%s: auth message refused: %s", self.peer, exc.detail)
+            self.send_event(event.error(401, code="not_authenticated", detail=exc.detail))
+            return
+        self.user, self.auth_expires = user, expires
+        self.send_event(event.response())
 
     def send_raw(self, message: str | bytes) -> None:
         """Queue a WebSocket message as it is, bypassing the protocol (for transport tests)."""

@@ -86,11 +86,14 @@ class Dispatcher:
             elif cls is Ping:
                 self._connection.send_event(event.pong())  # type: ignore[union-attr, arg-type]
             elif cls is Auth:
-                self._connection.send_event(
-                    event.error(  # type: ignore[union-attr]
-                        501, code="not_implemented", detail="This server takes no in-band credentials."
+                if self._connection.app.auth is not None:
+                    self._connection.authenticate_soon(event)  # type: ignore[arg-type]
+                else:
+                    self._connection.send_event(
+                        event.error(  # type: ignore[union-attr]
+                            501, code="not_implemented", detail="This server takes no in-band credentials."
+                        )
                     )
-                )
             else:  # ConnectionClosed cannot come from a message
                 return
 

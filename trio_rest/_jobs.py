@@ -6,6 +6,7 @@ import enum
 import functools
 import logging
 import math
+import time
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -14,11 +15,14 @@ from trio_rest_protocol import Request as ProtocolRequest
 from trio_rest_protocol import Response as ProtocolResponse
 
 from ._converter import structure_body
-from ._errors import APIError
+from ._errors import APIError, AuthenticationError
 from ._request import Request, Response
+from .auth._credentials import request_token
+from .auth._permissions import check_permissions
 
 if TYPE_CHECKING:
     from ._views import Handler
+    from .auth._jwt import JWTAuth
 
 __all__ = ["CancelledBy", "Job", "call_handler", "closing_reply", "error_reply", "success_reply"]
 
@@ -98,6 +102,12 @@ async def call_handler(job: Job) -> Any:
     """
     handler, request = job.handler, job.request
     app = request.app
+    if app.auth is not None:
+        await _authenticate(request, app.auth)
+    permissions = handler.permissions
+    if permissions:
+        request.permissions = permissions
+        check_permissions(request, permissions)
     params = request.params
     if handler.body is not None:
         params = {**params, "body": structure_body(app.converter, request.data, handler.body)}
@@ -113,3 +123,21 @@ async def call_handler(job: Job) -> Any:
         if handler.blocking:  # the view and the commit share one thread hop
             return await database.run_and_commit(session, functools.partial(handler.fn, request, **params))
         return await handler.fn(request, **params)
+
+
+async def _authenticate(request: Request, auth: JWTAuth) -> None:
+    """Settle `request.user`: its own token if it carries one, else the connection's, while valid.
+
+    Raises:
+        AuthenticationError: the request's own token is refused (a 401, whatever the view).
+    """
+    token = request_token(request.args, request.extras)
+    if token is not None:
+        if not isinstance(token, str):
+            raise AuthenticationError("The token must be a string.")
+        request.user, _ = await auth.authenticate(token)
+        return
+    expires = request.connection.auth_expires
+    if request.user is not None and expires is not None and time.time() > expires + auth.leeway:
+        request.user = None  # the connection's token expired: it no longer authorises anything
+        request.auth_error = "The connection's token has expired: send a new one in an auth message."

@@ -10,6 +10,7 @@ import attrs
 
 from ._errors import TrioRestError
 from ._threads import run_abandonable
+from .auth._permissions import check_object_permissions
 
 if TYPE_CHECKING:
     from ._app import App
@@ -67,6 +68,9 @@ class Request:
             plain ``def`` view (which runs in a worker thread) or through
             `run_sync` from an ``async def`` view.
         subscription: the `Subscription` of a SUBSCRIBE request (None otherwise).
+        auth_error: why the request's credentials were refused (None when they were
+            accepted, or there were none); the 401's detail.
+        permissions: the view's permissions, for `check_object_permissions`.
     """
 
     method: str
@@ -83,6 +87,19 @@ class Request:
     user: Any = None
     session: Any = None
     subscription: Subscription | None = None
+    auth_error: str | None = None
+    permissions: tuple[Any, ...] = ()
+
+    def check_object_permissions(self, obj: Any) -> None:
+        """Raise 401 or 403 unless every permission of the view lets this request act on `obj`.
+
+        Views call it once they hold the object (DRF's object-level permissions).
+
+        Raises:
+            AuthenticationError: refused, and the request has no user.
+            PermissionDeniedError: refused, and the request has a user.
+        """
+        check_object_permissions(self, obj)
 
     @property
     def accepted(self) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import orjson
 import trio
@@ -11,8 +12,10 @@ from ._app import App
 from ._budget import ByteBudget
 from ._connection import ServerConnection
 from ._engine import Engine, Handshake, make_engine
+from ._errors import AuthenticationError
 from ._http import HTTPError, HTTPRequest, json_detail, parse_request_head, render_response
 from ._subprotocols import choose_subprotocol
+from .auth._credentials import handshake_token
 
 __all__ = ["ListenError", "Server", "serve"]
 
@@ -201,7 +204,19 @@ class Server:
             if type(event) is not Handshake:
                 await stream.send_all(engine.data_to_send())  # the engine's own HTTP 4xx
                 return None
-            return await self._upgrade(stream, engine, event, peer)
+            user, expires = None, None
+            auth = self.app.auth
+            token = handshake_token(event.headers, event.query) if auth is not None else None
+            if token is not None:
+                assert auth is not None
+                try:
+                    user, expires = await auth.authenticate(token)
+                except AuthenticationError as exc:
+                    log.info("%s: handshake credentials refused: %s", peer, exc.detail)
+                    engine.reject(401, json_detail(exc.detail or "Invalid credentials."))
+                    await stream.send_all(engine.data_to_send())
+                    return None
+            return await self._upgrade(stream, engine, event, peer, user, expires)
         log.info("%s: handshake timed out", peer)
         return None
 
@@ -223,7 +238,13 @@ class Server:
                 return head
 
     async def _upgrade(
-        self, stream: trio.abc.Stream, engine: Engine, handshake: Handshake, peer: str
+        self,
+        stream: trio.abc.Stream,
+        engine: Engine,
+        handshake: Handshake,
+        peer: str,
+        user: Any,
+        expires: float | None,
     ) -> ServerConnection:
         subprotocol, codec = choose_subprotocol(handshake.subprotocols)
         engine.accept(subprotocol)
@@ -238,6 +259,8 @@ class Server:
             path=handshake.path,
             headers=handshake.headers,
             budget=self.budget,
+            user=user,
+            auth_expires=expires,
         )
         conn.queue_events(engine.take_pending())
         return conn

@@ -8,12 +8,13 @@ an `inspect` call.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ClassVar, TypeVar
 
 import attrs
 
 from ._errors import ConfigurationError
+from .auth._permissions import compile_permissions
 
 __all__ = ["Handler", "MethodBasedView", "compile_handler", "endpoint"]
 
@@ -29,11 +30,19 @@ class MethodBasedView:
     ``def`` (run in a worker thread, so they may block). A fresh instance
     serves each request.
 
+    ``permission_classes`` names who may call it (see `trio_rest.auth`): a list for
+    every method, or a mapping from method to list (``"*"`` for the others); without
+    it, the App's default applies.
+
     Example:
         class UserView(MethodBasedView):
+            permission_classes = [IsAuthenticated]
+
             async def get(self, request, id):
                 return {"id": id}
     """
+
+    permission_classes: ClassVar[Any] = None
 
 
 @attrs.frozen
@@ -44,6 +53,7 @@ class EndpointSpec:
     path: str | None = None
     methods: str | Sequence[str] = ()
     name: str | None = None
+    permissions: Sequence[Any] | None = None
 
 
 def endpoint(
@@ -52,6 +62,7 @@ def endpoint(
     name: str | None = None,
     *,
     body: type | None = None,
+    permissions: Sequence[Any] | None = None,
 ) -> Any:
     """Mark a function as a view; optionally structure the body into a type.
 
@@ -71,6 +82,8 @@ def endpoint(
             the request's data is structured into it, extra keys forbidden,
             and passed as the ``body`` keyword argument; a mismatch is a 400
             with every failing field.
+        permissions: who may call it (see `trio_rest.auth`); without it, the
+            App's default applies.
 
     Returns:
         The function, marked (or a decorator, when called with options).
@@ -81,11 +94,11 @@ def endpoint(
     if isinstance(fn, str):
         if not methods:
             raise ConfigurationError(f"endpoint({fn!r}, methods): name the methods the route accepts")
-        spec = EndpointSpec(body=body, path=fn, methods=methods, name=name)
+        spec = EndpointSpec(body=body, path=fn, methods=methods, name=name, permissions=permissions)
     elif methods is not None or name is not None:
         raise ConfigurationError("endpoint(path, methods, name): the path comes first")
     else:
-        spec = EndpointSpec(body=body)
+        spec = EndpointSpec(body=body, permissions=permissions)
 
     def mark(func: _F) -> _F:
         func.__trio_rest_endpoint__ = spec  # type: ignore[attr-defined]
@@ -110,6 +123,8 @@ class Handler:
     blocking: bool
     body: type | None
     name: str
+    #: The view's own permissions, compiled; None when it names none (the App's apply).
+    permissions: tuple[Any, ...] | None = None
 
 
 def _bind(view: type, func: Callable[..., Any]) -> Callable[..., Any]:
@@ -136,6 +151,17 @@ def _refuse_generators(func: object, name: str) -> None:
         )
 
 
+def _permissions_of(declared: Any, method: str, name: str) -> tuple[Any, ...] | None:
+    """A view's permissions for `method`, compiled; None when it names none."""
+    if declared is None:
+        return None
+    if isinstance(declared, Mapping):
+        declared = declared.get(method, declared.get("*"))
+        if declared is None:
+            return None
+    return compile_permissions(declared, name)
+
+
 def compile_handler(view: object, method: str) -> Handler:
     """Build the handler of `view` for `method`.
 
@@ -158,10 +184,12 @@ def compile_handler(view: object, method: str) -> Handler:
             )
         name = f"{view.__name__}.{method.lower()}"
         _refuse_generators(func, name)
-        return Handler(_bind(view, func), not inspect.iscoroutinefunction(func), None, name)
+        permissions = _permissions_of(view.permission_classes, method, name)
+        return Handler(_bind(view, func), not inspect.iscoroutinefunction(func), None, name, permissions)
     if callable(view) and not isinstance(view, type):
         spec = getattr(view, "__trio_rest_endpoint__", EndpointSpec())
         name = getattr(view, "__qualname__", repr(view))
         _refuse_generators(view, name)
-        return Handler(view, not inspect.iscoroutinefunction(view), spec.body, name)
+        permissions = _permissions_of(spec.permissions, method, name)
+        return Handler(view, not inspect.iscoroutinefunction(view), spec.body, name, permissions)
     raise ConfigurationError(f"{view!r} is not a view: use a MethodBasedView subclass or a function")

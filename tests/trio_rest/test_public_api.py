@@ -12,6 +12,7 @@ import pytest
 import trio_rest_protocol
 
 import trio_rest
+import trio_rest.auth
 import trio_rest.client
 import trio_rest.testing
 
@@ -35,7 +36,7 @@ def _public_names(module: types.ModuleType) -> set[str]:
     return names
 
 
-@pytest.mark.parametrize("module", [trio_rest, trio_rest.client, trio_rest.testing])
+@pytest.mark.parametrize("module", [trio_rest, trio_rest.auth, trio_rest.client, trio_rest.testing])
 def test_all_matches_the_public_names(module: types.ModuleType) -> None:
     assert set(module.__all__) == _public_names(module)
 

@@ -1,0 +1,260 @@
+"""JSON Web Tokens as an attacker sends them, over real sockets on 127.0.0.1.
+
+Each pitfall is refused with its exact status, and a well-behaved client is served afterwards.
+Every credential route is driven: the handshake's Bearer header and ``?token=``, the in-band
+``auth`` message (which also refreshes an expiring token), and ``args.token`` per request.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import jwt
+import orjson
+import pytest
+import trio
+import trio_websocket
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from tests.trio_rest._sockets import running
+from trio_rest import App, ConfigurationError, Request, Server, SimpleRouter, endpoint
+from trio_rest.auth import AllowAny, IsAdmin, IsAuthenticated, JWTAuth, JWTKey
+
+SECRET = "s" * 32
+
+
+@endpoint(permissions=[IsAuthenticated])
+async def me(request: Request) -> Any:
+    return request.user["sub"]
+
+
+@endpoint(permissions=[IsAdmin])
+async def admin(request: Request) -> str:
+    return "admin"
+
+
+@endpoint(permissions=[AllowAny])
+async def public(request: Request) -> str:
+    return "public"
+
+
+def _app(auth: JWTAuth, **options: Any) -> App:
+    router = SimpleRouter()
+    router.register("/me", me, "GET")
+    router.register("/admin", admin, "GET")
+    router.register("/public", public, "GET")
+    return App(router, auth=auth, **options)
+
+
+@asynccontextmanager
+async def _serving(auth: JWTAuth, **options: Any) -> AsyncIterator[Server]:
+    with trio.fail_after(20):
+        async with running(_app(auth, **options)) as server:
+            yield server
+
+
+def _url(server: Server, query: str = "") -> str:
+    return f"ws://127.0.0.1:{server.port}/{query}"
+
+
+async def _ask(ws: trio_websocket.WebSocketConnection, url: str, **envelope: Any) -> dict[str, Any]:
+    await ws.send_message(orjson.dumps({"method": "GET", "url": url, "id": 1, **envelope}).decode())
+    reply: dict[str, Any] = orjson.loads(await ws.get_message())
+    return reply
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _forge(header: dict[str, Any], claims: dict[str, Any], sign: Callable[[bytes], bytes]) -> str:
+    """A token built by hand, as an attacker would (PyJWT refuses to make these)."""
+    signing_input = f"{_b64(json.dumps(header).encode())}.{_b64(json.dumps(claims).encode())}"
+    return f"{signing_input}.{_b64(sign(signing_input.encode()))}"
+
+
+def _claims(**extra: Any) -> dict[str, Any]:
+    return {"sub": "ada", "exp": int(time.time()) + 600, **extra}
+
+
+def _hs256(secret: bytes) -> Callable[[bytes], bytes]:
+    return lambda data: hmac.new(secret, data, hashlib.sha256).digest()
+
+
+async def _refused(server: Server, token: str, detail: str) -> None:
+    """The token is refused per request (401), then a good one is served on the same socket."""
+    async with trio_websocket.open_websocket_url(_url(server)) as ws:
+        reply = await _ask(ws, "/me", args={"token": token})
+        assert (reply["status"], reply["code"]) == (401, "not_authenticated")
+        assert detail in reply["detail"]
+        assert token not in reply["detail"]
+        good = JWTAuth(SECRET).issue("bob")
+        assert (await _ask(ws, "/me", args={"token": good}))["data"] == "bob"
+
+
+@pytest.fixture
+def rsa_keys() -> tuple[str, str]:
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private_pem = private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    public_pem = (
+        private.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    return private_pem, public_pem
+
+
+async def test_alg_none_is_refused() -> None:
+    async with _serving(JWTAuth(SECRET)) as server:
+        token = _forge({"alg": "none", "typ": "JWT"}, _claims(), lambda data: b"")
+        await _refused(server, token, "algorithm")
+
+
+async def test_hs256_signed_with_the_rsa_public_key_is_refused(rsa_keys: tuple[str, str]) -> None:
+    private_pem, public_pem = rsa_keys
+    async with _serving(JWTAuth(JWTKey(public_pem, "RS256"))) as server:
+        token = _forge({"alg": "HS256", "typ": "JWT"}, _claims(), _hs256(public_pem.encode()))
+        async with trio_websocket.open_websocket_url(_url(server)) as ws:
+            reply = await _ask(ws, "/me", args={"token": token})
+            assert (reply["status"], reply["detail"]) == (401, "The token's algorithm is not accepted.")
+            good = jwt.encode(_claims(sub="rsa"), private_pem, algorithm="RS256")
+            assert (await _ask(ws, "/me", args={"token": good}))["data"] == "rsa"
+
+
+@pytest.mark.parametrize(
+    ("make", "detail"),
+    [
+        (lambda: JWTAuth(SECRET).issue("ada")[:-3] + "AAA", "signature"),
+        (lambda: JWTAuth(SECRET).issue("ada", expires_in=-120), "expired"),
+        (lambda: jwt.encode(_claims(nbf=int(time.time()) + 3600), SECRET), "not valid yet"),
+        (lambda: jwt.encode({"sub": "ada"}, SECRET), "'exp'"),
+        (
+            lambda: _forge({"alg": "HS256", "crit": ["x"], "x": 1}, _claims(), _hs256(SECRET.encode())),
+            "critical",
+        ),
+        (lambda: "not.a.token", "malformed"),
+    ],
+    ids=["bad-signature", "expired", "future-nbf", "no-exp", "unknown-crit", "malformed"],
+)
+async def test_each_broken_token_is_refused(make: Callable[[], str], detail: str) -> None:
+    async with _serving(JWTAuth(SECRET)) as server:
+        await _refused(server, make(), detail)
+
+
+async def test_wrong_audience_and_issuer_are_refused() -> None:
+    auth = JWTAuth(SECRET, issuer="https://id.example", audience="api")
+    async with _serving(auth) as server, trio_websocket.open_websocket_url(_url(server)) as ws:
+        for claims, detail in (
+            (_claims(iss="https://id.example", aud="other"), "audience"),
+            (_claims(iss="https://evil.example", aud="api"), "issuer"),
+            (_claims(aud="api"), "'iss'"),
+        ):
+            reply = await _ask(ws, "/me", args={"token": jwt.encode(claims, SECRET)})
+            assert reply["status"] == 401 and detail in reply["detail"], reply
+        assert (await _ask(ws, "/me", args={"token": auth.issue("ada")}))["data"] == "ada"
+
+
+async def test_a_keyring_refuses_an_unknown_kid_and_follows_rotation() -> None:
+    old, new = JWTKey("o" * 32), JWTKey("n" * 32)
+    auth = JWTAuth(keys={"2025": old, "2026": new}, signing_kid="2026")
+    async with _serving(auth) as server, trio_websocket.open_websocket_url(_url(server)) as ws:
+        unknown = jwt.encode(_claims(), "n" * 32, headers={"kid": "2027"})
+        nameless = jwt.encode(_claims(), "n" * 32)
+        for token in (unknown, nameless):
+            reply = await _ask(ws, "/me", args={"token": token})
+            assert (reply["status"], reply["detail"]) == (
+                401,
+                "The token names no key this server knows (kid).",
+            )
+        older = jwt.encode(_claims(sub="old"), "o" * 32, headers={"kid": "2025"})
+        assert (await _ask(ws, "/me", args={"token": older}))["data"] == "old"
+        assert (await _ask(ws, "/me", args={"token": auth.issue("new")}))["data"] == "new"
+
+
+def test_weak_keys_and_algorithms_are_refused_when_the_app_is_built() -> None:
+    with pytest.raises(ConfigurationError, match="at least 32 bytes"):
+        _app(JWTAuth("short"))
+    with pytest.raises(ConfigurationError, match="at least 64 bytes"):
+        JWTAuth("x" * 32, algorithm="HS512")
+    with pytest.raises(ConfigurationError, match="not allowed"):
+        JWTAuth(SECRET, algorithm="none")
+    with pytest.raises(ConfigurationError, match="PEM"):
+        JWTKey("not a pem", "RS256")
+    with pytest.raises(ConfigurationError, match="require_auth"):
+        App(SimpleRouter(), require_auth=True)
+
+
+async def test_the_handshake_header_and_query_token() -> None:
+    auth = JWTAuth(SECRET)
+    async with _serving(auth) as server:
+        headers = [("Authorization", f"Bearer {auth.issue('header')}")]
+        async with trio_websocket.open_websocket_url(_url(server), extra_headers=headers) as ws:
+            assert (await _ask(ws, "/me"))["data"] == "header"
+        async with trio_websocket.open_websocket_url(_url(server, f"?token={auth.issue('query')}")) as ws:
+            assert (await _ask(ws, "/me"))["data"] == "query"
+        for bad in ([("Authorization", "Bearer nope")], []):
+            query = "" if bad else "?token=nope"
+            with pytest.raises(trio_websocket.HandshakeError) as info:
+                async with trio_websocket.open_websocket_url(_url(server, query), extra_headers=bad):
+                    pass
+            assert getattr(info.value, "status_code", None) == 401
+        async with trio_websocket.open_websocket_url(_url(server)) as ws:  # no credentials at all
+            reply = await _ask(ws, "/me")
+            assert (reply["status"], reply["detail"]) == (
+                401,
+                "Authentication credentials were not provided.",
+            )
+            assert (await _ask(ws, "/public"))["data"] == "public"
+
+
+async def test_in_band_auth_and_a_refresh_before_expiry() -> None:
+    auth = JWTAuth(SECRET, leeway=0)
+    async with _serving(auth) as server, trio_websocket.open_websocket_url(_url(server)) as ws:
+        await ws.send_message(orjson.dumps({"type": "auth", "token": "bad", "id": "a"}).decode())
+        refused = orjson.loads(await ws.get_message())
+        assert (refused["id"], refused["status"]) == ("a", 401)
+        await ws.send_message(
+            orjson.dumps({"type": "auth", "token": auth.issue("ada", expires_in=1)}).decode()
+        )
+        assert orjson.loads(await ws.get_message())["status"] == 200
+        assert (await _ask(ws, "/me"))["data"] == "ada"
+        await trio.sleep(2.1)  # the connection's token expires: it no longer authorises
+        expired = await _ask(ws, "/me")
+        assert expired["status"] == 401 and "expired" in expired["detail"]
+        await ws.send_message(
+            orjson.dumps({"type": "auth", "token": auth.issue("ada", is_admin=True)}).decode()
+        )
+        assert orjson.loads(await ws.get_message())["status"] == 200  # refreshed without a reconnect
+        assert (await _ask(ws, "/admin"))["data"] == "admin"
+
+
+async def test_permissions_401_without_a_user_403_with_one() -> None:
+    auth = JWTAuth(SECRET)
+    async with _serving(auth) as server, trio_websocket.open_websocket_url(_url(server)) as ws:
+        assert (await _ask(ws, "/admin"))["status"] == 401
+        user = await _ask(ws, "/admin", args={"token": auth.issue("ada")})
+        assert (user["status"], user["code"]) == (403, "permission_denied")
+        assert (await _ask(ws, "/admin", args={"token": auth.issue("root", is_admin=True)}))["status"] == 200
+
+
+async def test_require_auth_refuses_requests_until_an_auth_message() -> None:
+    auth = JWTAuth(SECRET)
+    async with (
+        _serving(auth, require_auth=True) as server,
+        trio_websocket.open_websocket_url(_url(server)) as ws,
+    ):
+        reply = await _ask(ws, "/public")
+        assert (reply["status"], reply["code"]) == (401, "not_authenticated")
+        await ws.send_message(orjson.dumps({"type": "auth", "token": auth.issue("ada")}).decode())
+        assert orjson.loads(await ws.get_message())["status"] == 200
+        assert (await _ask(ws, "/public"))["data"] == "public"

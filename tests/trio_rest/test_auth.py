@@ -1,0 +1,79 @@
+"""Permissions per view and per method, the App's default, object permissions, password hashes."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import pytest
+
+from trio_rest import App, ConfigurationError, MethodBasedView, Request, SimpleRouter, endpoint
+from trio_rest.auth import AllowAny, BasePermission, IsAuthenticated, JWTAuth, hash_password, verify_password
+from trio_rest.testing import TestClient
+
+AUTH = JWTAuth("k" * 32)
+
+
+class IsOwner(BasePermission):
+    message = "Only its owner may change it."
+
+    def has_object_permission(self, request: Request, obj: Any) -> bool:
+        return bool(request.user["sub"] == obj["owner"])
+
+
+class NoteView(MethodBasedView):
+    permission_classes: ClassVar[Any] = {"GET": [AllowAny], "*": [IsAuthenticated, IsOwner]}
+
+    async def get(self, request: Request, id: int) -> str:
+        return "anyone reads"
+
+    async def put(self, request: Request, id: int) -> str:
+        request.check_object_permissions({"owner": "ada"})
+        return "changed"
+
+
+@endpoint
+async def default(request: Request) -> str:  # names no permissions: the App's apply
+    return "default"
+
+
+@endpoint(permissions=[lambda request: request.args.get("please") == "yes"])
+async def polite(request: Request) -> str:
+    return "polite"
+
+
+def _app() -> App:
+    router = SimpleRouter()
+    router.register("/note/{id:int}", NoteView, ["GET", "PUT"])
+    router.register("/default", default, "GET")
+    router.register("/polite", polite, "GET")
+    return App(router, auth=AUTH, permissions=[IsAuthenticated])
+
+
+async def test_permissions_per_method_object_and_default() -> None:
+    ada, bob = {"token": AUTH.issue("ada")}, {"token": AUTH.issue("bob")}
+    async with TestClient(_app()) as client:
+        assert (await client.get("/note/1")).data == "anyone reads"
+        assert (await client.put("/note/1")).status == 401
+        refused = await client.put("/note/1", args=bob)
+        assert (refused.status, refused.detail) == (403, "Only its owner may change it.")
+        assert (await client.put("/note/1", args=ada)).data == "changed"
+        assert (await client.get("/default")).status == 401  # the App's default
+        assert (await client.get("/default", args=ada)).data == "default"
+        assert (await client.get("/polite")).status == 401  # a callable: no user, so 401
+        assert (await client.get("/polite", args={**ada, "please": "yes"})).data == "polite"
+        assert (await client.get("/polite", args=ada)).status == 403
+
+
+def test_a_permission_that_is_none_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="not a permission"):
+        App(SimpleRouter(), permissions=[42])
+
+
+def test_password_hashes() -> None:
+    stored = hash_password("correct horse")
+    assert stored.startswith("scrypt$") and "correct horse" not in stored
+    assert verify_password("correct horse", stored)
+    assert not verify_password("wrong", stored)
+    assert hash_password("correct horse") != stored  # a fresh salt each time
+    for broken in ("", "scrypt$1$2", "md5$x$y$z$a$b", "scrypt$x$8$1$AAAA$AAAA"):
+        assert not verify_password("correct horse", broken)
