@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
 
 import orjson
 import trio
 
+from ._admission import Admission
 from ._app import App
 from ._budget import ByteBudget
 from ._connection import ServerConnection
@@ -72,6 +74,8 @@ class Server:
         self.app = app
         self.port = 0
         self.connections: set[ServerConnection] = set()
+        #: Streams open now, in all and per client address, handshakes included.
+        self.admission = Admission(app.settings)
         self.budget = ByteBudget(app.settings.max_server_buffered_bytes)
         self._connection_class = connection_class
         self._listeners: list[trio.SocketListener] = []
@@ -164,6 +168,15 @@ class Server:
                 stream in tests); closed when this returns.
         """
         peer = _peer_name(stream)
+        address = peer.rpartition(":")[0] or peer
+        admission = self.admission
+        if not admission.enter(address):
+            log.warning("%s: too many connections (in all, or from this address): 503", peer)
+            with trio.CancelScope(shield=True), trio.move_on_after(1):
+                with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                    await stream.send_all(render_response(503, json_detail("Too many connections.")))
+                await stream.aclose()
+            return
         linger = True  # an HTTP reply or a refused handshake: the client may still be sending
         try:
             conn = await self._handshake(stream, peer)
@@ -184,6 +197,7 @@ class Server:
         finally:
             with trio.CancelScope(shield=True):
                 await _close_stream(stream, self.app.settings.close_timeout if linger else 0)
+            admission.leave(address)
 
     async def _handshake(self, stream: trio.abc.Stream, peer: str) -> ServerConnection | None:
         settings = self.app.settings
@@ -195,14 +209,16 @@ class Server:
             if not request.is_websocket_upgrade:
                 await stream.send_all(self._http_reply(request))
                 return None
-            if len(self.connections) >= settings.max_connections:
-                await stream.send_all(render_response(503, json_detail("Too many connections.")))
-                return None
             engine = make_engine(settings.engine, max_message_size=settings.max_frame_size)
             # The head was parsed once, above: the engine validates the parsed request.
             event = engine.receive_handshake(request, rest)
             if type(event) is not Handshake:
                 await stream.send_all(engine.data_to_send())  # the engine's own HTTP 4xx
+                return None
+            if not self.admission.origin_allowed(event.header("origin")):
+                log.warning("%s: handshake from a refused origin: 403", peer)
+                engine.reject(403, json_detail("This origin may not connect."))
+                await stream.send_all(engine.data_to_send())
                 return None
             user, expires = None, None
             auth = self.app.auth

@@ -6,6 +6,7 @@ from typing import Any
 
 import attrs
 
+from ._admission import origin_key
 from ._engine import DEFAULT_ENGINE, ENGINE_NAMES
 from ._errors import ConfigurationError
 from ._http import DEFAULT_MAX_HEAD_SIZE
@@ -18,6 +19,14 @@ def _positive(instance: object, attribute: attrs.Attribute[Any], value: Any) -> 
         return
     if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
         raise ConfigurationError(f"Settings.{attribute.name} must be positive, not {value!r}")
+
+
+def _origins(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    for origin in value or ():
+        if not isinstance(origin, str) or origin_key(origin) is None:
+            raise ConfigurationError(
+                f"Settings.allowed_origins: {origin!r} is not an origin like 'https://app.example'"
+            )
 
 
 @attrs.frozen(kw_only=True)
@@ -70,8 +79,15 @@ class Settings:
             frame (5).
         shutdown_timeout: seconds a graceful shutdown lets requests in flight
             finish before the connections are closed with 1001 (10).
-        max_connections: open connections per process (10,000); beyond it new
-            handshakes get HTTP 503.
+        max_connections: open connections per process (10,000), handshakes in
+            progress included; beyond it new ones get HTTP 503.
+        max_connections_per_address: open connections from one client address
+            (256), handshakes in progress included, so that one client cannot use
+            up `max_connections`; beyond it, HTTP 503.
+        allowed_origins: the origins a browser's handshake may come from, each
+            ``"scheme://host[:port]"`` (None, the default: any). A handshake with
+            another Origin gets HTTP 403; one without an Origin header (a client
+            that is not a browser) is let through.
         max_head_size: largest HTTP request head (16 KiB); beyond it, 431.
         read_size: bytes asked of the socket per read (64 KiB): large reads
             mean fewer system calls per message.
@@ -101,6 +117,10 @@ class Settings:
     close_timeout: float = attrs.field(default=5.0, validator=_positive)
     shutdown_timeout: float = attrs.field(default=10.0, validator=_positive)
     max_connections: int = attrs.field(default=10_000, validator=_positive)
+    max_connections_per_address: int = attrs.field(default=256, validator=_positive)
+    allowed_origins: tuple[str, ...] | None = attrs.field(
+        default=None, converter=attrs.converters.optional(tuple), validator=_origins
+    )
     max_head_size: int = attrs.field(default=DEFAULT_MAX_HEAD_SIZE, validator=_positive)
     read_size: int = attrs.field(default=64 * 2**10, validator=_positive)
     aiorest_ws_errors: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
