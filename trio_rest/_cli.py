@@ -6,6 +6,7 @@ import argparse
 import importlib
 import logging
 import signal
+import ssl
 import sys
 from collections.abc import Sequence
 from errno import EADDRINUSE
@@ -50,11 +51,12 @@ def load_app(target: str) -> App:
     return app
 
 
-async def _run(app: App, host: str, port: int) -> None:
-    server = Server(app)
+async def _run(app: App, host: str, port: int, ssl_context: ssl.SSLContext | None = None) -> None:
+    server = Server(app, ssl_context=ssl_context)
+    scheme = "ws" if ssl_context is None else "wss"
     async with trio.open_nursery() as nursery:
         await nursery.start(server.serve, host, port)
-        print(f"trio-rest serving on ws://{host}:{server.port}/ (Ctrl-C to stop)", flush=True)
+        print(f"trio-rest serving on {scheme}://{host}:{server.port}/ (Ctrl-C to stop)", flush=True)
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async for signum in signals:
                 log.info("received %s: shutting down gracefully", signal.Signals(signum).name)
@@ -71,6 +73,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--port", type=int, default=8080, help="port (default 8080; 0 picks a free one)")
     run.add_argument("--engine", choices=ENGINE_NAMES, help="WebSocket engine (default: the app's)")
     run.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    run.add_argument("--certfile", help="serve wss:// with this certificate chain (PEM)")
+    run.add_argument("--keyfile", help="the certificate's private key (PEM; default: in --certfile)")
     return parser
 
 
@@ -91,9 +95,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     app = load_app(args.target)
     if args.engine is not None:
         app.settings = attrs.evolve(app.settings, engine=args.engine)
+    ssl_context = None
+    if args.keyfile and not args.certfile:
+        print("trio-rest: --keyfile needs --certfile", file=sys.stderr)
+        return 2
+    if args.certfile:
+        ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        try:
+            ssl_context.load_cert_chain(args.certfile, args.keyfile)
+        except (OSError, ssl.SSLError) as exc:
+            print(f"trio-rest: cannot load the certificate: {exc}", file=sys.stderr)
+            return 2
     failure: ListenError | None = None
     try:
-        trio.run(_run, app, args.host, args.port)
+        trio.run(_run, app, args.host, args.port, ssl_context)
     except* ListenError as group:
         failure = _first(group)
     if failure is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import ssl
 from typing import Any
 
 import orjson
@@ -47,7 +48,10 @@ async def _close_stream(stream: trio.abc.Stream, linger: float) -> None:
                     pass
             except (trio.BrokenResourceError, trio.ClosedResourceError, trio.BusyResourceError):
                 pass
-    await stream.aclose()
+    # Closed even when this is cancelled (Trio's rule for aclose); a TLS stream's close_notify
+    # to a peer that does not read must not hold a shielded caller forever.
+    with trio.move_on_after(1.0):
+        await stream.aclose()
 
 
 class ListenError(OSError):
@@ -61,6 +65,9 @@ class Server:
         app: the `App` to serve.
         connection_class: what drives each WebSocket (`trio_rest.testing` swaps in
             one that echoes, for the conformance suite).
+        ssl_context: serve TLS (``wss://``) with this server-side context; None:
+            plain TCP (``ws://``). The TLS handshake is part of the handshake and
+            counts against `Settings.handshake_timeout`.
 
     Attributes:
         app: the `App` it serves.
@@ -70,8 +77,15 @@ class Server:
             `Settings.max_server_buffered_bytes`.
     """
 
-    def __init__(self, app: App, *, connection_class: type[ServerConnection] = ServerConnection) -> None:
+    def __init__(
+        self,
+        app: App,
+        *,
+        connection_class: type[ServerConnection] = ServerConnection,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         self.app = app
+        self.ssl_context = ssl_context
         self.port = 0
         self.connections: set[ServerConnection] = set()
         #: Streams open now, in all and per client address, handshakes included.
@@ -169,6 +183,8 @@ class Server:
         """
         peer = _peer_name(stream)
         address = peer.rpartition(":")[0] or peer
+        if self.ssl_context is not None:  # the TLS handshake happens on the first read
+            stream = trio.SSLStream(stream, self.ssl_context, server_side=True)
         admission = self.admission
         if not admission.enter(address):
             log.warning("%s: too many connections (in all, or from this address): 503", peer)
@@ -293,6 +309,7 @@ async def serve(
     host: str = "127.0.0.1",
     port: int = 8080,
     *,
+    ssl_context: ssl.SSLContext | None = None,
     task_status: trio.TaskStatus[Server] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve `app` until cancelled.
@@ -305,6 +322,7 @@ async def serve(
         app: the application.
         host: the address to bind.
         port: the port; 0 picks a free one (read it from the `Server`).
+        ssl_context: serve ``wss://`` with this server-side TLS context.
         task_status: for ``nursery.start``; started with the `Server`.
     """
-    await Server(app).serve(host, port, task_status=task_status)
+    await Server(app, ssl_context=ssl_context).serve(host, port, task_status=task_status)

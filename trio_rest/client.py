@@ -18,6 +18,7 @@ from __future__ import annotations
 import itertools
 import math
 import random
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from typing import Any
@@ -480,6 +481,7 @@ async def connect(
     max_message_size: int = 4 * 2**20,
     max_request_size: int = 2**20,
     request_timeout: float | None = 65.0,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> AsyncIterator[Client]:
     """Open a client connection to a trio-rest server.
 
@@ -497,6 +499,8 @@ async def connect(
             `RequestTooLargeError` without being sent.
         request_timeout: seconds a request without its own ``timeout`` waits
             for its reply (None: forever); see `Client.request`.
+        ssl_context: for ``wss://`` URLs, the TLS context (default: the system's
+            trusted certificates, with hostname checks).
 
     Yields:
         The `Client`; it is closed when the block exits.
@@ -508,7 +512,12 @@ async def connect(
 
     async def opener(nursery: trio.Nursery) -> trio_websocket.WebSocketConnection:
         return await trio_websocket.connect_websocket_url(
-            nursery, url, subprotocols=[subprotocol], extra_headers=extra, max_message_size=max_message_size
+            nursery,
+            url,
+            ssl_context,
+            subprotocols=[subprotocol],
+            extra_headers=extra,
+            max_message_size=max_message_size,
         )
 
     failure: BaseException | None = None

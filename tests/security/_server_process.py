@@ -24,7 +24,7 @@ __all__ = ["ServerProcess", "run_server"]
 REPO = Path(__file__).resolve().parents[2]
 
 # What trio_rest._cli prints (stdout, flushed) once the listener is bound.
-_SERVING = re.compile(rb"serving on ws://[^:/]+:(\d+)/")
+_SERVING = re.compile(rb"serving on wss?://[^:/]+:(\d+)/")
 
 
 class ServerProcess:
