@@ -82,6 +82,9 @@ class WebsocketsEngine(BaseEngine):
         # OPEN from the start: the library's HTTP parser (which only runs while CONNECTING)
         # is skipped, since the request arrives parsed; accept() works in any state.
         self._proto = _ServerProtocol(state=_OPEN, max_size=max_message_size, logger=_logger)
+        # Never log frames or handshakes at DEBUG, whatever the logging level: they carry
+        # message bodies, and the handshake's headers carry credentials and cookies.
+        self._proto.debug = False
         self._response: Response | None = None  # the prepared 101, sent by accept()
         # For a fragmented text message: the incremental decoder that validates each
         # fragment as it arrives (the bytes themselves go to _fragments).

@@ -524,7 +524,7 @@ class WorkerPool:
             "%s: %s %s failed in %s",
             job.request.connection.peer,
             event.method,
-            event.url,
+            event.path,  # not the url: its query string may carry a token
             job.handler.name,
             exc_info=exc,
         )
