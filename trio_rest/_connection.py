@@ -59,6 +59,7 @@ from ._errors import AuthenticationError
 from ._jobs import Job, call_handler
 from ._keepalive import Liveness, Verdict, keepalive
 from ._outbox import Outbox
+from ._ratelimit import Throttle
 from ._renderers import render
 from ._stats import ConnectionStats
 from ._timers import Timer, start_timer
@@ -70,6 +71,9 @@ if TYPE_CHECKING:
 __all__ = ["ServerConnection"]
 
 log = logging.getLogger("trio_rest")
+
+#: Messages of one read the reader handles before it lets other tasks run.
+_BATCH = 64
 
 #: Scheduling rounds the reader lets pass, while requests it read are being
 #: answered, before it reads again (see `_read_loop`).
@@ -100,6 +104,7 @@ class ServerConnection:
             ``auth`` message's (None without them).
         auth_expires: when those credentials expire (Unix time; None without them):
             past it, requests are no longer authorised by them.
+        throttle: its rate limits (None: none apply).
         close_code: the close code, once the connection is closing.
         close_reason: the close reason.
         failed: this side failed the WebSocket (a protocol violation): the peer may
@@ -136,6 +141,7 @@ class ServerConnection:
         "path",
         "peer",
         "subprotocol",
+        "throttle",
         "user",
     )
 
@@ -153,6 +159,7 @@ class ServerConnection:
         budget: ByteBudget | None = None,
         user: Any = None,
         auth_expires: float | None = None,
+        throttle: Throttle | None = None,
     ) -> None:
         self.app = app
         self.subprotocol = subprotocol
@@ -161,6 +168,7 @@ class ServerConnection:
         self.headers = headers
         self.user: Any = user
         self.auth_expires = auth_expires
+        self.throttle = throttle
         settings = app.settings
         self._settings = settings
         self._stream = stream
@@ -503,6 +511,10 @@ class ServerConnection:
                     await self._room.park()
                     self._paused = False
                     continue
+                if handled and not handled % _BATCH:  # a long batch: let the others run too
+                    if outbox.claimed:
+                        outbox.write_now()
+                    await trio.lowlevel.checkpoint()
                 event = backlog[handled]
                 handled += 1
                 cls = type(event)
@@ -539,6 +551,15 @@ class ServerConnection:
             while rounds and (pool.running or pool.waiting or outbox.dirty or outbox.sending):
                 await trio.lowlevel.checkpoint()
                 rounds -= 1
+            throttle = self.throttle
+            if throttle is not None and throttle.until > trio.current_time():
+                if throttle.exhausted:
+                    self._close_for_abuse()
+                    return
+                # Rate-limited: read nothing more until half the burst is back.
+                self._paused = True
+                await trio.sleep_until(throttle.until)
+                self._paused = False
             if at_rest is not None:
                 at_rest(self)
             try:
@@ -606,6 +627,12 @@ class ServerConnection:
             self._start_closing(1011, "ping timeout")
             # The peer is gone: write the close frame, then end without waiting for its answer.
             self._start_soon(self._end_when_written)
+
+    def _close_for_abuse(self) -> None:
+        """Throttled too many times in a row: write the 1008 close frame, then end."""
+        log.warning("%s: throttled too many times in a row, closing", self.peer)
+        self._start_closing(1008, "rate limit exceeded")
+        self._start_soon(self._end_when_written)
 
     async def _end_when_written(self) -> None:
         with trio.move_on_after(_last_words_seconds(self._settings.close_timeout)):

@@ -13,6 +13,7 @@ import functools
 import logging
 from typing import TYPE_CHECKING
 
+import trio
 from trio_rest_protocol import NEED_DATA, Auth, Cancel, Connection, Ping, RemoteProtocolError
 from trio_rest_protocol import Request as ProtocolRequest
 
@@ -99,6 +100,19 @@ class Dispatcher:
 
     def _dispatch(self, event: ProtocolRequest, size: int) -> None:
         connection, pool = self._connection, self._pool
+        throttle = connection.throttle
+        if throttle is not None:
+            wait = throttle.check(trio.current_time())
+            if wait:
+                connection.send_event(
+                    event.error(
+                        429,
+                        code="throttled",
+                        detail="Too many requests: slow down.",
+                        errors={"retry_after": round(wait, 3)},
+                    )
+                )
+                return
         app = connection.app
         settings = app.settings
         method = event.method

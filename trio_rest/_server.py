@@ -17,6 +17,7 @@ from ._connection import ServerConnection
 from ._engine import Engine, Handshake, make_engine
 from ._errors import AuthenticationError
 from ._http import HTTPError, HTTPRequest, json_detail, parse_request_head, render_response
+from ._ratelimit import Limits, Throttle
 from ._subprotocols import choose_subprotocol
 from .auth._credentials import handshake_token
 
@@ -90,6 +91,8 @@ class Server:
         self.connections: set[ServerConnection] = set()
         #: Streams open now, in all and per client address, handshakes included.
         self.admission = Admission(app.settings)
+        #: The per-address rate buckets (and the settings of each connection's own).
+        self.limits = Limits(app.settings)
         self.budget = ByteBudget(app.settings.max_server_buffered_bytes)
         self._connection_class = connection_class
         self._listeners: list[trio.SocketListener] = []
@@ -193,9 +196,10 @@ class Server:
                     await stream.send_all(render_response(503, json_detail("Too many connections.")))
                 await stream.aclose()
             return
+        throttle = self._throttle(address)
         linger = True  # an HTTP reply or a refused handshake: the client may still be sending
         try:
-            conn = await self._handshake(stream, peer)
+            conn = await self._handshake(stream, peer, throttle)
             if conn is None:
                 return
             self.connections.add(conn)
@@ -214,8 +218,22 @@ class Server:
             with trio.CancelScope(shield=True):
                 await _close_stream(stream, self.app.settings.close_timeout if linger else 0)
             admission.leave(address)
+            if throttle is not None:
+                self.limits.detach(address)
 
-    async def _handshake(self, stream: trio.abc.Stream, peer: str) -> ServerConnection | None:
+    def _throttle(self, address: str) -> Throttle | None:
+        """The rate limits of a new connection from `address` (None when none are set)."""
+        limits, settings = self.limits, self.app.settings
+        if not limits.enabled:
+            return None
+        per_address = settings.rate_limit_per_address
+        own = limits.connection_bucket(settings.rate_burst)
+        shared = limits.attach(address, per_address) if per_address is not None else None
+        return Throttle(own, shared, settings.rate_limit_strikes)
+
+    async def _handshake(
+        self, stream: trio.abc.Stream, peer: str, throttle: Throttle | None
+    ) -> ServerConnection | None:
         settings = self.app.settings
         with trio.move_on_after(settings.handshake_timeout):
             head = await self._read_head(stream)
@@ -248,7 +266,7 @@ class Server:
                     engine.reject(401, json_detail(exc.detail or "Invalid credentials."))
                     await stream.send_all(engine.data_to_send())
                     return None
-            return await self._upgrade(stream, engine, event, peer, user, expires)
+            return await self._upgrade(stream, engine, event, peer, user, expires, throttle)
         log.info("%s: handshake timed out", peer)
         return None
 
@@ -277,6 +295,7 @@ class Server:
         peer: str,
         user: Any,
         expires: float | None,
+        throttle: Throttle | None,
     ) -> ServerConnection:
         subprotocol, codec = choose_subprotocol(handshake.subprotocols)
         engine.accept(subprotocol)
@@ -293,6 +312,7 @@ class Server:
             budget=self.budget,
             user=user,
             auth_expires=expires,
+            throttle=throttle,
         )
         conn.queue_events(engine.take_pending())
         return conn

@@ -14,8 +14,12 @@ from ._http import DEFAULT_MAX_HEAD_SIZE
 __all__ = ["Settings"]
 
 
+# The limits None turns off (documented as such).
+_NULLABLE = frozenset({"request_timeout", "rate_limit", "rate_limit_per_address"})
+
+
 def _positive(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if value is None and attribute.name == "request_timeout":  # None: no limit
+    if value is None and attribute.name in _NULLABLE:  # None: no limit
         return
     if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
         raise ConfigurationError(f"Settings.{attribute.name} must be positive, not {value!r}")
@@ -84,6 +88,18 @@ class Settings:
         max_connections_per_address: open connections from one client address
             (256), handshakes in progress included, so that one client cannot use
             up `max_connections`; beyond it, HTTP 503.
+        rate_limit: requests a second one connection may send (5,000; None: no
+            limit), beyond a burst of `rate_burst` (10,000). A request past it is
+            answered 429 ``throttled`` with ``errors.retry_after``, as are the others
+            of the same read, and the socket is not read again until half the burst
+            is back (TCP slows the client down).
+        rate_burst: requests one connection may send at once, above `rate_limit`.
+        rate_limit_per_address: requests a second all the connections from one
+            client address may send together (20,000; None: no limit), with a burst
+            of one second's worth; past it, as for `rate_limit`.
+        rate_limit_strikes: times a connection may be throttled with no calm spell
+            in between (as long as its burst takes to refill) before it is closed
+            with 1008 (10): it kept sending at full speed through every pause.
         allowed_origins: the origins a browser's handshake may come from, each
             ``"scheme://host[:port]"`` (None, the default: any). A handshake with
             another Origin gets HTTP 403; one without an Origin header (a client
@@ -118,6 +134,10 @@ class Settings:
     shutdown_timeout: float = attrs.field(default=10.0, validator=_positive)
     max_connections: int = attrs.field(default=10_000, validator=_positive)
     max_connections_per_address: int = attrs.field(default=256, validator=_positive)
+    rate_limit: float | None = attrs.field(default=5000.0, validator=_positive)
+    rate_burst: int = attrs.field(default=10_000, validator=_positive)
+    rate_limit_per_address: float | None = attrs.field(default=20_000.0, validator=_positive)
+    rate_limit_strikes: int = attrs.field(default=10, validator=_positive)
     allowed_origins: tuple[str, ...] | None = attrs.field(
         default=None, converter=attrs.converters.optional(tuple), validator=_origins
     )
