@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import signal
 import ssl
 import sys
@@ -15,7 +16,9 @@ import attrs
 import trio
 
 from ._app import App
+from ._config import configure
 from ._engine import ENGINE_NAMES
+from ._errors import ConfigurationError
 from ._server import ListenError, Server
 
 __all__ = ["load_app", "main"]
@@ -73,6 +76,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--port", type=int, default=8080, help="port (default 8080; 0 picks a free one)")
     run.add_argument("--engine", choices=ENGINE_NAMES, help="WebSocket engine (default: the app's)")
     run.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    run.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting (e.g. max_in_flight=512), over TRIO_REST_* variables and the app's own",
+    )
     run.add_argument("--certfile", help="serve wss:// with this certificate chain (PEM)")
     run.add_argument("--keyfile", help="the certificate's private key (PEM; default: in --certfile)")
     return parser
@@ -93,8 +103,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("websockets").setLevel(max(logging.WARNING, logging.getLogger().level))
     sys.path.insert(0, ".")
     app = load_app(args.target)
-    if args.engine is not None:
-        app.settings = attrs.evolve(app.settings, engine=args.engine)
+    try:
+        # The command line over the environment over the App's own settings.
+        app.settings = configure(app.settings, os.environ, args.set)
+        if args.engine is not None:
+            app.settings = attrs.evolve(app.settings, engine=args.engine)
+    except ConfigurationError as exc:
+        print(f"trio-rest: {exc}", file=sys.stderr)
+        return 2
     ssl_context = None
     if args.keyfile and not args.certfile:
         print("trio-rest: --keyfile needs --certfile", file=sys.stderr)

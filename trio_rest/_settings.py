@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from typing import Any
 
 import attrs
@@ -150,3 +152,21 @@ class Settings:
             raise ConfigurationError(f"Settings.engine must be one of {ENGINE_NAMES}, not {self.engine!r}")
         if self.max_frame_size < self.max_message_size:
             raise ConfigurationError("Settings.max_frame_size must be at least max_message_size")
+
+    def from_env(self, environ: Mapping[str, str] | None = None) -> Settings:
+        """These settings with every ``TRIO_REST_<NAME>`` variable of the environment over them.
+
+        ``TRIO_REST_MAX_IN_FLIGHT=512``, ``TRIO_REST_RATE_LIMIT=none``,
+        ``TRIO_REST_ALLOWED_ORIGINS=https://a.example,https://b.example``. The CLI applies
+        them itself, under its own ``--set``.
+
+        Args:
+            environ: the variables (``os.environ`` by default).
+
+        Raises:
+            ConfigurationError: an unknown ``TRIO_REST_*`` name, or a value that does not
+                parse or that the setting refuses; the message names the variable.
+        """
+        from ._config import configure
+
+        return configure(self, os.environ if environ is None else environ)
