@@ -28,6 +28,7 @@ from ._errors import (
     TrioRestError,
     ValidationError,
 )
+from ._middleware import log_requests
 from ._request import Request, Response
 from ._routing import RouteMatch, SimpleRouter
 from ._server import Server, serve
@@ -74,6 +75,7 @@ __all__ = [
     "ValidationError",
     "configure_converter",
     "endpoint",
+    "log_requests",
     "make_converter",
     "serve",
 ]

@@ -13,6 +13,7 @@ import trio
 
 from ._converter import make_converter
 from ._errors import ConfigurationError
+from ._middleware import Middleware
 from ._routing import SimpleRouter
 from ._settings import Settings
 from ._views import Handler, compile_handler
@@ -56,6 +57,8 @@ class App:
             (see `trio_rest.auth`); None lets anyone through.
         require_auth: a connection without valid credentials in its handshake must
             send an ``auth`` message before anything else (needs `auth`).
+        middleware: ``async def middleware(request, call_next)`` functions around
+            every request, the first outermost (see `trio_rest.log_requests`).
 
     Raises:
         ConfigurationError: a route names a view that cannot serve one of
@@ -73,6 +76,7 @@ class App:
         auth: JWTAuth | None = None,
         permissions: Sequence[Permission] | None = None,
         require_auth: bool = False,
+        middleware: Sequence[Middleware] = (),
     ) -> None:
         if require_auth and auth is None:
             raise ConfigurationError("App(require_auth=True) needs an auth= to check the credentials")
@@ -83,6 +87,7 @@ class App:
         self.database = database
         self.auth = auth
         self.require_auth = require_auth
+        self.middleware = tuple(middleware)
         self.permissions = compile_permissions(permissions, "App") if permissions is not None else ()
         self._handlers: dict[tuple[object, str], Handler] = {}
         for route in router.routes:

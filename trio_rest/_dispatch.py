@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import trio
 from trio_rest_protocol import NEED_DATA, Auth, Cancel, Connection, Ping, RemoteProtocolError
@@ -24,6 +24,7 @@ from ._keepalive import Liveness
 from ._renderers import FORMATS
 from ._request import Request
 from ._subscription import Subscription
+from ._views import Handler
 from ._workers import WorkerPool
 
 if TYPE_CHECKING:
@@ -98,6 +99,45 @@ class Dispatcher:
             else:  # ConnectionClosed cannot come from a message
                 return
 
+    def _answer(self, event: ProtocolRequest, size: int, reply: Any, error: APIError | None = None) -> None:
+        """Answer a request that reaches no view (routing): at once, or through the middleware.
+
+        With middleware, the request runs as a job whose view raises `error` (or returns
+        the OPTIONS reply's data), so that every request passes through it.
+        """
+        connection = self._connection
+        app = connection.app
+        if not app.middleware or not self._budget.take(size):
+            connection.send_event(reply)
+            return
+        data = reply.data
+
+        async def outcome(request: Request) -> Any:
+            if error is not None:
+                raise error
+            return data
+
+        handler = Handler(outcome, False, None, "routing", ())
+        job = Job(event, self._request(event, {}), handler, size, self._liveness.last_seen)
+        self._submit(job)
+
+    def _request(self, event: ProtocolRequest, params: Any, args: Any = None) -> Request:
+        connection = self._connection
+        return Request(
+            method=event.method,
+            url=event.url,
+            path=event.path,
+            args=event.merged_args() if args is None else args,
+            data=event.data,
+            id=event.id,
+            event_name=event.event_name,
+            params=params,
+            extras=event.extras,
+            connection=connection,
+            app=connection.app,
+            user=connection.user,
+        )
+
     def _dispatch(self, event: ProtocolRequest, size: int) -> None:
         connection, pool = self._connection, self._pool
         throttle = connection.throttle
@@ -123,13 +163,13 @@ class Dispatcher:
                 method = "GET"
                 match = app.router.resolve(method, event.path)
             elif method == "OPTIONS":  # docs/protocol.md: OPTIONS lists what a route accepts
-                connection.send_event(event.response(data={"allow": list(exc.allowed)}))
+                self._answer(event, size, event.response(data={"allow": list(exc.allowed)}))
                 return
             else:
-                connection.send_event(error_reply(event, exc))
+                self._answer(event, size, error_reply(event, exc), exc)
                 return
         except APIError as exc:
-            connection.send_event(error_reply(event, exc))
+            self._answer(event, size, error_reply(event, exc), exc)
             return
         args = event.merged_args()
         if args and args.get("format", "json") not in FORMATS:
@@ -149,22 +189,13 @@ class Dispatcher:
                 event.error(503, code="busy", detail="The server is busy; try again later.")
             )
             return
-        request = Request(
-            method=event.method,
-            url=event.url,
-            path=event.path,
-            args=args,
-            data=event.data,
-            id=event.id,
-            event_name=event.event_name,
-            params=match.params,
-            extras=event.extras,
-            connection=connection,
-            app=app,
-            user=connection.user,
-        )
+        request = self._request(event, match.params, args)
         job = Job(event, request, app.handler(match.view, method), size, self._liveness.last_seen)
-        if subscribe:
+        self._submit(job)
+
+    def _submit(self, job: Job) -> None:
+        pool, request, event = self._pool, job.request, job.event
+        if event.method == "SUBSCRIBE":
             accept = functools.partial(pool.accepted, job)
-            request.subscription = Subscription(connection, event.id, event.path, accept)
+            request.subscription = Subscription(self._connection, event.id, event.path, accept)
         pool.submit(job)

@@ -16,6 +16,7 @@ from trio_rest_protocol import Response as ProtocolResponse
 
 from ._converter import structure_body
 from ._errors import APIError, AuthenticationError
+from ._middleware import run_middleware
 from ._request import Request, Response
 from .auth._credentials import request_token
 from .auth._permissions import check_permissions
@@ -95,11 +96,23 @@ def success_reply(event: ProtocolRequest, result: Any) -> ProtocolResponse:
 
 
 async def call_handler(job: Job) -> Any:
-    """Run a job's view: its body structured, in a database session when the app has one.
+    """Run a job's view, inside the App's middleware when it has some.
 
     Returns:
-        What the view returned.
+        What the view returned (or what the middleware made of it).
     """
+    middleware = job.request.app.middleware
+    if not middleware:
+        return await _call_view(job)
+    return await run_middleware(middleware, job.request, functools.partial(_view_of, job))
+
+
+async def _view_of(job: Job, request: Request) -> Any:
+    return await _call_view(job)
+
+
+async def _call_view(job: Job) -> Any:
+    """Run a job's view: its body structured, in a database session when the app has one."""
     handler, request = job.handler, job.request
     app = request.app
     if app.auth is not None:

@@ -19,7 +19,7 @@ from ._errors import AuthenticationError
 from ._http import HTTPError, HTTPRequest, json_detail, parse_request_head, render_response
 from ._ratelimit import Limits, Throttle
 from ._subprotocols import choose_subprotocol
-from .auth._credentials import handshake_token
+from .auth._credentials import handshake_token, user_label
 
 __all__ = ["ListenError", "Server", "serve"]
 
@@ -203,13 +203,26 @@ class Server:
             if conn is None:
                 return
             self.connections.add(conn)
-            log.info("%s: connected to %s (%s)", peer, conn.path, self.app.settings.engine)
+            log.info(
+                "%s: connected to %s (%s), user %s, origin %s",
+                peer,
+                conn.path,
+                self.app.settings.engine,
+                user_label(conn.user),
+                next((value for name, value in conn.headers if name == "origin"), "none"),
+            )
             try:
                 await conn.run()
             finally:
                 linger = conn.failed
                 self.connections.discard(conn)
-                log.info("%s: closed with %s %s", peer, conn.close_code, conn.close_reason)
+                log.info(
+                    "%s: closed with %s %s, user %s",
+                    peer,
+                    conn.close_code,
+                    conn.close_reason,
+                    user_label(conn.user),
+                )
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass
         except Exception:

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qs
 
-__all__ = ["handshake_token", "request_token"]
+__all__ = ["handshake_token", "request_token", "user_label"]
 
 
 def handshake_token(headers: tuple[tuple[str, str], ...], query: str) -> str | None:
@@ -33,3 +33,12 @@ def request_token(args: Mapping[str, Any], extras: Mapping[str, Any]) -> Any:
     if token is None and extras:
         token = extras.get("token")
     return token
+
+
+def user_label(user: Any) -> str:
+    """How logs name a user: a token's ``sub``, a user object's ``id``, never the whole object."""
+    if user is None:
+        return "none"
+    if isinstance(user, Mapping):
+        return str(user.get("sub", "?"))
+    return str(getattr(user, "id", type(user).__name__))
