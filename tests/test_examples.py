@@ -80,6 +80,8 @@ async def test_the_seed_client_session_against_the_demo_server(tmp_path: Path) -
         "create-user-with-at": 400,
         "partial-update-user": 200,
         "get-user": 200,
+        "login": 200,
+        "get-me": 200,
     }
     bodies = {name: body for name, _, body in replies}
     assert bodies["create-user-again"]["errors"] == {"name": ["user with this name already exists."]}
@@ -87,6 +89,7 @@ async def test_the_seed_client_session_against_the_demo_server(tmp_path: Path) -
     assert bodies["get-user"]["fullname"] == "Definitely not Neyton Drake"
     assert bodies["get-user"]["addresses"] == [bodies["create-address"]["id"]]
     assert "password" not in bodies["get-user"]
+    assert bodies["get-me"]["name"] == "Neyton" and "token" in bodies["login"]
 
 
 async def test_the_users_app_served_by_the_cli_from_an_empty_folder_makes_its_tables(tmp_path: Path) -> None:
@@ -100,8 +103,8 @@ async def test_the_users_app_served_by_the_cli_from_an_empty_folder_makes_its_ta
             replies = await users_client.main(f"ws://127.0.0.1:{server.port}/")
             # Again, against the same database: the new user takes the next free name.
             again = await users_client.main(f"ws://127.0.0.1:{server.port}/")
-    assert [status for _, status, _ in replies] == [201, 200, 201, 400, 400, 200, 200], server.log()
-    assert [status for _, status, _ in again] == [201, 200, 201, 400, 400, 200, 200], server.log()
+    assert [status for _, status, _ in replies] == [201, 200, 201, 400, 400, 200, 200, 200, 200], server.log()
+    assert [status for _, status, _ in again] == [201, 200, 201, 400, 400, 200, 200, 200, 200], server.log()
     assert {name: body for name, _, body in again}["get-user"]["name"] == "Neyton2"
     assert (tmp_path / "users.db").exists()
 
@@ -120,7 +123,7 @@ async def test_the_demo_twice_then_the_client_twice(tmp_path: Path) -> None:
                 with trio.fail_after(30):
                     replies = await users_client.main(f"ws://127.0.0.1:{server.port}/")
                 statuses = [status for _, status, _ in replies]
-                assert statuses == [201, 200, 201, 400, 400, 200, 200], server.log()
+                assert statuses == [201, 200, 201, 400, 400, 200, 200, 200, 200], server.log()
                 names.append({name: body for name, _, body in replies}["get-user"]["name"])
     assert names == ["Neyton", "Neyton2", "Neyton3", "Neyton4"]
 

@@ -19,6 +19,11 @@ In another terminal, replay the article's client session:
 or send envelopes with any WebSocket client, e.g.
     {{"method": "POST", "url": "/address/", "data": {{"email_address": "a@example.com"}}, "id": 1}}
     {{"method": "GET", "url": "/user/list", "id": 2}}
+
+Log in as a user the session created, then call an authenticated view with the token:
+    {{"method": "POST", "url": "/login", "data": {{"name": "Neyton", "password": "password"}}, "id": 3}}
+    {{"method": "GET", "url": "/me", "args": {{"token": "<the token /login answered>"}}, "id": 4}}
+(tokens are signed with USERS_JWT_SECRET, or a secret made at start-up when it is unset)
 """
 
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import secrets
+
 from trio_rest import App, SimpleRouter
+from trio_rest.auth import JWTAuth
 from trio_rest.db import Database
 
-from .views import AddressView, CreateAddressView, CreateUserView, UserListView, UserView
+from .views import AddressView, CreateAddressView, CreateUserView, UserListView, UserView, login, me
 
 
 def build_router() -> SimpleRouter:
@@ -15,12 +19,19 @@ def build_router() -> SimpleRouter:
     router.register("/user/", CreateUserView, ["POST"])
     router.register("/address/{id:int}", AddressView, ["GET", "PUT"], name="address-detail")
     router.register("/address/", CreateAddressView, ["POST"])
+    router.register("/login", login, "POST")
+    router.register("/me", me, "GET")
     return router
 
 
-def build_app(url: str = "sqlite:///users.db") -> App:
-    """The app on the database at `url`; serving it creates the tables it lacks."""
-    return App(build_router(), database=Database(url), lifespan=create_tables)
+def build_app(url: str = "sqlite:///users.db", secret: str | None = None) -> App:
+    """The app on the database at `url`; serving it creates the tables it lacks.
+
+    Tokens are signed with `secret`, or ``USERS_JWT_SECRET``, or (for the demo) a random
+    secret made at start-up, so tokens do not outlive the process.
+    """
+    secret = secret or os.environ.get("USERS_JWT_SECRET") or secrets.token_urlsafe(32)
+    return App(build_router(), database=Database(url), lifespan=create_tables, auth=JWTAuth(secret))
 
 
 def create_tables(app: App) -> None:

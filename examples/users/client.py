@@ -53,6 +53,11 @@ async def main(url: str = "ws://127.0.0.1:8080/") -> list[tuple[str, int, Any]]:
             "partial-update-user", "PUT", f"/user/{user['id']}/", {"fullname": "Definitely not Neyton Drake"}
         )
         await send("get-user", "GET", f"/user/{user['id']}")
+        # Not in the article: log in, then read the logged-in user with the token.
+        token = await send("login", "POST", "/login", {"name": new_user["name"], "password": "password"})
+        response = await client.get("/me", args={"token": token["token"]}, event_name="get-me")
+        replies.append(("get-me", response.status, response.data))
+        print(f"get-me: {response.status} {response.data}")
     return replies
 
 

@@ -1,9 +1,11 @@
-"""The models: a user has addresses; a user's name may not contain '@'."""
+"""The models: a user has addresses; a user's name may not contain '@'; passwords are stored hashed."""
 
 from __future__ import annotations
 
 from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
+
+from trio_rest.auth import hash_password
 
 
 class Base(DeclarativeBase):
@@ -23,6 +25,11 @@ class User(Base):
     def validate_name(self, key: str, name: str) -> str:
         assert "@" not in name, "A name may not contain '@'."
         return name
+
+    @validates("password")
+    def store_password_hash(self, key: str, password: str | None) -> str | None:
+        """Keep an scrypt hash, never the password itself (`trio_rest.auth.verify_password` checks it)."""
+        return None if password is None else hash_password(password)
 
 
 class Address(Base):

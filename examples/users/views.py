@@ -6,7 +6,8 @@ from typing import Any
 
 from sqlalchemy import select
 
-from trio_rest import MethodBasedView, NotFound, Request, Response
+from trio_rest import AuthenticationError, MethodBasedView, NotFound, Request, Response, endpoint
+from trio_rest.auth import IsAuthenticated, verify_password
 
 from .models import Address, User
 from .serializers import AddressSerializer, UserSerializer
@@ -70,3 +71,21 @@ class AddressView(MethodBasedView):
 class CreateAddressView(MethodBasedView):
     def post(self, request: Request) -> Response:
         return _create(request, AddressSerializer)
+
+
+@endpoint
+def login(request: Request) -> Any:
+    """``{"name", "password"}`` -> ``{"token"}``: a JSON Web Token for the next requests."""
+    data = request.data if isinstance(request.data, dict) else {}
+    name, password = data.get("name"), data.get("password")
+    user = request.session.scalars(select(User).where(User.name == name)).first() if name else None
+    if user is None or not isinstance(password, str) or not verify_password(password, user.password or ""):
+        raise AuthenticationError("Unknown name or wrong password.")
+    assert request.app.auth is not None
+    return {"token": request.app.auth.issue(str(user.id), name=user.name)}
+
+
+@endpoint(permissions=[IsAuthenticated])
+def me(request: Request) -> Any:
+    """The logged-in user (send the token as ``args.token``, a Bearer header or an auth message)."""
+    return UserSerializer(_get(request, User, int(request.user["sub"])), context=_context(request)).data
