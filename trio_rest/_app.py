@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import weakref
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
@@ -20,6 +21,7 @@ from ._views import Handler, compile_handler
 from .auth._permissions import Permission, compile_permissions
 
 if TYPE_CHECKING:
+    from ._server import Server
     from .auth._jwt import JWTAuth
 
     # Only for the annotation: `trio_rest.db` imports SQLAlchemy, which an app
@@ -88,6 +90,8 @@ class App:
         self.auth = auth
         self.require_auth = require_auth
         self.middleware = tuple(middleware)
+        #: The servers serving this App in this process (`revoke` closes connections on each).
+        self.servers: weakref.WeakSet[Server] = weakref.WeakSet()
         self.permissions = compile_permissions(permissions, "App") if permissions is not None else ()
         self._handlers: dict[tuple[object, str], Handler] = {}
         for route in router.routes:
@@ -124,6 +128,29 @@ class App:
                 yield
         else:
             yield
+
+    def revoke(self, subject: str) -> int:
+        """Refuse `subject`'s tokens issued until now, and close its connections (1008).
+
+        Args:
+            subject: the ``sub`` of the user's tokens.
+
+        Returns:
+            How many connections were closed (in this process).
+
+        Raises:
+            ConfigurationError: the App has no `auth`.
+        """
+        if self.auth is None:
+            raise ConfigurationError("App.revoke needs an auth= to revoke tokens of")
+        self.auth.revoke(subject)
+        closed = 0
+        for server in list(self.servers):
+            for connection in list(server.connections):
+                if connection.subject == subject:
+                    connection.revoked()
+                    closed += 1
+        return closed
 
     def handler(self, view: object, method: str) -> Handler:
         """Return the compiled handler of a routed view (compiling it if it was added late).

@@ -105,6 +105,7 @@ class ServerConnection:
         auth_expires: when those credentials expire (Unix time; None without them):
             past it, requests are no longer authorised by them.
         throttle: its rate limits (None: none apply).
+        subject: the ``sub`` of the token that authenticated it (None without one).
         close_code: the close code, once the connection is closing.
         close_reason: the close reason.
         failed: this side failed the WebSocket (a protocol violation): the peer may
@@ -140,6 +141,7 @@ class ServerConnection:
         "headers",
         "path",
         "peer",
+        "subject",
         "subprotocol",
         "throttle",
         "user",
@@ -160,6 +162,7 @@ class ServerConnection:
         user: Any = None,
         auth_expires: float | None = None,
         throttle: Throttle | None = None,
+        subject: str | None = None,
     ) -> None:
         self.app = app
         self.subprotocol = subprotocol
@@ -168,6 +171,7 @@ class ServerConnection:
         self.headers = headers
         self.user: Any = user
         self.auth_expires = auth_expires
+        self.subject = subject
         self.throttle = throttle
         settings = app.settings
         self._settings = settings
@@ -318,13 +322,21 @@ class ServerConnection:
         auth = self.app.auth
         assert auth is not None
         try:
-            user, expires = await auth.authenticate(event.token)
+            credentials = await auth.authenticate(event.token)
         except AuthenticationError as exc:
             log.info("%s: auth message refused: %s", self.peer, exc.detail)
             self.send_event(event.error(401, code="not_authenticated", detail=exc.detail))
             return
-        self.user, self.auth_expires = user, expires
+        self.user, self.subject = credentials.user, credentials.subject
+        self.auth_expires = credentials.expires
         self.send_event(event.response())
+
+    def revoked(self) -> None:
+        """Its user's credentials were revoked (`App.revoke`): close with 1008."""
+        if self.close_code is None and not self._finished.is_set():
+            log.info("%s: credentials revoked, closing", self.peer)
+            self._start_closing(1008, "credentials revoked")
+            self._start_soon(self._end_when_written)
 
     def send_raw(self, message: str | bytes) -> None:
         """Queue a WebSocket message as it is, bypassing the protocol (for transport tests)."""

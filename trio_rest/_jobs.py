@@ -148,7 +148,7 @@ async def _authenticate(request: Request, auth: JWTAuth) -> None:
     if token is not None:
         if not isinstance(token, str):
             raise AuthenticationError("The token must be a string.")
-        request.user, _ = await auth.authenticate(token)
+        request.user = (await auth.authenticate(token)).user
         return
     expires = request.connection.auth_expires
     if request.user is not None and expires is not None and time.time() > expires + auth.leeway:

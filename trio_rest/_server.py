@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import ssl
-from typing import Any
 
 import orjson
 import trio
@@ -20,6 +19,7 @@ from ._http import HTTPError, HTTPRequest, json_detail, parse_request_head, rend
 from ._ratelimit import Limits, Throttle
 from ._subprotocols import choose_subprotocol
 from .auth._credentials import handshake_token, user_label
+from .auth._jwt import Credentials
 
 __all__ = ["ListenError", "Server", "serve"]
 
@@ -119,10 +119,12 @@ class Server:
         Raises:
             Exception: whatever the app's startup raised (nothing was served).
         """
+        self.app.servers.add(self)
         try:
             async with self.app.open_lifespan():
                 await self._serve(host, port, task_status)
         finally:
+            self.app.servers.discard(self)
             self._stopped.set()
 
     async def _serve(self, host: str, port: int, task_status: trio.TaskStatus[Server]) -> None:
@@ -267,19 +269,19 @@ class Server:
                 engine.reject(403, json_detail("This origin may not connect."))
                 await stream.send_all(engine.data_to_send())
                 return None
-            user, expires = None, None
+            credentials = None
             auth = self.app.auth
             token = handshake_token(event.headers, event.query) if auth is not None else None
             if token is not None:
                 assert auth is not None
                 try:
-                    user, expires = await auth.authenticate(token)
+                    credentials = await auth.authenticate(token)
                 except AuthenticationError as exc:
                     log.info("%s: handshake credentials refused: %s", peer, exc.detail)
                     engine.reject(401, json_detail(exc.detail or "Invalid credentials."))
                     await stream.send_all(engine.data_to_send())
                     return None
-            return await self._upgrade(stream, engine, event, peer, user, expires, throttle)
+            return await self._upgrade(stream, engine, event, peer, credentials, throttle)
         log.info("%s: handshake timed out", peer)
         return None
 
@@ -306,8 +308,7 @@ class Server:
         engine: Engine,
         handshake: Handshake,
         peer: str,
-        user: Any,
-        expires: float | None,
+        credentials: Credentials | None,
         throttle: Throttle | None,
     ) -> ServerConnection:
         subprotocol, codec = choose_subprotocol(handshake.subprotocols)
@@ -323,8 +324,9 @@ class Server:
             path=handshake.path,
             headers=handshake.headers,
             budget=self.budget,
-            user=user,
-            auth_expires=expires,
+            user=credentials.user if credentials is not None else None,
+            auth_expires=credentials.expires if credentials is not None else None,
+            subject=credentials.subject if credentials is not None else None,
             throttle=throttle,
         )
         conn.queue_events(engine.take_pending())

@@ -258,3 +258,26 @@ async def test_require_auth_refuses_requests_until_an_auth_message() -> None:
         await ws.send_message(orjson.dumps({"type": "auth", "token": auth.issue("ada")}).decode())
         assert orjson.loads(await ws.get_message())["status"] == 200
         assert (await _ask(ws, "/public"))["data"] == "public"
+
+
+async def test_revoking_a_user_closes_its_sockets_and_refuses_its_tokens() -> None:
+    auth = JWTAuth(SECRET)
+    app = _app(auth)
+    old_token = auth.issue("ada")
+    with trio.fail_after(20):
+        async with running(app) as server:
+            ada_headers = [("Authorization", f"Bearer {old_token}")]
+            bob_headers = [("Authorization", f"Bearer {auth.issue('bob')}")]
+            async with (
+                trio_websocket.open_websocket_url(_url(server), extra_headers=ada_headers) as ada,
+                trio_websocket.open_websocket_url(_url(server), extra_headers=bob_headers) as bob,
+            ):
+                assert (await _ask(ada, "/me"))["data"] == "ada"
+                assert app.revoke("ada") == 1
+                with pytest.raises(trio_websocket.ConnectionClosed) as info:
+                    await ada.get_message()
+                assert info.value.reason.code == 1008
+                assert (await _ask(bob, "/me"))["data"] == "bob"  # others are untouched
+                refused = await _ask(bob, "/me", args={"token": old_token})
+                assert (refused["status"], refused["detail"]) == (401, "The token was revoked.")
+                assert (await _ask(bob, "/me", args={"token": auth.issue("ada")}))["data"] == "ada"

@@ -23,7 +23,7 @@ import jwt
 
 from .._errors import AuthenticationError, ConfigurationError
 
-__all__ = ["ALGORITHMS", "JWTAuth", "JWTKey"]
+__all__ = ["ALGORITHMS", "Credentials", "JWTAuth", "JWTKey"]
 
 #: The algorithms a key may be bound to.
 ALGORITHMS: Final = frozenset({"HS256", "HS384", "HS512", "RS256", "ES256", "EdDSA"})
@@ -59,6 +59,21 @@ class JWTKey:
                 )
         elif isinstance(self.key, str) and "-----BEGIN" not in self.key:
             raise ConfigurationError(f"a {self.algorithm} key is a PEM text (public or private key)")
+
+
+@attrs.frozen
+class Credentials:
+    """What an accepted token established.
+
+    Attributes:
+        user: whom it names, as ``request.user`` sees it.
+        subject: its ``sub`` claim (None without one): what `JWTAuth.revoke` names.
+        expires: when it stops authorising (Unix time).
+    """
+
+    user: Any
+    subject: str | None
+    expires: float
 
 
 class JWTAuth:
@@ -114,6 +129,7 @@ class JWTAuth:
         self.leeway = leeway
         self.user_loader = user_loader
         self._required = ["exp", *(["iss"] if issuer else []), *(["aud"] if audience else [])]
+        self._revoked: dict[str, float] = {}  # subject -> tokens issued until then are refused
 
     def decode(self, token: str) -> dict[str, Any]:
         """Check a token and return its claims.
@@ -159,13 +175,18 @@ class JWTAuth:
             raise AuthenticationError("The token's signature does not match.") from None
         except (jwt.InvalidTokenError, jwt.InvalidKeyError, ValueError, TypeError):
             raise AuthenticationError("The token is invalid.") from None
+        revoked_at = self._revoked.get(str(claims.get("sub")))
+        if revoked_at is not None:
+            issued = claims.get("iat")
+            if not isinstance(issued, int | float) or issued <= revoked_at:
+                raise AuthenticationError("The token was revoked.")
         return claims
 
-    async def authenticate(self, token: str) -> tuple[Any, float]:
+    async def authenticate(self, token: str) -> Credentials:
         """Check a token and load its user.
 
         Returns:
-            The user (`user_loader`'s, or the claims) and when the token expires (Unix time).
+            The user (`user_loader`'s, or the claims), the token's subject and its expiry.
 
         Raises:
             AuthenticationError: the token is refused, or the loader found no user.
@@ -178,7 +199,16 @@ class JWTAuth:
                 user = await user
         if user is None:
             raise AuthenticationError("The token names no known user.")
-        return user, float(claims["exp"])
+        subject = claims.get("sub")
+        return Credentials(user, str(subject) if subject is not None else None, float(claims["exp"]))
+
+    def revoke(self, subject: str, *, at: float | None = None) -> None:
+        """Refuse every token of `subject` issued at or before `at` (now by default).
+
+        Tokens issued later work again (after a password change, say); a token without
+        ``iat`` is refused for good. `App.revoke` also closes the subject's connections.
+        """
+        self._revoked[subject] = time.time() if at is None else at
 
     def issue(self, subject: str, *, expires_in: float = 3600.0, **claims: Any) -> str:
         """Sign a token for `subject` (``sub``) that expires after `expires_in` seconds.
@@ -199,8 +229,8 @@ class JWTAuth:
         else:
             assert self._key is not None
             key, headers = self._key, None
-        now = int(time.time())
-        payload = {"sub": subject, "iat": now, "exp": now + int(expires_in), **claims}
+        now = time.time()
+        payload = {"sub": subject, "iat": now, "exp": int(now + expires_in), **claims}
         if self.issuer:
             payload.setdefault("iss", self.issuer)
         if self.audience:
