@@ -46,6 +46,7 @@ from trio_rest_protocol import (
     Codec,
     Connection,
     ConnectionClosed,
+    ConnectionState,
     LocalProtocolError,
     Notification,
     Role,
@@ -331,6 +332,18 @@ class ServerConnection:
         self.auth_expires = credentials.expires
         self.send_event(event.response())
 
+    def close_unauthenticated(self) -> None:
+        """No accepted ``auth`` message where one was required: close with 1008."""
+        if self.close_code is None and not self._finished.is_set():
+            log.info("%s: no credentials where they are required, closing", self.peer)
+            self._start_closing(1008, "authentication required")
+            self._start_soon(self._end_when_written)
+
+    async def _auth_deadline(self) -> None:
+        await trio.sleep(self._settings.auth_timeout)
+        if self._proto.state is ConnectionState.AUTHENTICATING:
+            self.close_unauthenticated()
+
     def revoked(self) -> None:
         """Its user's credentials were revoked (`App.revoke`): close with 1008."""
         if self.close_code is None and not self._finished.is_set():
@@ -450,6 +463,8 @@ class ServerConnection:
                 self._outbox.start(nursery)
                 if self._closing is not None:  # close() came before the connection ran
                     nursery.start_soon(self._close_gracefully, *self._closing)
+                if self._proto.state is ConnectionState.AUTHENTICATING:
+                    nursery.start_soon(self._auth_deadline)
                 await self._read()
         finally:
             keepalive().discard(self)

@@ -75,8 +75,11 @@ class Dispatcher:
             try:
                 event = proto.next_event()
             except RemoteProtocolError as exc:
-                if exc.event_hint is not None:
-                    self._connection.send_event(exc.event_hint)
+                hint = exc.event_hint
+                if hint is not None:
+                    self._connection.send_event(hint)
+                    if hint.status == 401:  # a request before the auth message: answered, then closed
+                        self._connection.close_unauthenticated()
                 continue
             if event is NEED_DATA:
                 return

@@ -81,6 +81,10 @@ class Settings:
             quarter of the shorter of the two, so each acts up to a quarter late.
         handshake_timeout: seconds a new connection has to complete its HTTP
             handshake (10), against slow-loris clients.
+        auth_timeout: with ``App(require_auth=True)``, seconds a connection without
+            credentials in its handshake has to send an accepted ``auth`` message
+            (10); past it, or at a request sent before it, the connection is closed
+            with 1008.
         close_timeout: seconds to wait for the client's answer to our close
             frame (5).
         shutdown_timeout: seconds a graceful shutdown lets requests in flight
@@ -132,6 +136,7 @@ class Settings:
     ping_interval: float = attrs.field(default=20.0, validator=_positive)
     ping_timeout: float = attrs.field(default=20.0, validator=_positive)
     handshake_timeout: float = attrs.field(default=10.0, validator=_positive)
+    auth_timeout: float = attrs.field(default=10.0, validator=_positive)
     close_timeout: float = attrs.field(default=5.0, validator=_positive)
     shutdown_timeout: float = attrs.field(default=10.0, validator=_positive)
     max_connections: int = attrs.field(default=10_000, validator=_positive)

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.trio_rest._sockets import running
-from trio_rest import App, ConfigurationError, Request, Server, SimpleRouter, endpoint
+from trio_rest import App, ConfigurationError, Request, Server, Settings, SimpleRouter, endpoint
 from trio_rest.auth import AllowAny, IsAdmin, IsAuthenticated, JWTAuth, JWTKey
 
 SECRET = "s" * 32
@@ -247,17 +247,29 @@ async def test_permissions_401_without_a_user_403_with_one() -> None:
         assert (await _ask(ws, "/admin", args={"token": auth.issue("root", is_admin=True)}))["status"] == 200
 
 
-async def test_require_auth_refuses_requests_until_an_auth_message() -> None:
+async def test_require_auth_wants_an_auth_message_first_and_in_time() -> None:
     auth = JWTAuth(SECRET)
-    async with (
-        _serving(auth, require_auth=True) as server,
-        trio_websocket.open_websocket_url(_url(server)) as ws,
-    ):
-        reply = await _ask(ws, "/public")
-        assert (reply["status"], reply["code"]) == (401, "not_authenticated")
-        await ws.send_message(orjson.dumps({"type": "auth", "token": auth.issue("ada")}).decode())
-        assert orjson.loads(await ws.get_message())["status"] == 200
-        assert (await _ask(ws, "/public"))["data"] == "public"
+    settings = Settings(auth_timeout=0.5)
+    async with _serving(auth, require_auth=True, settings=settings) as server:
+        async with trio_websocket.open_websocket_url(_url(server)) as ws:  # a request first
+            reply = await _ask(ws, "/public")
+            assert (reply["status"], reply["code"]) == (401, "not_authenticated")
+            with pytest.raises(trio_websocket.ConnectionClosed) as info:
+                await ws.get_message()
+            assert (info.value.reason.code, info.value.reason.reason) == (1008, "authentication required")
+        async with trio_websocket.open_websocket_url(_url(server)) as ws:  # nothing in time
+            start = trio.current_time()
+            with pytest.raises(trio_websocket.ConnectionClosed) as info:
+                await ws.get_message()
+            assert info.value.reason.code == 1008 and 0.4 < trio.current_time() - start < 2
+        async with trio_websocket.open_websocket_url(_url(server)) as ws:  # the auth message first
+            await ws.send_message(orjson.dumps({"type": "auth", "token": auth.issue("ada")}).decode())
+            assert orjson.loads(await ws.get_message())["status"] == 200
+            await trio.sleep(0.7)  # past the deadline: authenticated, so it stays open
+            assert (await _ask(ws, "/public"))["data"] == "public"
+        headers = [("Authorization", f"Bearer {auth.issue('bob')}")]
+        async with trio_websocket.open_websocket_url(_url(server), extra_headers=headers) as ws:
+            assert (await _ask(ws, "/me"))["data"] == "bob"  # credentials in the handshake suffice
 
 
 async def test_revoking_a_user_closes_its_sockets_and_refuses_its_tokens() -> None:
