@@ -60,7 +60,7 @@ from ._errors import AuthenticationError
 from ._jobs import Job, call_handler
 from ._keepalive import Liveness, Verdict, keepalive
 from ._outbox import Outbox
-from ._ratelimit import Throttle
+from ._ratelimit import Limits, Throttle
 from ._renderers import render
 from ._stats import ConnectionStats
 from ._timers import Timer, start_timer
@@ -125,6 +125,7 @@ class ServerConnection:
         "_engine",
         "_finished",
         "_legacy_errors",
+        "_limits",
         "_liveness",
         "_nursery",
         "_outbox",
@@ -164,6 +165,7 @@ class ServerConnection:
         auth_expires: float | None = None,
         throttle: Throttle | None = None,
         subject: str | None = None,
+        limits: Limits | None = None,
     ) -> None:
         self.app = app
         self.subprotocol = subprotocol
@@ -172,8 +174,10 @@ class ServerConnection:
         self.headers = headers
         self.user: Any = user
         self.auth_expires = auth_expires
-        self.subject = subject
+        self.subject: str | None = None
         self.throttle = throttle
+        self._limits = limits  # the server's, for the user's bucket
+        self._set_subject(subject)
         settings = app.settings
         self._settings = settings
         self._stream = stream
@@ -328,9 +332,19 @@ class ServerConnection:
             log.info("%s: auth message refused: %s", self.peer, exc.detail)
             self.send_event(event.error(401, code="not_authenticated", detail=exc.detail))
             return
-        self.user, self.subject = credentials.user, credentials.subject
+        self.user = credentials.user
+        self._set_subject(credentials.subject)
         self.auth_expires = credentials.expires
         self.send_event(event.response())
+
+    def _set_subject(self, subject: str | None) -> None:
+        """Authenticated as `subject` (None: not): its requests now count against its user's rate."""
+        limits, throttle = self._limits, self.throttle
+        if limits is not None and throttle is not None and subject != self.subject:
+            if self.subject is not None:
+                limits.detach_user(self.subject)
+            throttle.user = limits.attach_user(subject) if subject is not None else None
+        self.subject = subject
 
     def close_unauthenticated(self) -> None:
         """No accepted ``auth`` message where one was required: close with 1008."""
@@ -468,6 +482,7 @@ class ServerConnection:
                 await self._read()
         finally:
             keepalive().discard(self)
+            self._set_subject(None)  # gives the user's rate bucket back
             with trio.CancelScope(shield=True):
                 await self._last_words()
             self._finished.set()

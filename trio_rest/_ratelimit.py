@@ -1,7 +1,8 @@
 """Rate limits: token buckets per connection and per client address, and what a flood costs.
 
-Each request takes a token from its connection's bucket and from its address's bucket
-(shared by every connection from that address). A request that finds either empty is
+Each request takes a token from its connection's bucket, from its address's bucket (shared
+by every connection from that address) and, once the connection is authenticated, from its
+user's (shared by every connection of that user). A request that finds either empty is
 answered 429 ``throttled`` with ``errors.retry_after``, without routing or running anything;
 the connection is then *throttled*: the rest of what it already sent in that read is
 answered 429 the same way, and its socket is not read again until the bucket holds tokens
@@ -13,8 +14,9 @@ full speed through every pause.
 Rules (`check_invariants` raises `AssertionError` when one is broken):
 
 1. ``0 <= tokens <= burst`` in every bucket, after any `take`.
-2. An address has a bucket only while it has a connection (`Limits.attach`/`detach`
-   count them), so the buckets kept are at most the open connections.
+2. An address (a user) has a bucket only while it has a connection (`Limits.attach`/`detach`,
+   `attach_user`/`detach_user` count them), so the buckets kept are at most the open
+   connections, twice.
 """
 
 from __future__ import annotations
@@ -63,17 +65,19 @@ class Limits:
         settings: `rate_limit`, `rate_burst`, `rate_limit_per_address` (None: no limit).
     """
 
-    __slots__ = ("_addresses", "per_address", "per_connection")
+    __slots__ = ("_addresses", "_users", "per_address", "per_connection", "per_user")
 
     def __init__(self, settings: Settings) -> None:
         self.per_connection = settings.rate_limit
         self.per_address = settings.rate_limit_per_address
+        self.per_user = settings.rate_limit_per_user
         self._addresses: dict[str, tuple[Bucket, int]] = {}  # address -> (bucket, connections)
+        self._users: dict[str, tuple[Bucket, int]] = {}  # subject -> (bucket, connections)
 
     @property
     def enabled(self) -> bool:
         """Whether any limit applies."""
-        return self.per_connection is not None or self.per_address is not None
+        return self.per_connection is not None or self.per_address is not None or self.per_user is not None
 
     def connection_bucket(self, burst: float) -> Bucket | None:
         """A new connection's own bucket (None without a per-connection limit)."""
@@ -83,30 +87,49 @@ class Limits:
 
     def attach(self, address: str, burst: float) -> Bucket | None:
         """A connection from `address` opens: the address's bucket (None without that limit)."""
-        if self.per_address is None:
-            return None
-        bucket, count = self._addresses.get(address, (None, 0))
-        if bucket is None:
-            bucket = Bucket(self.per_address, burst, trio.current_time())
-        self._addresses[address] = (bucket, count + 1)
-        return bucket
+        return _attach(self._addresses, address, self.per_address, burst)
 
     def detach(self, address: str) -> None:
         """A connection from `address` closed."""
-        entry = self._addresses.get(address)
-        if entry is None:
-            return
-        bucket, count = entry
-        if count > 1:
-            self._addresses[address] = (bucket, count - 1)
-        else:
-            del self._addresses[address]
+        _detach(self._addresses, address)
+
+    def attach_user(self, subject: str) -> Bucket | None:
+        """A connection authenticated as `subject`: the user's bucket (None without that limit)."""
+        rate = self.per_user
+        return _attach(self._users, subject, rate, rate) if rate is not None else None
+
+    def detach_user(self, subject: str) -> None:
+        """A connection authenticated as `subject` closed, or changed its credentials."""
+        _detach(self._users, subject)
 
     def check_invariants(self) -> None:
         """Raise `AssertionError` if a rule of the module docstring is broken."""
-        for bucket, count in self._addresses.values():
-            assert count > 0, "rule 2: an address kept without a connection"
+        for bucket, count in [*self._addresses.values(), *self._users.values()]:
+            assert count > 0, "rule 2: a bucket kept without a connection"
             assert 0 <= bucket.tokens <= bucket.burst, "rule 1"
+
+
+def _attach(
+    buckets: dict[str, tuple[Bucket, int]], key: str, rate: float | None, burst: float
+) -> Bucket | None:
+    if rate is None:
+        return None
+    bucket, count = buckets.get(key, (None, 0))
+    if bucket is None:
+        bucket = Bucket(rate, burst, trio.current_time())
+    buckets[key] = (bucket, count + 1)
+    return bucket
+
+
+def _detach(buckets: dict[str, tuple[Bucket, int]], key: str) -> None:
+    entry = buckets.get(key)
+    if entry is None:
+        return
+    bucket, count = entry
+    if count > 1:
+        buckets[key] = (bucket, count - 1)
+    else:
+        del buckets[key]
 
 
 class Throttle:
@@ -118,11 +141,12 @@ class Throttle:
         max_strikes: throttled this many times without a calm spell, the connection is closed.
     """
 
-    __slots__ = ("calm", "max_strikes", "own", "shared", "strikes", "until")
+    __slots__ = ("calm", "max_strikes", "own", "shared", "strikes", "until", "user")
 
     def __init__(self, own: Bucket | None, shared: Bucket | None, max_strikes: int) -> None:
         self.own = own
         self.shared = shared
+        self.user: Bucket | None = None  # the authenticated user's, shared by its connections
         self.max_strikes = max_strikes
         self.strikes = 0
         self.until = 0.0  # throttled until then (Trio's clock)
@@ -133,17 +157,19 @@ class Throttle:
         """Admit a request (0.0), or return the seconds it should have waited (a 429)."""
         if now < self.until:
             return self.until - now
-        own, shared = self.own, self.shared
+        own, shared, user = self.own, self.shared, self.user
         wait = own.take(now) if own is not None else 0.0
         if not wait and shared is not None:
             wait = shared.take(now)
+        if not wait and user is not None:
+            wait = user.take(now)
         if not wait:
             if self.strikes and now >= self.until + self.calm:
                 self.strikes = 0  # a calm spell since the last throttle: forgiven
             return 0.0
         # Throttled: nothing more is read until half the burst is back in both buckets.
         pause = wait
-        for bucket in (own, shared):
+        for bucket in (own, shared, user):
             if bucket is not None:
                 pause = max(pause, bucket.refill_time(bucket.burst / 2, now))
         self.until = now + pause

@@ -328,6 +328,7 @@ class Server:
             auth_expires=credentials.expires if credentials is not None else None,
             subject=credentials.subject if credentials is not None else None,
             throttle=throttle,
+            limits=self.limits,
         )
         conn.queue_events(engine.take_pending())
         return conn

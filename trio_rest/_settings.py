@@ -17,7 +17,7 @@ __all__ = ["Settings"]
 
 
 # The limits None turns off (documented as such).
-_NULLABLE = frozenset({"request_timeout", "rate_limit", "rate_limit_per_address"})
+_NULLABLE = frozenset({"request_timeout", "rate_limit", "rate_limit_per_address", "rate_limit_per_user"})
 
 
 def _positive(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -103,6 +103,9 @@ class Settings:
         rate_limit_per_address: requests a second all the connections from one
             client address may send together (20,000; None: no limit), with a burst
             of one second's worth; past it, as for `rate_limit`.
+        rate_limit_per_user: requests a second all the connections authenticated as
+            one user may send together (None, the default: no such limit), with a
+            burst of one second's worth; past it, as for `rate_limit`.
         rate_limit_strikes: times a connection may be throttled with no calm spell
             in between (as long as its burst takes to refill) before it is closed
             with 1008 (10): it kept sending at full speed through every pause.
@@ -144,6 +147,7 @@ class Settings:
     rate_limit: float | None = attrs.field(default=5000.0, validator=_positive)
     rate_burst: int = attrs.field(default=10_000, validator=_positive)
     rate_limit_per_address: float | None = attrs.field(default=20_000.0, validator=_positive)
+    rate_limit_per_user: float | None = attrs.field(default=None, validator=_positive)
     rate_limit_strikes: int = attrs.field(default=10, validator=_positive)
     allowed_origins: tuple[str, ...] | None = attrs.field(
         default=None, converter=attrs.converters.optional(tuple), validator=_origins

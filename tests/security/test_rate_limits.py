@@ -28,9 +28,11 @@ class Flooder:
         self.close_code: int | None = None
 
     @classmethod
-    async def connect(cls, port: int, address: str = "127.0.0.2") -> Flooder:
+    async def connect(cls, port: int, address: str = "127.0.0.2", token: str | None = None) -> Flooder:
         client = cls(await trio.open_tcp_stream("127.0.0.1", port, local_address=address))
-        await client.stream.send_all(client.ws.send(wsproto.events.Request(host="127.0.0.1", target="/")))
+        headers = [(b"authorization", f"Bearer {token}".encode())] if token else []
+        request = wsproto.events.Request(host="127.0.0.1", target="/", extra_headers=headers)
+        await client.stream.send_all(client.ws.send(request))
         while True:
             client.ws.receive_data(await client.stream.receive_some(65536))
             if any(isinstance(e, wsproto.events.AcceptConnection) for e in client.ws.events()):
@@ -126,6 +128,32 @@ async def test_connections_from_one_address_share_its_limit() -> None:
             # Another address is not touched.
             async with trio_websocket.open_websocket_url(f"ws://127.0.0.1:{server.port}/") as ws:
                 assert len(await _latencies(ws, 5)) == 5
+
+
+async def test_connections_of_one_user_share_its_limit() -> None:
+    from trio_rest.auth import JWTAuth
+
+    auth = JWTAuth("u" * 32)
+    app = build_app(rate_limit=None, rate_limit_per_address=None, rate_limit_per_user=100.0)
+    app.auth = auth
+    token = auth.issue("ada")
+    with trio.fail_after(30):
+        async with running(app) as server:
+            first = await Flooder.connect(server.port, "127.0.0.4", token)
+            second = await Flooder.connect(server.port, "127.0.0.5", token)  # another address
+            other = await Flooder.connect(server.port, "127.0.0.5", auth.issue("bob"))
+            async with trio.open_nursery() as nursery:
+                for client in (first, second, other):
+                    nursery.start_soon(client.read)
+                await first.flood(100)  # the whole burst of ada
+                await trio.sleep(0.3)
+                await second.flood(100)
+                await other.flood(100)
+                await trio.sleep(0.5)
+                nursery.cancel_scope.cancel()
+            assert first.statuses.count(200) >= 99
+            assert second.statuses.count(429) >= 1
+            assert other.statuses.count(200) >= 99  # bob has a bucket of his own
 
 
 def test_the_bucket_and_the_throttle() -> None:

@@ -54,7 +54,7 @@ def test_none_is_no_request_timeout() -> None:
 def test_none_is_refused_where_it_means_nothing() -> None:
     wrong = []
     for name in LIMITS:
-        if name in ("request_timeout", "rate_limit", "rate_limit_per_address"):  # None: no limit
+        if name in ("request_timeout", "rate_limit", "rate_limit_per_address", "rate_limit_per_user"):
             continue
         try:
             Settings(**{name: None})
