@@ -53,8 +53,9 @@ class App:
         lifespan: what runs around serving (see `Lifespan` and `open_lifespan`):
             `serve` enters it before it accepts the first connection and leaves it
             after the last one closed; `trio_rest.testing.TestClient` does the same.
-        auth: how credentials are checked (a `trio_rest.auth.JWTAuth`); None: no
-            authentication, every ``request.user`` is None.
+        auth: how credentials are checked (a `trio_rest.auth.JWTAuth`); None: the
+            one `Settings.jwt_secret` describes, or no authentication (every
+            ``request.user`` is None).
         permissions: the permissions of the views that name none of their own
             (see `trio_rest.auth`); None lets anyone through.
         require_auth: a connection without valid credentials in its handshake must
@@ -80,14 +81,25 @@ class App:
         require_auth: bool = False,
         middleware: Sequence[Middleware] = (),
     ) -> None:
-        if require_auth and auth is None:
-            raise ConfigurationError("App(require_auth=True) needs an auth= to check the credentials")
         self.router = router
         self.lifespan = lifespan
         self.settings = settings if settings is not None else Settings()
         self.converter = converter if converter is not None else make_converter()
         self.database = database
+        if auth is None and self.settings.jwt_secret is not None:
+            from .auth._jwt import JWTAuth
+
+            settings = self.settings
+            auth = JWTAuth(
+                settings.jwt_secret,
+                algorithm=settings.jwt_algorithm,
+                issuer=settings.jwt_issuer,
+                audience=settings.jwt_audience,
+                leeway=settings.jwt_leeway,
+            )
         self.auth = auth
+        if require_auth and auth is None:
+            raise ConfigurationError("App(require_auth=True) needs an auth= to check the credentials")
         self.require_auth = require_auth
         self.middleware = tuple(middleware)
         #: The servers serving this App in this process (`revoke` closes connections on each).

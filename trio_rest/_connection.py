@@ -599,6 +599,12 @@ class ServerConnection:
                     self._close_for_abuse()
                     return
                 # Rate-limited: read nothing more until half the burst is back.
+                log.info(
+                    "%s: throttled (%d), not read for %.2f s",
+                    self.peer,
+                    throttle.strikes,
+                    throttle.until - trio.current_time(),
+                )
                 self._paused = True
                 await trio.sleep_until(throttle.until)
                 self._paused = False

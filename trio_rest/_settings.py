@@ -109,6 +109,15 @@ class Settings:
         rate_limit_strikes: times a connection may be throttled with no calm spell
             in between (as long as its burst takes to refill) before it is closed
             with 1008 (10): it kept sending at full speed through every pause.
+        jwt_secret: an HMAC secret for JSON Web Tokens (None, the default: none).
+            When set and the App is given no ``auth``, the App builds
+            ``JWTAuth(jwt_secret, algorithm=jwt_algorithm, issuer=jwt_issuer,
+            audience=jwt_audience, leeway=jwt_leeway)``, so authentication can be
+            configured from ``TRIO_REST_JWT_SECRET`` alone. Never shown in a repr.
+        jwt_algorithm: its algorithm: HS256 (default), HS384 or HS512.
+        jwt_issuer: the ``iss`` tokens must carry (None: not checked).
+        jwt_audience: an ``aud`` tokens must carry (None: not checked).
+        jwt_leeway: seconds of clock skew allowed on ``exp`` and ``nbf`` (30).
         allowed_origins: the origins a browser's handshake may come from, each
             ``"scheme://host[:port]"`` (None, the default: any). A handshake with
             another Origin gets HTTP 403; one without an Origin header (a client
@@ -149,6 +158,11 @@ class Settings:
     rate_limit_per_address: float | None = attrs.field(default=20_000.0, validator=_positive)
     rate_limit_per_user: float | None = attrs.field(default=None, validator=_positive)
     rate_limit_strikes: int = attrs.field(default=10, validator=_positive)
+    jwt_secret: str | None = attrs.field(default=None, repr=False)
+    jwt_algorithm: str = attrs.field(default="HS256")
+    jwt_issuer: str | None = attrs.field(default=None)
+    jwt_audience: str | None = attrs.field(default=None)
+    jwt_leeway: float = attrs.field(default=30.0, validator=_positive)
     allowed_origins: tuple[str, ...] | None = attrs.field(
         default=None, converter=attrs.converters.optional(tuple), validator=_origins
     )

@@ -77,3 +77,18 @@ def test_password_hashes() -> None:
     assert hash_password("correct horse") != stored  # a fresh salt each time
     for broken in ("", "scrypt$1$2", "md5$x$y$z$a$b", "scrypt$x$8$1$AAAA$AAAA"):
         assert not verify_password("correct horse", broken)
+
+
+async def test_authentication_from_the_settings_alone() -> None:
+    from trio_rest import Settings
+
+    secret = "e" * 32
+    settings = Settings().from_env({"TRIO_REST_JWT_SECRET": secret, "TRIO_REST_JWT_ISSUER": "me"})
+    assert secret not in repr(settings)  # never shown
+    router = SimpleRouter()
+    router.register("/default", default, "GET")
+    app = App(router, settings=settings, permissions=[IsAuthenticated])
+    assert app.auth is not None and app.auth.issuer == "me"
+    async with TestClient(app) as client:
+        assert (await client.get("/default")).status == 401
+        assert (await client.get("/default", args={"token": app.auth.issue("ada")})).data == "default"

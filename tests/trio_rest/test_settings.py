@@ -29,7 +29,15 @@ def test_invalid_settings(options: dict[str, object]) -> None:
 
 
 # Every field but the engine's name and the switches is a number that must be positive.
-SWITCHES = ("engine", "aiorest_ws_errors", "allowed_origins")
+SWITCHES = (
+    "engine",
+    "aiorest_ws_errors",
+    "allowed_origins",
+    "jwt_secret",
+    "jwt_algorithm",
+    "jwt_issuer",
+    "jwt_audience",
+)
 LIMITS = [field.name for field in attrs.fields(Settings) if field.name not in SWITCHES]
 
 
