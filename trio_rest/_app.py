@@ -22,7 +22,7 @@ from .auth._permissions import Permission, compile_permissions
 
 if TYPE_CHECKING:
     from ._server import Server
-    from .auth._jwt import JWTAuth
+    from .auth._backend import AuthBackend
 
     # Only for the annotation: `trio_rest.db` imports SQLAlchemy, which an app
     # without a database never loads.
@@ -76,31 +76,19 @@ class App:
         converter: cattrs.Converter | None = None,
         database: Database | None = None,
         lifespan: Lifespan | None = None,
-        auth: JWTAuth | None = None,
+        auth: AuthBackend | None = None,
         permissions: Sequence[Permission] | None = None,
         require_auth: bool = False,
         middleware: Sequence[Middleware] = (),
     ) -> None:
         self.router = router
         self.lifespan = lifespan
-        self.settings = settings if settings is not None else Settings()
         self.converter = converter if converter is not None else make_converter()
         self.database = database
-        if auth is None and self.settings.jwt_secret is not None:
-            from .auth._jwt import JWTAuth
-
-            settings = self.settings
-            auth = JWTAuth(
-                settings.jwt_secret,
-                algorithm=settings.jwt_algorithm,
-                issuer=settings.jwt_issuer,
-                audience=settings.jwt_audience,
-                leeway=settings.jwt_leeway,
-            )
-        self.auth = auth
-        if require_auth and auth is None:
-            raise ConfigurationError("App(require_auth=True) needs an auth= to check the credentials")
+        self._own_auth = auth  # given in code; else the one the settings describe
+        self.auth: AuthBackend | None = auth
         self.require_auth = require_auth
+        self.settings = settings if settings is not None else Settings()
         self.middleware = tuple(middleware)
         #: The servers serving this App in this process (`revoke` closes connections on each).
         self.servers: weakref.WeakSet[Server] = weakref.WeakSet()
@@ -140,6 +128,35 @@ class App:
                 yield
         else:
             yield
+
+    @property
+    def settings(self) -> Settings:
+        """The limits and timings; setting them again (the CLI does, from the environment and
+        its ``--set``) also rebuilds the authentication `Settings.jwt_secret` describes.
+
+        Raises:
+            ConfigurationError: a JWT secret or algorithm that `JWTAuth` refuses, or
+                `require_auth` with no authentication at all.
+        """
+        return self._settings
+
+    @settings.setter
+    def settings(self, settings: Settings) -> None:
+        auth = self._own_auth
+        if auth is None and settings.jwt_secret is not None:
+            from .auth._jwt import JWTAuth
+
+            auth = JWTAuth(
+                settings.jwt_secret,
+                algorithm=settings.jwt_algorithm,
+                issuer=settings.jwt_issuer,
+                audience=settings.jwt_audience,
+                leeway=settings.jwt_leeway,
+            )
+        if self.require_auth and auth is None:
+            raise ConfigurationError("App(require_auth=True) needs an auth= to check the credentials")
+        self._settings = settings
+        self.auth = auth
 
     def revoke(self, subject: str) -> int:
         """Refuse `subject`'s tokens issued until now, and close its connections (1008).

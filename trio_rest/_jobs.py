@@ -23,7 +23,7 @@ from .auth._permissions import check_permissions
 
 if TYPE_CHECKING:
     from ._views import Handler
-    from .auth._jwt import JWTAuth
+    from .auth._backend import AuthBackend
 
 __all__ = ["CancelledBy", "Job", "call_handler", "closing_reply", "error_reply", "success_reply"]
 
@@ -138,7 +138,7 @@ async def _call_view(job: Job) -> Any:
         return await handler.fn(request, **params)
 
 
-async def _authenticate(request: Request, auth: JWTAuth) -> None:
+async def _authenticate(request: Request, auth: AuthBackend) -> None:
     """Settle `request.user`: its own token if it carries one, else the connection's, while valid.
 
     Raises:

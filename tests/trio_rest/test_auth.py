@@ -92,3 +92,17 @@ async def test_authentication_from_the_settings_alone() -> None:
     async with TestClient(app) as client:
         assert (await client.get("/default")).status == 401
         assert (await client.get("/default", args={"token": app.auth.issue("ada")})).data == "default"
+
+
+def test_settings_set_later_configure_the_authentication_too() -> None:
+    from trio_rest import Settings
+
+    app = App(SimpleRouter())
+    assert app.auth is None
+    app.settings = Settings(jwt_secret="l" * 32)  # what the CLI does with the environment
+    assert app.auth is not None and app.auth.decode(app.auth.issue("ada"))["sub"] == "ada"
+    with pytest.raises(ConfigurationError, match="at least 32 bytes"):
+        app.settings = Settings(jwt_secret="short")
+    coded = App(SimpleRouter(), auth=AUTH)
+    coded.settings = Settings(jwt_secret="l" * 32)
+    assert coded.auth is AUTH  # an auth given in code wins

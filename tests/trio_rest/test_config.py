@@ -70,6 +70,7 @@ def test_the_cli_says_a_bad_setting_in_one_line() -> None:
     for extra_env, args in (
         ({"TRIO_REST_MAX_IN_FLIGHT": "-1"}, []),
         ({}, ["--set", "read_size=lots"]),
+        ({"TRIO_REST_JWT_SECRET": "too-short"}, []),  # refused at start-up, before serving
     ):
         done = subprocess.run(
             [sys.executable, "-m", "trio_rest", "run", "examples.hello:app", "--port", "0", *args],

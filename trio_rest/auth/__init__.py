@@ -12,14 +12,17 @@ in-band ``{"type": "auth", "token": ...}`` message, or per request (``args.token
 
 from __future__ import annotations
 
-from ._jwt import ALGORITHMS, JWTAuth, JWTKey
+from ._backend import AuthBackend
+from ._jwt import ALGORITHMS, Credentials, JWTAuth, JWTKey
 from ._passwords import hash_password, verify_password
 from ._permissions import AllowAny, BasePermission, IsAdmin, IsAuthenticated
 
 __all__ = [
     "ALGORITHMS",
     "AllowAny",
+    "AuthBackend",
     "BasePermission",
+    "Credentials",
     "IsAdmin",
     "IsAuthenticated",
     "JWTAuth",
