@@ -65,6 +65,19 @@ class Flooder:
                         return
 
 
+async def _burst_then(first: Flooder, *others: Flooder) -> None:
+    """100 requests from `first`, then (a moment later) 100 from each of `others`, all read."""
+    async with trio.open_nursery() as nursery:
+        for client in (first, *others):
+            nursery.start_soon(client.read)
+        await first.flood(100)
+        await trio.sleep(0.3)
+        for client in others:
+            await client.flood(100)
+        await trio.sleep(0.5)
+        nursery.cancel_scope.cancel()
+
+
 async def _latencies(ws: trio_websocket.WebSocketConnection, count: int) -> list[float]:
     times = []
     for i in range(count):
@@ -115,14 +128,7 @@ async def test_connections_from_one_address_share_its_limit() -> None:
         async with running(app) as server:
             first = await Flooder.connect(server.port, "127.0.0.3")
             second = await Flooder.connect(server.port, "127.0.0.3")
-            async with trio.open_nursery() as nursery:
-                for client in (first, second):
-                    nursery.start_soon(client.read)
-                await first.flood(100)  # the whole burst of the address
-                await trio.sleep(0.3)
-                await second.flood(100)
-                await trio.sleep(0.5)
-                nursery.cancel_scope.cancel()
+            await _burst_then(first, second)  # the first takes the address's whole burst
             assert first.statuses.count(200) >= 99
             assert second.statuses.count(429) >= 1
             # Another address is not touched.
@@ -142,15 +148,7 @@ async def test_connections_of_one_user_share_its_limit() -> None:
             first = await Flooder.connect(server.port, "127.0.0.4", token)
             second = await Flooder.connect(server.port, "127.0.0.5", token)  # another address
             other = await Flooder.connect(server.port, "127.0.0.5", auth.issue("bob"))
-            async with trio.open_nursery() as nursery:
-                for client in (first, second, other):
-                    nursery.start_soon(client.read)
-                await first.flood(100)  # the whole burst of ada
-                await trio.sleep(0.3)
-                await second.flood(100)
-                await other.flood(100)
-                await trio.sleep(0.5)
-                nursery.cancel_scope.cancel()
+            await _burst_then(first, second, other)  # the first takes ada's whole burst
             assert first.statuses.count(200) >= 99
             assert second.statuses.count(429) >= 1
             assert other.statuses.count(200) >= 99  # bob has a bucket of his own
