@@ -72,10 +72,22 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="serve an App")
     run.add_argument("target", help="MODULE:ATTR naming the App, e.g. examples.users.app:app")
-    run.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    run.add_argument("--port", type=int, default=8080, help="port (default 8080; 0 picks a free one)")
+    env = os.environ.get
+    run.add_argument(
+        "--host", default=env("TRIO_REST_HOST", "127.0.0.1"), help="address to bind (default 127.0.0.1)"
+    )
+    run.add_argument(
+        "--port",
+        type=int,
+        default=env("TRIO_REST_PORT", "8080"),
+        help="port (default 8080; 0 picks a free one)",
+    )
     run.add_argument("--engine", choices=ENGINE_NAMES, help="WebSocket engine (default: the app's)")
-    run.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    run.add_argument(
+        "--log-level",
+        default=env("TRIO_REST_LOG_LEVEL", "INFO"),
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+    )
     run.add_argument(
         "--set",
         action="append",
@@ -83,13 +95,19 @@ def _parser() -> argparse.ArgumentParser:
         metavar="NAME=VALUE",
         help="a setting (e.g. max_in_flight=512), over TRIO_REST_* variables and the app's own",
     )
-    run.add_argument("--certfile", help="serve wss:// with this certificate chain (PEM)")
-    run.add_argument("--keyfile", help="the certificate's private key (PEM; default: in --certfile)")
+    run.add_argument(
+        "--certfile", default=env("TRIO_REST_CERTFILE"), help="serve wss:// with this certificate chain (PEM)"
+    )
+    run.add_argument(
+        "--keyfile",
+        default=env("TRIO_REST_KEYFILE"),
+        help="the certificate's private key (PEM; default: in --certfile)",
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line.
+    """Run the command line; every option also reads ``TRIO_REST_<OPTION>`` (the option wins).
 
     Args:
         argv: the arguments (``sys.argv[1:]`` when None).

@@ -1,11 +1,13 @@
 """Settings from the environment and the command line: ``TRIO_REST_<NAME>`` and ``--set name=value``.
 
 Precedence, highest first: the command line, the environment, the `Settings` the App was
-built with (and their defaults). Every field of `Settings` has its variable, named after it in
-upper case: ``TRIO_REST_MAX_IN_FLIGHT=512``, ``TRIO_REST_REQUEST_TIMEOUT=none``,
+built with (and their defaults). Every field of `Settings` has its variable, named after it
+in upper case: ``TRIO_REST_MAX_IN_FLIGHT=512``, ``TRIO_REST_REQUEST_TIMEOUT=none``,
 ``TRIO_REST_ALLOWED_ORIGINS=https://a.example,https://b.example``,
-``TRIO_REST_AIOREST_WS_ERRORS=true``. A value that does not parse, or that the setting refuses,
-is a `ConfigurationError` naming the variable (or option), for one clear line at start-up.
+``TRIO_REST_AIOREST_WS_ERRORS=true``. The CLI's own options read theirs too:
+``TRIO_REST_HOST``, ``TRIO_REST_PORT``, ``TRIO_REST_LOG_LEVEL``, ``TRIO_REST_CERTFILE``,
+``TRIO_REST_KEYFILE``. A value that does not parse, or that the setting refuses, is a
+`ConfigurationError` naming the variable (or option), for one clear line at start-up.
 """
 
 from __future__ import annotations
@@ -20,12 +22,15 @@ import attrs
 from ._errors import ConfigurationError
 from ._settings import Settings
 
-__all__ = ["ENV_PREFIX", "configure"]
+__all__ = ["CLI_OPTIONS", "ENV_PREFIX", "configure"]
 
 #: The prefix of the environment variables.
 ENV_PREFIX: Final = "TRIO_REST_"
 
 _TRUE, _FALSE = frozenset({"1", "true", "yes", "on"}), frozenset({"0", "false", "no", "off"})
+
+#: Variables of the command line's own options (``TRIO_REST_PORT``...), not settings.
+CLI_OPTIONS: Final = frozenset({"host", "port", "log_level", "certfile", "keyfile"})
 
 
 def configure(settings: Settings, environ: Mapping[str, str], options: Iterable[str] = ()) -> Settings:
@@ -45,7 +50,8 @@ def configure(settings: Settings, environ: Mapping[str, str], options: Iterable[
     for key, text in sorted(environ.items()):
         if key.startswith(ENV_PREFIX):
             name = key[len(ENV_PREFIX) :].lower()
-            changes[name] = (_parse(fields, name, text, key), key)
+            if name not in CLI_OPTIONS:
+                changes[name] = (_parse(fields, name, text, key), key)
     for option in options:
         name, sep, text = option.partition("=")
         name = name.strip()

@@ -83,3 +83,12 @@ def test_the_cli_says_a_bad_setting_in_one_line() -> None:
         )
         assert done.returncode == 2
         assert done.stderr.count("\n") == 1 and done.stderr.startswith("trio-rest: "), done.stderr
+
+
+def test_the_clis_own_options_read_the_environment_too() -> None:
+    from tests.security._server_process import run_server
+
+    assert configure(Settings(), {"TRIO_REST_PORT": "9000", "TRIO_REST_HOST": "::1"}) == Settings()
+    env = {"PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "protocol")]), "TRIO_REST_PORT": "0"}
+    with run_server("", command=["-m", "trio_rest", "run", "examples.hello:app"], env=env) as server:
+        assert server.port > 0  # it took TRIO_REST_PORT=0: a free port
