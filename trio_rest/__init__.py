@@ -9,6 +9,7 @@ import importlib
 import typing
 
 from ._app import App
+from ._broker import Broker, InMemoryBroker
 from ._connection import ServerConnection
 from ._converter import configure_converter, make_converter
 from ._errors import (
@@ -47,10 +48,12 @@ __all__ = [
     "App",
     "AuthenticationError",
     "BadRequestError",
+    "Broker",
     "ConfigurationError",
     "ConflictError",
     "ConnectionStats",
     "CursorPagination",
+    "InMemoryBroker",
     "LimitOffsetPagination",
     "MethodBasedView",
     "MethodNotAllowedError",

@@ -11,7 +11,9 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import cattrs
 import trio
+from trio_rest_protocol import Notification
 
+from ._broker import Broker, InMemoryBroker
 from ._converter import make_converter
 from ._errors import ConfigurationError
 from ._middleware import Middleware
@@ -62,6 +64,8 @@ class App:
             send an ``auth`` message before anything else (needs `auth`).
         middleware: ``async def middleware(request, call_next)`` functions around
             every request, the first outermost (see `trio_rest.log_requests`).
+        broker: carries what `publish` sends to the members of a topic
+            (``connection.join(topic)``); an `InMemoryBroker` (one process) by default.
 
     Raises:
         ConfigurationError: a route names a view that cannot serve one of
@@ -80,6 +84,7 @@ class App:
         permissions: Sequence[Permission] | None = None,
         require_auth: bool = False,
         middleware: Sequence[Middleware] = (),
+        broker: Broker | None = None,
     ) -> None:
         self.router = router
         self.lifespan = lifespan
@@ -90,6 +95,7 @@ class App:
         self.require_auth = require_auth
         self.settings = settings if settings is not None else Settings()
         self.middleware = tuple(middleware)
+        self.broker: Broker = broker if broker is not None else InMemoryBroker()
         #: The servers serving this App in this process (`revoke` closes connections on each).
         self.servers: weakref.WeakSet[Server] = weakref.WeakSet()
         self.permissions = compile_permissions(permissions, "App") if permissions is not None else ()
@@ -157,6 +163,23 @@ class App:
             raise ConfigurationError("App(require_auth=True) needs an auth= to check the credentials")
         self._settings = settings
         self.auth = auth
+
+    async def publish(self, topic: str, event_name: str | None = None, data: Any = None) -> int:
+        """Send a notification to every connection that joined `topic`, each once, in order.
+
+        It never waits for a client: each member queues it (a member that does not read
+        is disconnected with 1008 once `Settings.max_outbound_bytes` are queued for it).
+
+        Args:
+            topic: the topic, e.g. ``"/user/6"`` or ``"chat"``.
+            event_name: what kind of notification it is.
+            data: its body.
+
+        Returns:
+            How many connections it was delivered to (in this process).
+        """
+        notification = Notification(event_name=event_name, topic=topic, data=data)
+        return await self.broker.publish(topic, notification)
 
     def revoke(self, subject: str) -> int:
         """Refuse `subject`'s tokens issued until now, and close its connections (1008).

@@ -365,6 +365,27 @@ class ServerConnection:
             self._start_closing(1008, "credentials revoked")
             self._start_soon(self._end_when_written)
 
+    def join(self, topic: str) -> None:
+        """Receive what the App publishes to `topic`, until `leave` or the connection's end.
+
+        Raises:
+            RuntimeError: the connection has ended.
+        """
+        if self._finished.is_set():
+            raise RuntimeError("the connection has ended")
+        self.app.broker.join(topic, self)
+
+    def leave(self, topic: str) -> None:
+        """Stop receiving what the App publishes to `topic` (nothing happens if not joined)."""
+        self.app.broker.leave(topic, self)
+
+    def deliver(self, notification: Notification) -> None:
+        """Queue a published notification, without waiting (a broker's call)."""
+        try:
+            self.send_event(notification)
+        except LocalProtocolError:
+            log.exception("%s: a notification to topic %r could not be sent", self.peer, notification.topic)
+
     def send_raw(self, message: str | bytes) -> None:
         """Queue a WebSocket message as it is, bypassing the protocol (for transport tests)."""
         self._outbox.put(message)
@@ -482,6 +503,7 @@ class ServerConnection:
                 await self._read()
         finally:
             keepalive().discard(self)
+            self.app.broker.leave_all(self)
             self._set_subject(None)  # gives the user's rate bucket back
             with trio.CancelScope(shield=True):
                 await self._last_words()

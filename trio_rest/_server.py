@@ -87,6 +87,7 @@ class Server:
     ) -> None:
         self.app = app
         self.ssl_context = ssl_context
+        app.servers.add(self)  # for App.revoke (a weak set: it does not keep the server alive)
         self.port = 0
         self.connections: set[ServerConnection] = set()
         #: Streams open now, in all and per client address, handshakes included.
@@ -119,12 +120,10 @@ class Server:
         Raises:
             Exception: whatever the app's startup raised (nothing was served).
         """
-        self.app.servers.add(self)
         try:
             async with self.app.open_lifespan():
                 await self._serve(host, port, task_status)
         finally:
-            self.app.servers.discard(self)
             self._stopped.set()
 
     async def _serve(self, host: str, port: int, task_status: trio.TaskStatus[Server]) -> None:
