@@ -62,3 +62,19 @@ async def test_view_timer_pushes_notifications(autojump_clock: trio.testing.Mock
         second = await client.notifications.receive()
         timers[0].cancel()
     assert (first.data, first.event_name, second.data) == ("tick", "clock", "tick")
+
+
+async def test_every_does_not_drift_over_10000_ticks(autojump_clock: trio.testing.MockClock) -> None:
+    ticks: list[float] = []
+
+    async def tick() -> None:
+        ticks.append(trio.current_time())
+        await trio.sleep(0.1)  # each run takes a fifth of the interval: the schedule does not move
+
+    async with trio.open_nursery() as nursery:
+        start = trio.current_time()
+        timer = start_timer(nursery, tick, (), delay=0.5, interval=0.5)
+        while timer.runs < 10_000:
+            await trio.sleep(50)
+        timer.cancel()
+    assert all(abs(t - (start + 0.5 * (k + 1))) < 1e-6 for k, t in enumerate(ticks[:10_000]))
