@@ -149,7 +149,10 @@ class App:
     @settings.setter
     def settings(self, settings: Settings) -> None:
         auth = self._own_auth
-        if auth is None and settings.jwt_secret is not None:
+        previous = getattr(self, "_settings", None)
+        if auth is None and previous is not None and _jwt_options(previous) == _jwt_options(settings):
+            auth = self.auth  # the same JWT options: keep that auth, and what it revoked
+        elif auth is None and settings.jwt_secret is not None:
             from .auth._jwt import JWTAuth
 
             auth = JWTAuth(
@@ -218,3 +221,13 @@ class App:
         if handler is None:
             handler = self._handlers[(view, method)] = self._compile(view, method)
         return handler
+
+
+def _jwt_options(settings: Settings) -> tuple[Any, ...]:
+    return (
+        settings.jwt_secret,
+        settings.jwt_algorithm,
+        settings.jwt_issuer,
+        settings.jwt_audience,
+        settings.jwt_leeway,
+    )

@@ -12,6 +12,7 @@ in upper case: ``TRIO_REST_MAX_IN_FLIGHT=512``, ``TRIO_REST_REQUEST_TIMEOUT=none
 
 from __future__ import annotations
 
+import logging
 import types
 import typing
 from collections.abc import Iterable, Mapping
@@ -21,6 +22,8 @@ import attrs
 
 from ._errors import ConfigurationError
 from ._settings import Settings
+
+log = logging.getLogger("trio_rest")
 
 __all__ = ["CLI_OPTIONS", "ENV_PREFIX", "configure"]
 
@@ -42,16 +45,21 @@ def configure(settings: Settings, environ: Mapping[str, str], options: Iterable[
         options: ``name=value`` strings (the CLI's ``--set``).
 
     Raises:
-        ConfigurationError: an unknown name (among ``TRIO_REST_*`` variables and options),
-            a value that does not parse, or one the setting refuses.
+        ConfigurationError: an unknown ``--set`` name, a value that does not parse, or one
+            the setting refuses. An unknown ``TRIO_REST_*`` variable is logged and ignored
+            (an orchestrator may define some: Kubernetes names services' addresses so).
     """
     fields = typing.get_type_hints(Settings)  # name -> type, for every field
     changes: dict[str, tuple[Any, str]] = {}  # name -> (value, where it came from)
     for key, text in sorted(environ.items()):
         if key.startswith(ENV_PREFIX):
             name = key[len(ENV_PREFIX) :].lower()
-            if name not in CLI_OPTIONS:
-                changes[name] = (_parse(fields, name, text, key), key)
+            if name in CLI_OPTIONS:
+                continue
+            if name not in fields:  # e.g. Kubernetes' TRIO_REST_SERVICE_HOST for a service so named
+                log.warning("%s is not a trio-rest setting: ignored", key)
+                continue
+            changes[name] = (_parse(fields, name, text, key), key)
     for option in options:
         name, sep, text = option.partition("=")
         name = name.strip()
@@ -71,7 +79,7 @@ def _parse(fields: Mapping[str, Any], name: str, text: str, where: str) -> Any:
     if annotation is None:
         raise ConfigurationError(f"{where}: no such setting (known: {', '.join(sorted(fields))})")
     kinds = _kinds(annotation)
-    value = text.strip()
+    value = text if name == "jwt_secret" else text.strip()  # a secret is taken as it is
     if type(None) in kinds and value.lower() in ("", "none"):
         return None
     try:

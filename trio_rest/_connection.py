@@ -332,6 +332,10 @@ class ServerConnection:
             log.info("%s: auth message refused: %s", self.peer, exc.detail)
             self.send_event(event.error(401, code="not_authenticated", detail=exc.detail))
             return
+        except Exception:  # a user loader that failed: answered, the connection lives
+            log.exception("%s: checking an auth message failed", self.peer)
+            self.send_event(event.error(500, detail="The server failed to check the credentials."))
+            return
         self.user = credentials.user
         self._set_subject(credentials.subject)
         self.auth_expires = credentials.expires

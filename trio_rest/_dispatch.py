@@ -32,6 +32,11 @@ if TYPE_CHECKING:
 
 __all__ = ["Dispatcher"]
 
+
+def _is_format(value: object) -> bool:
+    return isinstance(value, str) and value in FORMATS
+
+
 log = logging.getLogger("trio_rest")
 
 
@@ -91,7 +96,13 @@ class Dispatcher:
             elif cls is Ping:
                 self._connection.send_event(event.pong())  # type: ignore[union-attr, arg-type]
             elif cls is Auth:
-                if self._connection.app.auth is not None:
+                throttle = self._connection.throttle
+                wait = throttle.check(trio.current_time()) if throttle is not None else 0.0
+                if wait:  # checking a token costs a signature check: it is rate-limited too
+                    self._connection.send_event(
+                        event.error(429, code="throttled", detail="Too many auth messages: slow down.")  # type: ignore[union-attr]
+                    )
+                elif self._connection.app.auth is not None:
                     self._connection.authenticate_soon(event)  # type: ignore[arg-type]
                 else:
                     self._connection.send_event(
@@ -175,7 +186,7 @@ class Dispatcher:
             self._answer(event, size, error_reply(event, exc), exc)
             return
         args = event.merged_args()
-        if args and args.get("format", "json") not in FORMATS:
+        if args and not _is_format(args.get("format", "json")):
             connection.send_event(
                 event.error(400, code="bad_format", detail=f"args.format must be one of {sorted(FORMATS)}.")
             )

@@ -96,7 +96,7 @@ class Limits:
     def attach_user(self, subject: str) -> Bucket | None:
         """A connection authenticated as `subject`: the user's bucket (None without that limit)."""
         rate = self.per_user
-        return _attach(self._users, subject, rate, rate) if rate is not None else None
+        return _attach(self._users, subject, rate, max(1.0, rate)) if rate is not None else None
 
     def detach_user(self, subject: str) -> None:
         """A connection authenticated as `subject` closed, or changed its credentials."""
@@ -151,7 +151,7 @@ class Throttle:
         self.strikes = 0
         self.until = 0.0  # throttled until then (Trio's clock)
         # Seconds without a throttle that forgive the strikes: the time to refill a burst.
-        self.calm = max((b.burst / b.rate for b in (own, shared) if b is not None), default=0.0)
+        self.calm = max((b.burst / b.rate for b in (own, shared) if b is not None), default=1.0)
 
     def check(self, now: float) -> float:
         """Admit a request (0.0), or return the seconds it should have waited (a 429)."""

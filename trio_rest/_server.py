@@ -187,16 +187,17 @@ class Server:
         """
         peer = _peer_name(stream)
         address = peer.rpartition(":")[0] or peer
-        if self.ssl_context is not None:  # the TLS handshake happens on the first read
-            stream = trio.SSLStream(stream, self.ssl_context, server_side=True)
         admission = self.admission
         if not admission.enter(address):
             log.warning("%s: too many connections (in all, or from this address): 503", peer)
             with trio.CancelScope(shield=True), trio.move_on_after(1):
-                with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
-                    await stream.send_all(render_response(503, json_detail("Too many connections.")))
+                if self.ssl_context is None:  # over TLS, refused before any handshake: nothing said
+                    with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                        await stream.send_all(render_response(503, json_detail("Too many connections.")))
                 await stream.aclose()
             return
+        if self.ssl_context is not None:  # the TLS handshake happens on the first read
+            stream = trio.SSLStream(stream, self.ssl_context, server_side=True)
         throttle = self._throttle(address)
         linger = True  # an HTTP reply or a refused handshake: the client may still be sending
         try:
@@ -242,7 +243,7 @@ class Server:
             return None
         per_address = settings.rate_limit_per_address
         own = limits.connection_bucket(settings.rate_burst)
-        shared = limits.attach(address, per_address) if per_address is not None else None
+        shared = limits.attach(address, max(1.0, per_address)) if per_address is not None else None
         return Throttle(own, shared, settings.rate_limit_strikes)
 
     async def _handshake(
@@ -278,6 +279,11 @@ class Server:
                 except AuthenticationError as exc:
                     log.info("%s: handshake credentials refused: %s", peer, exc.detail)
                     engine.reject(401, json_detail(exc.detail or "Invalid credentials."))
+                    await stream.send_all(engine.data_to_send())
+                    return None
+                except Exception:  # a user loader that failed
+                    log.exception("%s: checking the handshake credentials failed", peer)
+                    engine.reject(500, json_detail("The server failed to check the credentials."))
                     await stream.send_all(engine.data_to_send())
                     return None
             return await self._upgrade(stream, engine, event, peer, credentials, throttle)

@@ -6,9 +6,10 @@ its reply (504, 499, 503) goes out, and the thread runs to its end alone. What t
 then returns (or raises) is discarded and logged, and `late` runs after it in that same
 thread, for the cleanup that has to wait for it (the database session it used).
 
-Rule (under the call's lock): exactly one of two things happens. Either the thread
-finished first and the caller gets its result, or the caller gave up first: `abandoned`
-runs at once in Trio, and `late` runs once in the thread after the blocking code.
+Rule (under the call's lock): exactly one of three things happens. The thread finished
+first and the caller gets its result; or the caller gave up while the blocking code ran:
+`abandoned` runs at once in Trio, and `late` runs once in the thread after the code; or the
+caller gave up before the code began, which then never runs (nothing to clean up later).
 """
 
 from __future__ import annotations
@@ -28,13 +29,19 @@ log = logging.getLogger("trio_rest")
 _T = TypeVar("_T")
 
 
+class _Skipped(Exception):
+    """Raised in a thread whose caller gave up before it began."""
+
+
 class _Call:
-    __slots__ = ("abandoned", "finished", "lock")
+    __slots__ = ("abandoned", "finished", "lock", "skipped", "started")
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
+        self.started = False  # the thread began the blocking code
         self.finished = False  # the blocking code returned or raised
-        self.abandoned = False  # the caller stopped waiting before that
+        self.abandoned = False  # the caller stopped waiting between the two
+        self.skipped = False  # the caller gave up before it began: it never will
 
 
 async def run_abandonable(
@@ -59,6 +66,10 @@ async def run_abandonable(
     call = _Call()
 
     def in_thread() -> _T:
+        with call.lock:
+            if call.skipped:  # the caller gave up before this thread got going: do nothing
+                raise _Skipped  # never seen: nobody waits for this result any more
+            call.started = True
         try:
             return fn()
         finally:
@@ -74,7 +85,9 @@ async def run_abandonable(
         return await trio.to_thread.run_sync(in_thread, limiter=limiter, abandon_on_cancel=True)
     except BaseException:
         with call.lock:
-            left = call.abandoned = not call.finished
+            if not call.started:
+                call.skipped = True  # the blocking code will not run: nothing to clean up later
+            left = call.abandoned = call.started and not call.finished
         if left and abandoned is not None:
             abandoned()
         raise

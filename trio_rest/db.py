@@ -149,6 +149,8 @@ class Database:
         Returns:
             What `fn` returned.
         """
+        if session.info.get(_LEFT):
+            raise RuntimeError("this session is still used by a worker thread a cancellation left behind")
         claim = session.info.get(_CLAIM)
         if claim is None:
             claim = session.info[_CLAIM] = object()
@@ -219,6 +221,8 @@ class Database:
         session = self.sessionmaker()
         try:
             yield session
+            if session.info.get(_LEFT):  # the view caught its own timeout: nothing is committed
+                raise RuntimeError("the request's session is still used by a cancelled worker thread")
             if session.in_transaction():
                 try:
                     await self.run_in_session(session, session.commit)

@@ -293,3 +293,42 @@ async def test_revoking_a_user_closes_its_sockets_and_refuses_its_tokens() -> No
                 refused = await _ask(bob, "/me", args={"token": old_token})
                 assert (refused["status"], refused["detail"]) == (401, "The token was revoked.")
                 assert (await _ask(bob, "/me", args={"token": auth.issue("ada")}))["data"] == "ada"
+
+
+async def test_an_rs256_private_key_verifies_and_a_failing_loader_is_a_500(rsa_keys: tuple[str, str]) -> None:
+    private_pem, _ = rsa_keys
+    auth = JWTAuth(JWTKey(private_pem, "RS256"))
+
+    def loader(claims: dict[str, Any]) -> Any:
+        if claims["sub"] == "broken":
+            raise KeyError("the user store is down")
+        return claims
+
+    auth.user_loader = loader
+    async with _serving(auth) as server:
+        async with trio_websocket.open_websocket_url(_url(server)) as ws:
+            assert (await _ask(ws, "/me", args={"token": auth.issue("ada")}))["data"] == "ada"
+            await ws.send_message(
+                orjson.dumps({"type": "auth", "token": auth.issue("broken"), "id": "x"}).decode()
+            )
+            assert orjson.loads(await ws.get_message())["status"] == 500  # answered; the socket lives
+            assert (await _ask(ws, "/public"))["data"] == "public"
+        headers = [("Authorization", f"Bearer {auth.issue('broken')}")]
+        with pytest.raises(trio_websocket.HandshakeError) as info:
+            async with trio_websocket.open_websocket_url(_url(server), extra_headers=headers):
+                pass
+        assert getattr(info.value, "status_code", None) == 500
+
+
+async def test_auth_messages_are_rate_limited_too() -> None:
+    auth = JWTAuth(SECRET)
+    settings = Settings(rate_limit=1000.0, rate_burst=5, rate_limit_strikes=1000)
+    async with (
+        _serving(auth, settings=settings) as server,
+        trio_websocket.open_websocket_url(_url(server)) as ws,
+    ):
+        message = orjson.dumps({"type": "auth", "token": auth.issue("ada")}).decode()
+        for _ in range(20):
+            await ws.send_message(message)
+        statuses = [orjson.loads(await ws.get_message())["status"] for _ in range(20)]
+        assert 429 in statuses and 200 in statuses

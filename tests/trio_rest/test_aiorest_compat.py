@@ -130,3 +130,16 @@ def test_a_function_view_without_a_route_names_the_way_to_register_it() -> None:
         SimpleRouter().register_endpoint(plain)
     with pytest.raises(ConfigurationError, match="name the methods"):
         endpoint("/path")
+
+
+async def test_a_format_that_is_not_a_string_is_a_400_and_the_connection_lives() -> None:
+    from trio_rest import App
+    from trio_rest.testing import TestClient
+
+    router = SimpleRouter()
+    router.register("/hello/{name}", hello, "GET")
+    async with TestClient(App(router)) as client:
+        for bad in (["xml"], {"x": 1}, 7):
+            reply = await client.get("/hello/ada", args={"format": bad})
+            assert (reply.status, reply.code) == (400, "bad_format")
+        assert (await client.get("/hello/ada")).data == "Hello, ada!"

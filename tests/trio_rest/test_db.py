@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Any
 
+import attrs
 import pytest
 import sqlalchemy
 import trio
@@ -220,4 +222,42 @@ async def test_sessions_never_deadlock_on_a_small_pool(db_url: str) -> None:
                 for i in range(12):
                     nursery.start_soon(one, i)
     assert statuses == [201] * 12
+    database.dispose()
+
+
+@endpoint
+def slow_write(request: Request) -> None:  # a plain def that writes slowly
+    request.session.add(Note(text=f"slow-{request.args.get('n')}"))
+    request.session.flush()
+    time.sleep(0.3)
+
+
+@endpoint
+async def impatient(request: Request) -> str:  # catches its own timeout, then returns
+    with trio.move_on_after(0.05):
+        await request.run_sync(lambda: request.session.add(Note(text="half")) or time.sleep(0.3))
+    return "done"
+
+
+async def test_timed_out_requests_give_every_database_token_back(db_url: str) -> None:
+    # One handler at a time: the queued requests are past their deadline before their
+    # thread even starts; none of them may keep a token or a connection.
+    app = _app(db_url)
+    app.router.register("/slow-write", slow_write, "POST")
+    app.router.register("/impatient", impatient, "POST")
+    app.settings = attrs.evolve(app.settings, max_concurrency=1, request_timeout=0.2)
+    database = app.database
+    async with TestClient(app) as client:
+        async with trio.open_nursery() as nursery:
+            for n in range(4):
+                nursery.start_soon(functools.partial(client.post, "/slow-write", args={"n": n}))
+        with trio.fail_after(5):
+            while database.limiter.borrowed_tokens or database.engine.pool.checkedout():  # type: ignore[attr-defined]
+                await trio.sleep(0.05)
+        refused = await client.post("/impatient")  # its session is still in a thread's hands
+        assert refused.status == 500
+        with trio.fail_after(5):
+            while database.limiter.borrowed_tokens:
+                await trio.sleep(0.05)
+        assert (await client.get("/count")).data == 0  # nothing committed
     database.dispose()

@@ -42,10 +42,28 @@ class JWTKey:
         algorithm: one of `ALGORITHMS`.
     """
 
-    key: str | bytes
+    key: str | bytes = attrs.field(repr=False)
     algorithm: str = "HS256"
+    _verifier: Any = attrs.field(init=False, repr=False, eq=False)
+
+    def verifying_key(self) -> Any:
+        """What verifies a signature: the secret, or the public half of a private key."""
+        return self._verifier
 
     def __attrs_post_init__(self) -> None:
+        object.__setattr__(self, "_verifier", self.key)
+        self._check()
+        pem = self.key.encode() if isinstance(self.key, str) else self.key
+        if self.algorithm not in _HMAC_MIN_BYTES and b"PRIVATE KEY" in pem:
+            from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+            try:
+                public = load_pem_private_key(pem, password=None).public_key()
+            except (ValueError, TypeError) as exc:
+                raise ConfigurationError(f"the {self.algorithm} private key cannot be read: {exc}") from None
+            object.__setattr__(self, "_verifier", public)
+
+    def _check(self) -> None:
         if self.algorithm not in ALGORITHMS:
             raise ConfigurationError(
                 f"JWT algorithm {self.algorithm!r} is not allowed; use one of {sorted(ALGORITHMS)}"
@@ -154,7 +172,7 @@ class JWTAuth:
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,
-                key.key,
+                key.verifying_key(),
                 algorithms=[key.algorithm],
                 issuer=self.issuer,
                 audience=self.audience,
@@ -173,7 +191,7 @@ class JWTAuth:
             raise AuthenticationError("The token comes from another issuer.") from None
         except jwt.InvalidSignatureError:
             raise AuthenticationError("The token's signature does not match.") from None
-        except (jwt.InvalidTokenError, jwt.InvalidKeyError, ValueError, TypeError):
+        except Exception:  # anything else PyJWT or the crypto library raises: refused, not a crash
             raise AuthenticationError("The token is invalid.") from None
         revoked_at = self._revoked.get(str(claims.get("sub")))
         if revoked_at is not None:
