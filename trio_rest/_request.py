@@ -162,6 +162,14 @@ class Request:
         """
         return await self._subscription().notify(data, event_name=event_name, topic=topic)
 
+    async def follow(self, topic: str) -> None:
+        """Make this subscription receive what the App publishes to `topic` (see `Subscription.follow`).
+
+        Raises:
+            TrioRestError: the request is not a SUBSCRIBE.
+        """
+        await self._subscription().follow(topic)
+
     def _subscription(self) -> Subscription:
         if self.subscription is None:
             raise TrioRestError("only a SUBSCRIBE request can be accepted or notified")

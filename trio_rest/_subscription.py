@@ -13,6 +13,8 @@ Rules:
    (when the server ends the subscription) carries ``seq + 1``.
 3. Once `ended`, nothing more is sent; a subscription the client cancelled sends nothing
    more either (the client expects nothing).
+4. It follows its topics (`follow`) until it ends or its request leaves the pool: then it
+   has left them all.
 """
 
 from __future__ import annotations
@@ -78,9 +80,45 @@ class Subscription:
     def close(self) -> None:
         """Its request has left the pool: from now on it cannot be accepted.
 
-        It lets go of the pool's callback, so that a finished request is freed at once.
+        It lets go of the pool's callback, so that a finished request is freed at once,
+        and leaves the topics it follows.
         """
         self._accept = _too_late
+        self.connection.app.broker.leave_all(self)
+
+    async def follow(self, topic: str) -> None:
+        """Receive what the App publishes to `topic` as this subscription's notifications.
+
+        Each carries the subscription's id and the next `seq`, so the client can tell it
+        missed nothing; the subscription accepts first if it had not. It follows the topic
+        until it ends (the handler returns, the client cancels, the connection closes), so
+        a handler that only follows topics waits with ``await trio.sleep_forever()``.
+        """
+        await trio.lowlevel.checkpoint()
+        self._accept_nowait(None)
+        if not self.ended:
+            self.connection.app.broker.join(topic, self)
+
+    def deliver(self, notification: Notification) -> None:
+        """A notification published to a followed topic (a broker's call): send it as ours."""
+        if self.ended or self.id is None or not self.connection.is_subscribed(self.id):
+            self.connection.app.broker.leave_all(self)  # over: stop following
+            return
+        seq = self.seq + 1
+        try:
+            self.connection.send_event(
+                Notification(
+                    id=self.id,
+                    event_name=notification.event_name,
+                    topic=notification.topic,
+                    seq=seq,
+                    data=notification.data,
+                )
+            )
+        except LocalProtocolError:
+            log.exception("subscription %r: a notification could not be sent", self.id)
+            return
+        self.seq = seq
 
     def _accept_nowait(self, data: Any) -> None:
         if not self.accepted and not self.ended:
@@ -129,6 +167,7 @@ class Subscription:
         if self.ended:
             return
         self.ended = True
+        self.connection.app.broker.leave_all(self)
         if self.id is None or not self.connection.is_subscribed(self.id):
             return  # the client cancelled it: it expects nothing more
         if error is not None:

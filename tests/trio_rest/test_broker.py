@@ -114,3 +114,31 @@ async def test_joining_an_ended_connection_is_refused(topic: str) -> None:
         (conn,) = [c for s in app.servers for c in s.connections]
     with pytest.raises(RuntimeError, match="ended"):
         conn.join(topic)
+
+
+async def follow_news(request: Request) -> None:
+    await request.follow("news")
+    await trio.sleep_forever()
+
+
+async def test_a_subscription_follows_a_topic_with_its_id_and_gapless_seq() -> None:
+    app = _app()
+    app.router.register("/news", follow_news, "SUBSCRIBE")
+    async with TestClient(app) as client, TestClient(app) as plain:
+        await plain.post("/join")
+        async with client.subscribe("/news") as subscription:
+            while app.broker.members("news") < 2:  # type: ignore[attr-defined]
+                await trio.sleep(0.01)
+            for n in range(3):
+                assert await app.publish("news", "headline", {"n": n}) == 2
+            got = [await subscription.__anext__() for _ in range(3)]
+            assert [(note.id, note.seq, note.data) for note in got] == [
+                (subscription.id, 1, {"n": 0}),
+                (subscription.id, 2, {"n": 1}),
+                (subscription.id, 3, {"n": 2}),
+            ]
+            assert (await plain.notifications.receive()).id is None  # a plain member: no id
+        while app.broker.members("news") > 1:  # type: ignore[attr-defined]
+            await trio.sleep(0.01)  # the cancelled subscription left the topic
+        assert await app.publish("news", "headline", {"n": 3}) == 1
+    app.broker.check_invariants()  # type: ignore[attr-defined]
