@@ -13,7 +13,6 @@ import functools
 import logging
 from typing import TYPE_CHECKING, Any
 
-import trio
 from trio_rest_protocol import NEED_DATA, Auth, Cancel, Connection, Ping, RemoteProtocolError
 from trio_rest_protocol import Request as ProtocolRequest
 
@@ -96,9 +95,7 @@ class Dispatcher:
             elif cls is Ping:
                 self._connection.send_event(event.pong())  # type: ignore[union-attr, arg-type]
             elif cls is Auth:
-                throttle = self._connection.throttle
-                wait = throttle.check(trio.current_time()) if throttle is not None else 0.0
-                if wait:  # checking a token costs a signature check: it is rate-limited too
+                if self._throttled():  # checking a token costs a signature check: it is rate-limited too
                     self._connection.send_event(
                         event.error(429, code="throttled", detail="Too many auth messages: slow down.")  # type: ignore[union-attr]
                     )
@@ -112,6 +109,14 @@ class Dispatcher:
                     )
             else:  # ConnectionClosed cannot come from a message
                 return
+
+    def _throttled(self) -> float:
+        """Seconds the message should have waited under the rate limits (0.0: admitted).
+
+        Its time is when it was read (the reader's timestamp): no clock call per message.
+        """
+        throttle = self._connection.throttle
+        return throttle.check(self._liveness.last_seen) if throttle is not None else 0.0
 
     def _answer(self, event: ProtocolRequest, size: int, reply: Any, error: APIError | None = None) -> None:
         """Answer a request that reaches no view (routing): at once, or through the middleware.
@@ -154,19 +159,17 @@ class Dispatcher:
 
     def _dispatch(self, event: ProtocolRequest, size: int) -> None:
         connection, pool = self._connection, self._pool
-        throttle = connection.throttle
-        if throttle is not None:
-            wait = throttle.check(trio.current_time())
-            if wait:
-                connection.send_event(
-                    event.error(
-                        429,
-                        code="throttled",
-                        detail="Too many requests: slow down.",
-                        errors={"retry_after": round(wait, 3)},
-                    )
+        wait = self._throttled()
+        if wait:
+            connection.send_event(
+                event.error(
+                    429,
+                    code="throttled",
+                    detail="Too many requests: slow down.",
+                    errors={"retry_after": round(wait, 3)},
                 )
-                return
+            )
+            return
         app = connection.app
         settings = app.settings
         method = event.method
