@@ -9,23 +9,15 @@ logging only warnings.
 from __future__ import annotations
 
 import uvicorn
-from fastapi import FastAPI, WebSocket, WebSocketDisconnect
+from fastapi import FastAPI
 
 from ._common import parse_address
-from ._dispatch import handle
+from .starlette_app import endpoint
 
 app = FastAPI()
-
-
-@app.websocket("/")
-async def endpoint(websocket: WebSocket) -> None:
-    """Answer each request as it arrives, in order."""
-    await websocket.accept()
-    try:
-        while True:
-            await websocket.send_text(handle(await websocket.receive_text()))
-    except WebSocketDisconnect:
-        pass
+# The Starlette row's endpoint, registered through FastAPI's decorator (and so its
+# dependency-injection layer): the two rows differ only by the framework around it.
+app.websocket("/")(endpoint)
 
 
 def main() -> None:
