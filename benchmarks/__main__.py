@@ -58,6 +58,8 @@ def _run(args: argparse.Namespace) -> int:
     specs = _select(args.servers)
     if (args.keep_baseline or args.baseline_dir) and not args.baseline:
         raise SystemExit("--keep-baseline and --baseline-dir go with --baseline REV")
+    if args.no_competitors and all(spec.competitor for spec in specs):
+        raise SystemExit("--no-competitors leaves none of the selected servers to measure")
     if args.baseline and not any(is_trio_rest(spec) for spec in specs):
         raise SystemExit("--baseline compares trio-rest rows: select trio-rest-websockets or -wsproto")
     results = Path(args.results)

@@ -47,6 +47,7 @@ def test_run_parses_the_baseline_options() -> None:
         (["--servers", "websockets,picows", "--baseline", "HEAD"], "select trio-rest"),
         (["--keep-baseline"], "go with --baseline"),
         (["--baseline-dir", "/tmp"], "go with --baseline"),
+        (["--servers", "fastapi", "--no-competitors"], "none of the selected servers"),
     ],
 )
 def test_run_refuses_a_baseline_it_cannot_use_before_doing_anything(
