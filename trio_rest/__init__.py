@@ -9,7 +9,7 @@ import importlib
 import typing
 
 from ._app import App
-from ._broker import Broker, InMemoryBroker
+from ._broker import Broker, InMemoryBroker, Published
 from ._connection import ServerConnection
 from ._converter import configure_converter, make_converter
 from ._errors import (
@@ -34,7 +34,7 @@ from ._request import Request, Response
 from ._routing import RouteMatch, SimpleRouter
 from ._server import Server, serve
 from ._settings import Settings
-from ._stats import ConnectionStats
+from ._stats import ConnectionStats, PushStats
 from ._subscription import Subscription
 from ._timers import Timer
 from ._views import MethodBasedView, endpoint
@@ -63,6 +63,8 @@ __all__ = [
     "NotFoundError",
     "PermissionDenied",
     "PermissionDeniedError",
+    "Published",
+    "PushStats",
     "Request",
     "Response",
     "RouteMatch",

@@ -11,14 +11,14 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import cattrs
 import trio
-from trio_rest_protocol import Notification
 
-from ._broker import Broker, InMemoryBroker
+from ._broker import Broker, InMemoryBroker, Published
 from ._converter import make_converter
 from ._errors import ConfigurationError
 from ._middleware import Middleware
 from ._routing import SimpleRouter
 from ._settings import Settings
+from ._stats import MetricsHook, PushStats
 from ._views import Handler, compile_handler
 from .auth._permissions import Permission, compile_permissions
 
@@ -66,6 +66,12 @@ class App:
             every request, the first outermost (see `trio_rest.log_requests`).
         broker: carries what `publish` sends to the members of a topic
             (``connection.join(topic)``); an `InMemoryBroker` (one process) by default.
+        metrics: called as ``metrics(name, amount)`` whenever a counter of
+            `push_stats` grows (see `PushStats`), to feed a metrics system.
+
+    Attributes:
+        push_stats: what its notifications did: published, delivered, dropped, and
+            slow clients disconnected (`PushStats`).
 
     Raises:
         ConfigurationError: a route names a view that cannot serve one of
@@ -85,6 +91,7 @@ class App:
         require_auth: bool = False,
         middleware: Sequence[Middleware] = (),
         broker: Broker | None = None,
+        metrics: MetricsHook | None = None,
     ) -> None:
         self.router = router
         self.lifespan = lifespan
@@ -96,6 +103,7 @@ class App:
         self.settings = settings if settings is not None else Settings()
         self.middleware = tuple(middleware)
         self.broker: Broker = broker if broker is not None else InMemoryBroker()
+        self.push_stats = PushStats(metrics)
         #: The servers serving this App in this process (`revoke` closes connections on each).
         self.servers: weakref.WeakSet[Server] = weakref.WeakSet()
         self.permissions = compile_permissions(permissions, "App") if permissions is not None else ()
@@ -167,22 +175,37 @@ class App:
         self._settings = settings
         self.auth = auth
 
-    async def publish(self, topic: str, event_name: str | None = None, data: Any = None) -> int:
-        """Send a notification to every connection that joined `topic`, each once, in order.
+    async def publish(
+        self, topic: str, event_name: str | None = None, data: Any = None, *, obj: Any = None
+    ) -> int:
+        """Send a notification to every member of `topic`, each once, in publish order.
 
-        It never waits for a client: each member queues it (a member that does not read
-        is disconnected with 1008 once `Settings.max_outbound_bytes` are queued for it).
+        Members are the connections that joined it and the subscriptions that follow it.
+        It never waits for a client: each member queues it, and a member that does not
+        read meets `Settings.notification_overflow` once `Settings.max_outbound_bytes`
+        are queued for it. The data is encoded once, here.
 
         Args:
             topic: the topic, e.g. ``"/user/6"`` or ``"chat"``.
             event_name: what kind of notification it is.
             data: its body.
+            obj: what it is about, for the object permissions of the subscriptions that
+                follow the topic (their views' ``has_object_permission(request, obj)``);
+                by default, `data`.
 
         Returns:
-            How many connections it was delivered to (in this process).
+            How many members it was delivered to (in this process).
+
+        Raises:
+            LocalProtocolError: `data` cannot be encoded, or `topic` is not a string
+                (nothing was delivered).
         """
-        notification = Notification(event_name=event_name, topic=topic, data=data)
-        return await self.broker.publish(topic, notification)
+        message = Published(topic, event_name, data, obj)
+        delivered = await self.broker.publish(message)
+        stats = self.push_stats
+        stats.count("published")
+        stats.count("delivered", delivered)
+        return delivered
 
     def revoke(self, subject: str) -> int:
         """Refuse `subject`'s tokens issued until now, and close its connections (1008).

@@ -1,13 +1,17 @@
 """Topics and the broker that carries what is published to them.
 
 ``connection.join(topic)`` makes a connection a member of a topic; ``await
-app.publish(topic, event_name, data)`` hands one notification to the App's broker, which
-delivers it to every member. `InMemoryBroker`, the default, serves the members of one
+app.publish(topic, event_name, data)`` hands one `Published` message to the App's broker,
+which delivers it to every member. `InMemoryBroker`, the default, serves the members of one
 process; a broker across processes offers the same four calls.
 
+A message's data is encoded once, when it is published, and each member's envelope embeds
+those bytes, so a broadcast to a thousand members costs one encoding of the body.
+
 Delivery never waits for a socket: a member queues the notification in its outbox, bounded
-by `Settings.max_outbound_bytes`, and a member that does not read is disconnected with 1008
-once that is full, without delaying anyone else.
+by `Settings.max_outbound_bytes`; past it, `Settings.notification_overflow` decides (the
+slow member is disconnected with 1008, or its oldest notifications are dropped and it is
+told how many), without delaying anyone else.
 
 Rules (`check_invariants` raises `AssertionError` when one is broken):
 
@@ -20,19 +24,54 @@ Rules (`check_invariants` raises `AssertionError` when one is broken):
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
+import orjson
 import trio
-from trio_rest_protocol import Notification
+from trio_rest_protocol import LocalProtocolError, Notification, to_plain
 
-__all__ = ["Broker", "InMemoryBroker", "Member"]
+__all__ = ["Broker", "InMemoryBroker", "Member", "Published"]
+
+
+class Published:
+    """One message published to a topic, as every member receives it.
+
+    Attributes:
+        topic: where it was published.
+        event_name: what kind of notification it is (``"created"``).
+        data: its body, a JSON-shaped value.
+        fragment: `data` encoded as JSON once, embedded as it is in each member's
+            envelope (an ``orjson.Fragment``).
+        obj: what the message is about, for per-object permission checks (an
+            observer's model instance); None when the data is all there is.
+
+    Raises:
+        LocalProtocolError: `data` cannot be encoded, or `topic` or `event_name` is not
+            a string (nothing is delivered).
+    """
+
+    __slots__ = ("data", "event_name", "fragment", "obj", "topic")
+
+    def __init__(self, topic: str, event_name: str | None, data: Any, obj: Any = None) -> None:
+        try:
+            Notification(topic=topic, event_name=event_name)  # checks both fields
+            self.fragment = orjson.Fragment(orjson.dumps(data, default=to_plain))
+        except (TypeError, ValueError) as exc:
+            raise LocalProtocolError(f"cannot publish to {topic!r}: {exc}") from None
+        self.topic = topic
+        self.event_name = event_name
+        self.data = data
+        self.obj = obj
+
+    def __repr__(self) -> str:
+        return f"Published(topic={self.topic!r}, event_name={self.event_name!r})"
 
 
 class Member(Protocol):
-    """What a broker delivers to: a connection."""
+    """What a broker delivers to: a connection, or a subscription that follows topics."""
 
-    def deliver(self, notification: Notification) -> None:
-        """Queue `notification` for the client, without waiting."""
+    def deliver(self, message: Published) -> bool:
+        """Queue `message` for the client, without waiting; false when it was not (not allowed, over)."""
         ...
 
 
@@ -51,8 +90,8 @@ class Broker(Protocol):
         """`member` leaves every topic (its connection ended)."""
         ...
 
-    async def publish(self, topic: str, notification: Notification) -> int:
-        """Deliver `notification` to every member of `topic`; return how many it reached here."""
+    async def publish(self, message: Published) -> int:
+        """Deliver `message` to every member of its topic; return how many took it, here."""
         ...
 
 
@@ -89,16 +128,16 @@ class InMemoryBroker:
         """How many members `topic` has in this process."""
         return len(self._members.get(topic, ()))
 
-    async def publish(self, topic: str, notification: Notification) -> int:
+    async def publish(self, message: Published) -> int:
         await trio.lowlevel.checkpoint()
-        members = self._members.get(topic)
+        members = self._members.get(message.topic)
         if not members:
             return 0
         # A copy: a member whose queue overflows leaves while we deliver.
-        recipients = list(members)
-        for member in recipients:
-            member.deliver(notification)
-        return len(recipients)
+        delivered = 0
+        for member in list(members):
+            delivered += member.deliver(message)
+        return delivered
 
     def check_invariants(self) -> None:
         """Raise `AssertionError` if a rule of the module docstring is broken."""

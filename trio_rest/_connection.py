@@ -53,6 +53,7 @@ from trio_rest_protocol import (
 )
 from trio_rest_protocol import Response as ProtocolResponse
 
+from ._broker import Published
 from ._budget import ByteBudget
 from ._dispatch import Dispatcher
 from ._engine import Closed, Engine, Message
@@ -192,7 +193,13 @@ class ServerConnection:
         )
         self._budget = budget if budget is not None else ByteBudget(settings.max_server_buffered_bytes)
         self._outbox = Outbox(
-            stream, engine, limit=settings.max_outbound_bytes, on_overflow=self._overflow, on_lost=self._lost
+            stream,
+            engine,
+            limit=settings.max_outbound_bytes,
+            on_overflow=self._overflow,
+            on_lost=self._lost,
+            drop_oldest=settings.notification_overflow == "drop_oldest",
+            on_missed=self._missed,
         )
         self._pool = WorkerPool(
             settings,
@@ -224,6 +231,11 @@ class ServerConnection:
     def queue_events(self, events: list[Any]) -> None:
         """Queue engine events that arrived with the handshake, before `run`."""
         self._backlog.extend(events)
+
+    @property
+    def codec(self) -> Codec:
+        """How its envelopes are encoded: JSON, or MessagePack (chosen by subprotocol)."""
+        return self._proto.codec
 
     @property
     def closed(self) -> bool:
@@ -268,13 +280,28 @@ class ServerConnection:
         """
         if self._finished.is_set():
             return False
-        if type(event) is Notification and event.id is not None and not self._proto.is_subscribed(event.id):
+        note = type(event) is Notification
+        if note and event.id is not None and not self._proto.is_subscribed(event.id):
             return False
         wire = self._proto.send(event)
         if self._binary or self._legacy_errors:
             wire = self._shape(wire, event, None)
-        self._outbox.put(wire)
+        if note and not event.final:  # type: ignore[union-attr]
+            self._outbox.put_note(wire)  # the overflow policy may drop it
+        else:
+            self._outbox.put(wire)
         return True
+
+    def _missed(self, count: int) -> str | bytes | None:
+        """The notice of `count` notifications dropped for this slow client (`notification_overflow`)."""
+        log.warning("%s: %d notifications dropped, the client reads too slowly", self.peer, count)
+        self.app.push_stats.count("dropped", count)
+        notice = Notification(event_name="missed", data={"count": count})
+        try:
+            wire = self._proto.send(notice)
+        except LocalProtocolError:  # the connection is closing: no notification goes out now
+            return None
+        return self._shape(wire, notice, None) if self._binary or self._legacy_errors else wire
 
     def _from_binary(self, message: bytes) -> bytes:
         """A binary message on a JSON connection: UTF-8 JSON, or base64 of it (aiorest-ws).
@@ -383,12 +410,16 @@ class ServerConnection:
         """Stop receiving what the App publishes to `topic` (nothing happens if not joined)."""
         self.app.broker.leave(topic, self)
 
-    def deliver(self, notification: Notification) -> None:
-        """Queue a published notification, without waiting (a broker's call)."""
+    def deliver(self, message: Published) -> bool:
+        """Queue a published message, without waiting (a broker's call); false if it was not."""
+        data = message.fragment if self._proto.codec is Codec.JSON else message.data
         try:
-            self.send_event(notification)
-        except LocalProtocolError:
-            log.exception("%s: a notification to topic %r could not be sent", self.peer, notification.topic)
+            return self.send_event(
+                Notification(event_name=message.event_name, topic=message.topic, data=data)
+            )
+        except LocalProtocolError:  # larger than the protocol may send, or the connection is closing
+            log.warning("%s: a notification to topic %r could not be sent", self.peer, message.topic)
+            return False
 
     def send_raw(self, message: str | bytes) -> None:
         """Queue a WebSocket message as it is, bypassing the protocol (for transport tests)."""
@@ -721,6 +752,7 @@ class ServerConnection:
 
     def _overflow(self, queued: int) -> None:
         log.warning("%s: %d bytes queued and not read, disconnecting", self.peer, queued)
+        self.app.push_stats.count("slow_disconnects")
         self._abort(1008, "too many unread messages")
 
     def _lost(self) -> None:

@@ -214,5 +214,5 @@ class Dispatcher:
         pool, request, event = self._pool, job.request, job.event
         if event.method == "SUBSCRIBE":
             accept = functools.partial(pool.accepted, job)
-            request.subscription = Subscription(self._connection, event.id, event.path, accept)
+            request.subscription = Subscription(self._connection, event.id, event.path, accept, request)
         pool.submit(job)

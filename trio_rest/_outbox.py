@@ -18,8 +18,10 @@ Rules (`check_invariants` raises `AssertionError` when one is broken):
 1. At most one write is under way on the stream: a `send_all` (`sending`), whoever makes it,
    or a `write_now`, which never waits and is made only by a claimer.
 2. `queued_bytes` is the total length of `queue`, and stays within `limit`: past it the
-   queue is dropped and `on_overflow` ends the connection (a client that does not read
-   must not grow the server's memory).
+   oldest droppable notifications are dropped, when the policy allows (``drop_oldest``),
+   until a quarter of the room is free; when that is not enough, the queue is dropped
+   and `on_overflow` ends the connection (a client that does not read must not grow the
+   server's memory).
 3. Nothing queued is forgotten: while output is due (`dirty`), a `send_all` is under way
    and will go round again, or a worker has claimed the write, or the writer task is
    woken (or will be started when the connection runs).
@@ -28,10 +30,14 @@ Rules (`check_invariants` raises `AssertionError` when one is broken):
 5. Bytes go out in the order they were framed: what a `write_now` left over goes out
    before anything framed after it.
 6. Once `ended`, nothing new is written: the connection is over.
+7. `notes` holds the positions in `queue` of the droppable notifications, in increasing
+   order; `missed` counts those dropped since the client was last told, and the next
+   batch framed starts with `on_missed`'s notice of them.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Callable
 
@@ -54,6 +60,11 @@ class Outbox:
         on_overflow: called with the byte count once the limit is passed (the queue
             is already dropped).
         on_lost: called when a write finds the stream broken.
+        drop_oldest: past the limit, drop the oldest notifications queued with
+            `put_note` before giving up on the client.
+        on_missed: called with the count of notifications dropped, when the next
+            batch is framed; returns the message that tells the client (framed first),
+            or None when none can be sent any more.
     """
 
     __slots__ = (
@@ -63,6 +74,7 @@ class Outbox:
         "_lot",
         "_nursery",
         "_on_lost",
+        "_on_missed",
         "_on_overflow",
         "_pending",
         "_socket",
@@ -70,8 +82,11 @@ class Outbox:
         "_writer_started",
         "claimed",
         "dirty",
+        "drop_oldest",
         "ended",
         "limit",
+        "missed",
+        "notes",
         "queue",
         "queued_bytes",
         "sending",
@@ -86,14 +101,20 @@ class Outbox:
         limit: int,
         on_overflow: Callable[[int], None],
         on_lost: Callable[[], None],
+        drop_oldest: bool = False,
+        on_missed: Callable[[int], str | bytes | None] | None = None,
     ) -> None:
         self._stream = stream
         self._engine = engine
         self.limit = limit
         self._on_overflow = on_overflow
         self._on_lost = on_lost
+        self.drop_oldest = drop_oldest
+        self._on_missed = on_missed
         self.queue: list[str | bytes] = []
         self.queued_bytes = 0
+        self.notes: list[int] = []  # where the droppable notifications are in `queue`
+        self.missed = 0  # notifications dropped that the client was not told of yet
         self.dirty = False  # output is due that no write has taken yet
         self.sending = False  # a send_all is under way
         self.claimed = False  # a worker will write the batch itself
@@ -111,14 +132,43 @@ class Outbox:
     # -- queueing (never blocks) ---------------------------------------------------
 
     def put(self, wire: str | bytes) -> None:
-        """Queue one message; past `limit`, drop the queue and call `on_overflow`."""
+        """Queue one message; past `limit`, drop notifications or the queue (rule 2)."""
         self.queue.append(wire)
         self.queued_bytes += len(wire)
-        if self.queued_bytes > self.limit:
-            queued, self.queue, self.queued_bytes = self.queued_bytes, [], 0
+        if self.queued_bytes > self.limit and not (self.notes and self._drop_notes()):
+            queued, self.queue, self.queued_bytes, self.notes = self.queued_bytes, [], 0, []
             self._on_overflow(queued)
             return
         self.poke()
+
+    def put_note(self, wire: str | bytes) -> None:
+        """Queue a notification that the ``drop_oldest`` policy may drop (see `put`)."""
+        if self.drop_oldest:
+            self.notes.append(len(self.queue))
+        self.put(wire)
+
+    def _drop_notes(self) -> bool:
+        """Drop the oldest notifications until a quarter of `limit` is free; false if that cannot be."""
+        queue, notes = self.queue, self.notes
+        excess = self.queued_bytes - self.limit * 3 // 4
+        freed = dropped = 0
+        while dropped < len(notes) and freed < excess:
+            freed += len(queue[notes[dropped]])
+            dropped += 1
+        if freed < excess:
+            return False
+        gone = set(notes[:dropped])
+        kept = set(notes[dropped:])
+        self.queue, self.notes = [], []
+        for index, wire in enumerate(queue):
+            if index in gone:
+                continue
+            if index in kept:
+                self.notes.append(len(self.queue))
+            self.queue.append(wire)
+        self.queued_bytes -= freed
+        self.missed += dropped
+        return True
 
     def poke(self) -> None:
         """Say that output is due: a message was queued, or the engine has its own (a pong, a close)."""
@@ -133,9 +183,17 @@ class Outbox:
             self._start_writer()
 
     def frame(self) -> None:
-        """Hand every queued message to the engine, which frames it for the next write."""
+        """Hand every queued message to the engine, which frames it for the next write.
+
+        A batch after dropped notifications starts with the notice of how many (rule 7).
+        """
+        if self.missed and self._on_missed is not None:
+            missed, self.missed = self.missed, 0
+            notice = self._on_missed(missed)
+            if notice is not None:
+                self._engine.send_message(notice)
         if self.queue:
-            batch, self.queue, self.queued_bytes = self.queue, [], 0
+            batch, self.queue, self.queued_bytes, self.notes = self.queue, [], 0, []
             send_message = self._engine.send_message
             for wire in batch:
                 send_message(wire)
@@ -164,6 +222,7 @@ class Outbox:
         self.ended = True
         self._on_overflow = _ignore_overflow
         self._on_lost = _nothing
+        self._on_missed = None
 
     def take_unsent(self) -> bytes:
         """Take back what was due and not sent: a cancelled `send_all`'s batch, a `write_now`'s rest."""
@@ -282,6 +341,10 @@ class Outbox:
         """
         assert self.queued_bytes == sum(len(wire) for wire in self.queue), "rule 2: byte count"
         assert self.queued_bytes <= self.limit, "rule 2: over the limit"
+        notes = self.notes
+        assert all(a < b for a, b in itertools.pairwise(notes)), "rule 7: notes out of order"
+        assert not notes or notes[-1] < len(self.queue), "rule 7: a note past the queue"
+        assert not self.missed or self.dirty or self.sending or self.ended, "rule 7: a notice not due"
         assert not self.claimed, "rule 4: a claim outlived its step"
         assert not self._pending or self.dirty or self.sending or self.ended, "rule 5: leftover bytes not due"
         if self.dirty and not self.sending and not self.ended:

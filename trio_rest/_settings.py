@@ -35,6 +35,14 @@ def _origins(instance: object, attribute: attrs.Attribute[Any], value: Any) -> N
             )
 
 
+_OVERFLOW = ("disconnect", "drop_oldest")
+
+
+def _one_of(attribute: attrs.Attribute[Any], value: Any, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigurationError(f"Settings.{attribute.name} must be one of {allowed}, not {value!r}")
+
+
 @attrs.frozen(kw_only=True)
 class Settings:
     """The limits and timings of a server; pass one to `App`.
@@ -67,9 +75,17 @@ class Settings:
             (64 MiB); a request that would pass it is refused with 503
             (code ``"busy"``), so many connections at their own bound still
             fit in a small machine's memory.
-        max_outbound_bytes: replies queued for a client that does not read
-            (4 MiB); past it the client is disconnected (1008), so it cannot
-            grow the server's memory or stall the others.
+        max_outbound_bytes: replies and notifications queued for a client that
+            does not read (4 MiB); past it `notification_overflow` decides, so the
+            client cannot grow the server's memory or stall the others.
+        notification_overflow: what happens when a client's queue passes
+            `max_outbound_bytes`: ``"disconnect"`` (the default) closes it with
+            1008; ``"drop_oldest"`` drops its oldest queued notifications (never a
+            reply, nor a subscription's final notification) until a quarter of the
+            queue is free, and sends it, before the newer ones, a notification with
+            event name ``"missed"`` and data ``{"count": N}`` (subscriptions' ``seq``
+            then show which were missed). Replies alone past the limit still close
+            the connection with 1008.
         request_timeout: seconds a handler may run when the request names no
             ``timeout`` (60; None for no limit); past it the reply is 504.
         max_request_timeout: the largest ``timeout`` a client may ask for
@@ -143,6 +159,9 @@ class Settings:
     max_buffered_bytes: int = attrs.field(default=4 * 2**20, validator=_positive)
     max_server_buffered_bytes: int = attrs.field(default=64 * 2**20, validator=_positive)
     max_outbound_bytes: int = attrs.field(default=4 * 2**20, validator=_positive)
+    notification_overflow: str = attrs.field(
+        default="disconnect", validator=lambda _, attribute, value: _one_of(attribute, value, _OVERFLOW)
+    )
     request_timeout: float | None = attrs.field(default=60.0, validator=_positive)
     max_request_timeout: float = attrs.field(default=300.0, validator=_positive)
     ping_interval: float = attrs.field(default=20.0, validator=_positive)

@@ -1,10 +1,16 @@
-"""`ConnectionStats`: what one connection holds at a moment, for metrics, logs and tests."""
+"""`ConnectionStats`, what one connection holds at a moment, and `PushStats`, what an App's
+notifications did: for metrics, logs and tests."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
+
 import attrs
 
-__all__ = ["ConnectionStats"]
+__all__ = ["ConnectionStats", "MetricsHook", "PushStats"]
+
+log = logging.getLogger("trio_rest")
 
 
 @attrs.frozen(kw_only=True)
@@ -31,3 +37,46 @@ class ConnectionStats:
     tasks: int
     buffered_bytes: int
     outbound_bytes: int
+
+
+#: What `App(metrics=...)` takes: called with a counter's name and how much it grew.
+MetricsHook = Callable[[str, int], None]
+
+
+class PushStats:
+    """What an App's notifications did since it was built (``app.push_stats``).
+
+    Counters only grow. Each change is also handed to the App's metrics hook, if it
+    has one, as ``hook(name, amount)`` with the attribute's name: once per publish
+    for ``published`` and ``delivered`` (the amount is the members reached), once
+    per event for the others, so that the hook is never called per member.
+
+    Attributes:
+        published: messages published through `App.publish` (or an observer).
+        delivered: notifications queued for members, one per member reached.
+        dropped: notifications dropped for slow clients
+            (``Settings.notification_overflow = "drop_oldest"``).
+        slow_disconnects: clients disconnected with 1008 because their outbound
+            queue was full.
+    """
+
+    __slots__ = ("_hook", "delivered", "dropped", "published", "slow_disconnects")
+
+    def __init__(self, hook: MetricsHook | None = None) -> None:
+        self._hook = hook
+        self.published = self.delivered = self.dropped = self.slow_disconnects = 0
+
+    def count(self, name: str, amount: int = 1) -> None:
+        """Add `amount` to the counter `name` and tell the hook; a failing hook is logged."""
+        setattr(self, name, getattr(self, name) + amount)
+        if self._hook is not None:
+            try:
+                self._hook(name, amount)
+            except Exception:
+                log.exception("the metrics hook failed on %s", name)
+
+    def __repr__(self) -> str:
+        return (
+            f"PushStats(published={self.published}, delivered={self.delivered}, "
+            f"dropped={self.dropped}, slow_disconnects={self.slow_disconnects})"
+        )

@@ -15,6 +15,9 @@ Rules:
    more either (the client expects nothing).
 4. It follows its topics (`follow`) until it ends or its request leaves the pool: then it
    has left them all.
+5. A message published to a followed topic is sent only if every object permission of
+   the request's view lets the request see what it is about (`Published.obj`, else its
+   data); a permission that fails counts as a refusal.
 """
 
 from __future__ import annotations
@@ -24,11 +27,15 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import trio
-from trio_rest_protocol import LocalProtocolError, Notification
+from trio_rest_protocol import Codec, LocalProtocolError, Notification
 from trio_rest_protocol import Response as ProtocolResponse
 
+from .auth._permissions import BasePermission
+
 if TYPE_CHECKING:
+    from ._broker import Published
     from ._connection import ServerConnection
+    from ._request import Request
 
 __all__ = ["Subscription"]
 
@@ -46,7 +53,7 @@ class Subscription:
         ended: the subscription is over.
     """
 
-    __slots__ = ("_accept", "accepted", "connection", "ended", "id", "path", "seq")
+    __slots__ = ("_accept", "_checks", "_request", "accepted", "connection", "ended", "id", "path", "seq")
 
     def __init__(
         self,
@@ -54,6 +61,7 @@ class Subscription:
         id: str | int | None,
         path: str,
         accept: Callable[[Any], bool],
+        request: Request | None = None,
     ) -> None:
         self.connection = connection
         self.id = id
@@ -64,6 +72,8 @@ class Subscription:
         self.accepted = False
         self.seq = 0
         self.ended = False
+        self._request = request  # its view's object permissions filter what it follows
+        self._checks: tuple[BasePermission, ...] = ()
 
     async def accept(self, data: Any = None) -> None:
         """Answer the SUBSCRIBE request with 200, starting the subscription.
@@ -84,6 +94,7 @@ class Subscription:
         and leaves the topics it follows.
         """
         self._accept = _too_late
+        self._request, self._checks = None, ()
         self.connection.app.broker.leave_all(self)
 
     async def follow(self, topic: str) -> None:
@@ -93,32 +104,58 @@ class Subscription:
         missed nothing; the subscription accepts first if it had not. It follows the topic
         until it ends (the handler returns, the client cancels, the connection closes), so
         a handler that only follows topics waits with ``await trio.sleep_forever()``.
+
+        What is published there is checked against the object permissions of the
+        request's view (``has_object_permission(request, obj)``, rule 5): a user who may
+        not see an object never receives it.
         """
         await trio.lowlevel.checkpoint()
         self._accept_nowait(None)
-        if not self.ended:
-            self.connection.app.broker.join(topic, self)
-
-    def deliver(self, notification: Notification) -> None:
-        """A notification published to a followed topic (a broker's call): send it as ours."""
-        if self.ended or self.id is None or not self.connection.is_subscribed(self.id):
-            self.connection.app.broker.leave_all(self)  # over: stop following
+        if self.ended:
             return
+        request = self._request
+        if request is not None:  # the view's permissions are settled once it runs
+            self._checks = tuple(
+                permission
+                for permission in request.permissions
+                if isinstance(permission, BasePermission)
+                and type(permission).has_object_permission is not BasePermission.has_object_permission
+            )
+        self.connection.app.broker.join(topic, self)
+
+    def deliver(self, message: Published) -> bool:
+        """A message published to a followed topic (a broker's call): send it as ours."""
+        connection = self.connection
+        if self.ended or self.id is None or not connection.is_subscribed(self.id):
+            connection.app.broker.leave_all(self)  # over: stop following
+            return False
+        if self._checks and not self._allowed(message):
+            return False
         seq = self.seq + 1
+        data = message.fragment if connection.codec is Codec.JSON else message.data
         try:
-            self.connection.send_event(
+            connection.send_event(
                 Notification(
-                    id=self.id,
-                    event_name=notification.event_name,
-                    topic=notification.topic,
-                    seq=seq,
-                    data=notification.data,
+                    id=self.id, event_name=message.event_name, topic=message.topic, seq=seq, data=data
                 )
             )
-        except LocalProtocolError:
-            log.exception("subscription %r: a notification could not be sent", self.id)
-            return
+        except LocalProtocolError:  # larger than the protocol may send
+            log.warning("subscription %r: a notification to %r could not be sent", self.id, message.topic)
+            return False
         self.seq = seq
+        return True
+
+    def _allowed(self, message: Published) -> bool:
+        request = self._request
+        obj = message.data if message.obj is None else message.obj
+        for permission in self._checks:
+            try:
+                if not permission.has_object_permission(request, obj):  # type: ignore[arg-type]
+                    return False
+            except Exception:
+                log.exception("subscription %r: %s failed on %r", self.id, type(permission).__name__, message)
+                return False
+        return True
 
     def _accept_nowait(self, data: Any) -> None:
         if not self.accepted and not self.ended:

@@ -7,7 +7,7 @@ specification.
 
 from __future__ import annotations
 
-from ._codecs import Codec, msgpack_available
+from ._codecs import Codec, msgpack_available, to_plain
 from ._connection import NEED_DATA, Connection, NeedData
 from ._errors import LocalProtocolError, ProtocolError, RemoteProtocolError
 from ._events import (
@@ -51,6 +51,7 @@ __all__ = [
     "default_error_code",
     "msgpack_available",
     "reason_phrase",
+    "to_plain",
 ]
 
 __version__ = "0.1.0"
