@@ -97,6 +97,8 @@ class App:
         self.lifespan = lifespan
         self.converter = converter if converter is not None else make_converter()
         self.database = database
+        if database is not None:
+            database.attach(self)
         self._own_auth = auth  # given in code; else the one the settings describe
         self.auth: AuthBackend | None = auth
         self.require_auth = require_auth
@@ -107,11 +109,25 @@ class App:
         #: The servers serving this App in this process (`revoke` closes connections on each).
         self.servers: weakref.WeakSet[Server] = weakref.WeakSet()
         self.permissions = compile_permissions(permissions, "App") if permissions is not None else ()
+        self._observe_viewsets()
         self._handlers: dict[tuple[object, str], Handler] = {}
         for route in router.routes:
             for method, view in route.views.items():
                 if (view, method) not in self._handlers:
                     self._handlers[(view, method)] = self._compile(view, method)
+
+    def _observe_viewsets(self) -> None:
+        """Observe the models of the viewsets that ask for it (``ModelViewSet.observe``)."""
+        for viewset, topic, detail_topic in self.router.viewsets:
+            if not getattr(viewset, "observe", False):
+                continue
+            if self.database is None:
+                raise ConfigurationError(f"{viewset.__name__}.observe needs an App with a database")
+            from ._generics import model_of
+
+            model = model_of(viewset)
+            if model not in self.database.observed:
+                self.database.observe(model, viewset.serializer_class, topic=topic, detail_topic=detail_topic)
 
     def _compile(self, view: object, method: str) -> Handler:
         handler = compile_handler(view, method)

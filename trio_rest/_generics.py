@@ -14,11 +14,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import cattrs
 import sqlalchemy
+import trio
 from sqlalchemy.orm import Session
 
 from ._errors import ConfigurationError, NotFoundError, ValidationError
 from ._pagination import CursorPagination, LimitOffsetPagination, column_int_range
 from ._request import Request, Response
+from ._views import EndpointSpec
 
 if TYPE_CHECKING:
     from ._routing import SimpleRouter
@@ -38,6 +40,14 @@ class ModelViewSet:
         ordering_fields: columns a client may order by: ``args={"ordering": "-name,id"}``.
         ordering: the default order (the primary key when empty).
         lookup_field: the column the detail route names (``"id"``).
+        permission_classes: who may call it (see `trio_rest.auth`), as for a
+            `MethodBasedView`: a list, or a mapping from method to list; the
+            detail actions check the object permissions on the row they read.
+        observe: publish every committed write to the model (see `Database.observe`)
+            and take SUBSCRIBE on both routes: ``SUBSCRIBE /user`` receives each
+            ``created``, ``updated`` and ``deleted`` object, ``SUBSCRIBE /user/6``
+            answers with the object and receives its changes. The App needs a database.
+            Each object is checked against the view's object permissions first.
 
     Example:
         class UserViewSet(ModelViewSet):
@@ -55,6 +65,8 @@ class ModelViewSet:
     ordering_fields: ClassVar[Sequence[str]] = ()
     ordering: ClassVar[Sequence[str]] = ()
     lookup_field: ClassVar[str] = "id"
+    observe: ClassVar[bool] = False
+    permission_classes: ClassVar[Any] = None
 
     # -- the actions -------------------------------------------------------------
 
@@ -83,6 +95,18 @@ class ModelViewSet:
         await request.run_sync(self._destroy, request, lookup)
         return Response(None, status=204)
 
+    async def subscribe_list(self, request: Request, topic: str) -> None:
+        """SUBSCRIBE on the list route (with `observe`): every change of the model, as it commits."""
+        await request.follow(topic)
+        await trio.sleep_forever()
+
+    async def subscribe_detail(self, request: Request, topic: str, **lookup: Any) -> None:
+        """SUBSCRIBE on the detail route (with `observe`): 200 with the object, then its changes."""
+        data = await request.run_sync(self._retrieve, request, lookup)
+        await request.accept(data)
+        await request.follow(topic.format_map(lookup))
+        await trio.sleep_forever()
+
     # -- hooks (worker thread) ------------------------------------------------------
 
     def get_queryset(self, request: Request) -> sqlalchemy.Select[Any]:
@@ -100,7 +124,12 @@ class ModelViewSet:
         return self.serializer_class(*args, context=context, **kwargs)
 
     def get_object(self, request: Request, lookup: Mapping[str, Any]) -> Any:
-        """The row the detail route names, or `NotFoundError`."""
+        """The row the detail route names, once the view's object permissions allow it.
+
+        Raises:
+            NotFoundError: no row matches.
+            AuthenticationError, PermissionDeniedError: an object permission refuses it.
+        """
         statement = self.get_queryset(request)
         model = _model_of(statement)
         for name, value in lookup.items():
@@ -112,6 +141,7 @@ class ModelViewSet:
         instance = _session(request).scalars(statement).unique().first()
         if instance is None:
             raise NotFoundError(f"No {model.__name__} matches the given query.")
+        request.check_object_permissions(instance)
         return instance
 
     # -- implementations --------------------------------------------------------------
@@ -208,20 +238,31 @@ _ACTIONS = {
 }
 
 
-def _action(viewset: type[ModelViewSet], action: str) -> Any:
+def _action(viewset: type[ModelViewSet], action: str, method: str, **extra: Any) -> Any:
     async def view(request: Request, **params: Any) -> Any:
-        return await getattr(viewset(), action)(request, **params)
+        return await getattr(viewset(), action)(request, **extra, **params)
+
+    declared = viewset.permission_classes
+    if isinstance(declared, Mapping):
+        declared = declared.get(method, declared.get("*"))
+    if declared is not None:
+        view.__trio_rest_endpoint__ = EndpointSpec(permissions=declared)  # type: ignore[attr-defined]
 
     view.__qualname__ = f"{viewset.__name__}.{action}"
     return view
 
 
-def _lookup_converter(viewset: type[ModelViewSet]) -> str:
+def model_of(viewset: type[ModelViewSet]) -> Any:
+    """The model a viewset serves (its queryset's entity)."""
     queryset = viewset.queryset
     model = _model_of(queryset) if isinstance(queryset, sqlalchemy.Select) else queryset
     if model is None:
         raise ConfigurationError(f"{viewset.__name__}.queryset is not set")
-    column = getattr(model, viewset.lookup_field)
+    return model
+
+
+def _lookup_converter(viewset: type[ModelViewSet]) -> str:
+    column = getattr(model_of(viewset), viewset.lookup_field)
     try:
         python_type = column.type.python_type
     except NotImplementedError:
@@ -237,6 +278,8 @@ def register_viewset(
     ``{prefix}`` (named ``{basename}-list``) takes GET (list) and POST
     (create); ``{prefix}/{lookup}`` (named ``{basename}-detail``) takes GET,
     PUT, PATCH and DELETE. The lookup converter follows the column's type.
+    With ``observe = True``, both also take SUBSCRIBE, following the topics
+    ``{prefix}`` and ``{prefix}/{value}`` that the App's database publishes to.
 
     Args:
         router: the router.
@@ -249,8 +292,14 @@ def register_viewset(
     """
     prefix = prefix.rstrip("/") or ""
     lookup = f"{{{viewset.lookup_field}:{_lookup_converter(viewset)}}}"
-    for kind, path in (("list", prefix or "/"), ("detail", f"{prefix}/{lookup}")):
+    list_path, detail_path = prefix or "/", f"{prefix}/{lookup}"
+    topics = {"list": list_path, "detail": f"{prefix}/{{{viewset.lookup_field}}}"}
+    for kind, path in (("list", list_path), ("detail", detail_path)):
         for index, (method, action) in enumerate(_ACTIONS[kind]):
             # The name belongs to the route: given with its first method only.
             name = f"{basename}-{kind}" if index == 0 else None
-            router.register(path, _action(viewset, action), [method], name=name)
+            router.register(path, _action(viewset, action, method), [method], name=name)
+        if viewset.observe:
+            subscribe = _action(viewset, f"subscribe_{kind}", "SUBSCRIBE", topic=topics[kind])
+            router.register(path, subscribe, ["SUBSCRIBE"])
+    router.viewsets.append((viewset, topics["list"], topics["detail"]))

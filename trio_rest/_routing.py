@@ -252,6 +252,9 @@ class SimpleRouter:
         self._root = _Node()
         self._entries: list[_Entry] = []
         self._names: dict[str, _Entry] = {}
+        #: The viewsets `register_viewset` registered, with their list and detail topics
+        #: (an `App` observes the models of those that ask for it).
+        self.viewsets: list[tuple[Any, str, str]] = []
 
     @property
     def routes(self) -> tuple[Route, ...]:

@@ -13,7 +13,7 @@ import contextlib
 import functools
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy
 import sqlalchemy.orm.exc
@@ -25,6 +25,10 @@ from sqlalchemy.pool import StaticPool
 
 from ._errors import ConfigurationError, ConflictError
 from ._threads import run_abandonable
+
+if TYPE_CHECKING:
+    from ._app import App
+    from ._observers import Observer
 
 __all__ = ["Database"]
 
@@ -113,6 +117,72 @@ class Database:
         # Threads only ever run for a token holder: a twin limiter keeps them
         # off trio's default pool without a second queue.
         self._threads = trio.CapacityLimiter(pool_size + max_overflow)
+        self._observers: dict[type, Observer] = {}
+        self._app: App | None = None
+
+    def attach(self, app: App) -> None:
+        """Serve `app`: what observed models' commits publish goes through its broker.
+
+        `App` calls it when it is built with this database; a database serves one App.
+        """
+        self._app = app
+
+    def observe(
+        self,
+        model: type,
+        serializer_class: Any,
+        *,
+        topic: str,
+        detail_topic: str | None = None,
+        bulk_limit: int = 1000,
+    ) -> None:
+        """Publish every committed write to `model` made through this database's sessions.
+
+        After a transaction commits, each object it created, updated or deleted is
+        published with event name ``"created"``, ``"updated"`` or ``"deleted"`` and the
+        serializer's output as data (the shape a GET returns), to `topic` and to
+        `detail_topic` filled with the object's columns (``"/user/{id}"``). A transaction
+        that rolls back publishes nothing; ORM bulk ``UPDATE`` and ``DELETE`` statements
+        are observed too. See `trio_rest._observers` for the rules.
+
+        Args:
+            model: a mapped class.
+            serializer_class: a `ModelSerializer` of it, built with the instance and
+                ``context={"session", "app", "converter"}``.
+            topic: where every change of the model goes (a list's subscribers).
+            detail_topic: where one object's changes go, a template of its columns.
+            bulk_limit: a bulk statement matching more rows publishes one ``"changed"``
+                notification to `topic`, ``{"count": N}``, instead of one per row.
+
+        Raises:
+            ConfigurationError: `model` is not mapped, or is observed already.
+        """
+        from ._observers import Observer, install
+
+        try:
+            observer = Observer(model, serializer_class, topic, detail_topic, bulk_limit)
+        except sqlalchemy.exc.NoInspectionAvailable:
+            raise ConfigurationError(f"{model!r} is not a mapped class") from None
+        if model in self._observers:
+            raise ConfigurationError(f"{model.__name__} is observed already")
+        if not self._observers:
+            install(self.sessionmaker, self._observers, lambda: self._app)
+        self._observers[model] = observer
+
+    @property
+    def observed(self) -> frozenset[type]:
+        """The models `observe` was called for."""
+        return frozenset(self._observers)
+
+    async def _publish_committed(self, session: Session) -> None:
+        """Publish what the session's commit made (observed models), once it has returned."""
+        if not self._observers:
+            return
+        from ._observers import publish, take_committed
+
+        changes = take_committed(session)
+        if changes is not None and self._app is not None:
+            await publish(self._app, changes)
 
     async def run_sync(self, fn: Callable[..., _T], *args: Any) -> _T:
         """Run ``fn(*args)`` in a worker thread, holding a token for the call only.
@@ -228,6 +298,7 @@ class Database:
                     await self.run_in_session(session, session.commit)
                 except _CONFLICTS as exc:
                     raise conflict(exc) from None
+            await self._publish_committed(session)
         finally:
             # A thread left running by a cancellation still uses the session: it rolls
             # back, closes and gives the token back itself when it ends (`run_in_session`).

@@ -308,9 +308,12 @@ class PrimaryKeyRelatedField(RelatedField):
 
 def _router(serializer: Serializer) -> SimpleRouter:
     request = serializer.context.get("request")
-    if request is None:
-        raise RuntimeError("hyperlinked fields need context['request'] (its app's router builds the URLs)")
-    return request.app.router  # type: ignore[no-any-return]
+    app = request.app if request is not None else serializer.context.get("app")
+    if app is None:
+        raise RuntimeError(
+            "hyperlinked fields need context['request'] or context['app'] (its router builds the URLs)"
+        )
+    return app.router  # type: ignore[no-any-return]
 
 
 class HyperlinkedRelatedField(RelatedField):

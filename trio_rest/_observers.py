@@ -1,0 +1,344 @@
+"""Model observers: what a transaction created, updated and deleted, published after its commit.
+
+``database.observe(User, UserSerializer, topic="/user", detail_topic="/user/{id}")`` makes
+every committed write to a ``User`` through a `Database` session a notification:
+``created``, ``updated`` or ``deleted``, whose data is the serializer's output (the shape a
+GET returns), published to `topic` (the list's subscribers) and to `detail_topic` filled
+with the object's columns (that object's subscribers).
+
+How. SQLAlchemy's session events run in the worker thread that flushes:
+
+- each flush records the observed objects it inserted, changed or deleted, and serializes
+  them while the transaction can still load what the serializer reads (deleted objects
+  before they are gone);
+- ORM bulk ``UPDATE`` and ``DELETE`` statements (``session.execute(update(User)...)``) are
+  observed too: the rows they match are read in the same transaction, before a delete and
+  after an update;
+- the changes belong to the innermost transaction (a savepoint, or the session's); a
+  savepoint that is released hands them to its parent, one that rolls back drops them;
+- the session's commit hands them to `Database.session`, which publishes them once the
+  commit returned. A transaction that rolls back publishes nothing.
+
+Rules (`Changes.check` raises `AssertionError` when one is broken):
+
+1. One change per object per transaction, the merge of what happened to it there:
+   created then updated is created, created then deleted is nothing, updated then
+   deleted is deleted.
+2. Changes are published only after the commit of the session's outermost transaction,
+   in the order the objects were first changed; nothing of a transaction that rolled back
+   (or of a savepoint that did) is ever published.
+3. A bulk statement matching more than the observer's `bulk_limit` rows publishes one
+   ``changed`` notification to `topic` (``{"count": N}``: refetch) instead of one per row.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import sqlalchemy
+from sqlalchemy import event
+from sqlalchemy.orm import Mapper, ORMExecuteState, Session, SessionTransaction, sessionmaker
+from sqlalchemy.orm.attributes import set_committed_value
+
+if TYPE_CHECKING:
+    from ._app import App
+
+__all__ = ["Change", "Changes", "Observer", "install"]
+
+log = logging.getLogger("trio_rest")
+
+# Keys of `session.info`.
+_PENDING = "trio_rest.observers.pending"  # transaction -> Changes
+_COMMITTED = "trio_rest.observers.committed"  # transactions whose commit ran
+_READY = "trio_rest.observers.ready"  # what the outermost commit hands over
+_FLUSHED = "trio_rest.observers.flushed"  # the objects of the flush under way
+_DELETING = "trio_rest.observers.deleting"  # what the flush under way deletes, serialized before
+
+CREATED, UPDATED, DELETED = "created", "updated", "deleted"
+
+
+@attrs.define(eq=False)
+class Observer:
+    """What `Database.observe` registered for one model."""
+
+    model: type
+    serializer_class: Any
+    topic: str
+    detail_topic: str | None
+    bulk_limit: int
+    mapper: Mapper[Any] = attrs.field(init=False)
+    #: The primary key's attribute names.
+    keys: tuple[str, ...] = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.mapper = sqlalchemy.inspect(self.model)
+        self.keys = tuple(
+            self.mapper.get_property_by_column(column).key for column in self.mapper.primary_key
+        )
+
+    def detail(self, snapshot: Any) -> str | None:
+        """The object's own topic, filled with its columns."""
+        if self.detail_topic is None:
+            return None
+        values = {attr.key: getattr(snapshot, attr.key, None) for attr in self.mapper.column_attrs}
+        return self.detail_topic.format_map(values)
+
+
+@attrs.define(eq=False)
+class Change:
+    """One object's change in a transaction: its kind, its serialized data, a detached copy."""
+
+    observer: Observer
+    kind: str
+    data: Any
+    obj: Any
+
+
+class Changes:
+    """The changes of one transaction, one per object, in the order they were first changed."""
+
+    __slots__ = ("bulk", "items")
+
+    def __init__(self) -> None:
+        self.items: dict[tuple[Any, ...], Change] = {}
+        #: Bulk statements past an observer's limit: their row counts, by observer.
+        self.bulk: dict[Observer, int] = {}
+
+    def record(self, key: tuple[Any, ...], change: Change) -> None:
+        """Merge `change` into what happened to the object of `key` (rule 1)."""
+        previous = self.items.get(key)
+        if previous is None:
+            self.items[key] = change
+            return
+        if previous.kind == CREATED and change.kind == DELETED:
+            del self.items[key]  # it never existed outside this transaction
+        elif previous.kind == CREATED or (previous.kind == DELETED and change.kind == CREATED):
+            previous.data, previous.obj = change.data, change.obj
+            previous.kind = CREATED if previous.kind == CREATED else UPDATED
+        else:
+            previous.kind, previous.data, previous.obj = change.kind, change.data, change.obj
+
+    def merge(self, later: Changes) -> None:
+        """Take the changes of a savepoint released inside this transaction."""
+        for key, change in later.items.items():
+            self.record(key, change)
+        for observer, count in later.bulk.items():
+            self.bulk[observer] = self.bulk.get(observer, 0) + count
+
+    def check(self) -> None:
+        """Raise `AssertionError` if a rule of the module docstring is broken."""
+        for change in self.items.values():
+            assert change.kind in (CREATED, UPDATED, DELETED), "rule 1: an unknown kind"
+
+
+def install(
+    factory: sessionmaker[Session], observers: Mapping[type, Observer], app: Callable[[], App | None]
+) -> None:
+    """Listen to the sessions `factory` makes, for the models of `observers` (read at each event)."""
+
+    def serialize(session: Session, observer: Observer, instance: Any) -> Change | None:
+        return _serialize(session, observer, instance, app())
+
+    @event.listens_for(factory, "before_flush")
+    def before_flush(session: Session, context: Any, instances: Any) -> None:
+        deleting: list[Change] = []
+        if observers:
+            for instance in session.deleted:
+                observer = observers.get(type(instance))
+                if observer is not None:  # serialized now: after the flush it is gone
+                    change = serialize(session, observer, instance)
+                    if change is not None:
+                        change.kind = DELETED
+                        deleting.append(change)
+        session.info[_DELETING] = deleting  # a flush that fails leaves them to the next
+
+    @event.listens_for(factory, "after_flush")
+    def after_flush(session: Session, context: Any) -> None:
+        deleting = session.info.pop(_DELETING, None)
+        if not observers:
+            return
+        flushed: list[tuple[str, Any]] = []
+        for instance in session.new:
+            if type(instance) in observers:
+                flushed.append((CREATED, instance))
+        for instance in session.dirty:
+            if type(instance) in observers and session.is_modified(instance):
+                flushed.append((UPDATED, instance))
+        if deleting:
+            changes = _changes(session)
+            for change in deleting:
+                changes.record(_key(change.observer, change.obj), change)
+        if flushed:
+            session.info[_FLUSHED] = flushed
+
+    @event.listens_for(factory, "after_flush_postexec")
+    def after_flush_postexec(session: Session, context: Any) -> None:
+        flushed = session.info.pop(_FLUSHED, None)
+        if not flushed:
+            return
+        changes = _changes(session)
+        with session.no_autoflush:
+            for kind, instance in flushed:
+                change = serialize(session, observers[type(instance)], instance)
+                if change is not None:
+                    change.kind = kind
+                    changes.record(_key(change.observer, change.obj), change)
+
+    @event.listens_for(factory, "do_orm_execute")
+    def do_orm_execute(state: ORMExecuteState) -> Any:
+        if not (state.is_update or state.is_delete) or state.bind_mapper is None:
+            return None
+        observer = observers.get(state.bind_mapper.class_)
+        if observer is None:
+            return None
+        return _bulk(state, observer, serialize)
+
+    @event.listens_for(factory, "after_commit")
+    def after_commit(session: Session) -> None:
+        transaction = session.get_nested_transaction() or session.get_transaction()
+        if transaction is not None:
+            session.info.setdefault(_COMMITTED, set()).add(transaction)
+
+    @event.listens_for(factory, "after_transaction_end")
+    def after_transaction_end(session: Session, transaction: SessionTransaction) -> None:
+        if not transaction.nested and transaction.parent is not None:
+            return  # a flush's own subtransaction: its changes belong to the transaction around it
+        pending: dict[SessionTransaction, Changes] = session.info.get(_PENDING, {})
+        changes = pending.pop(transaction, None)
+        committed = session.info.get(_COMMITTED, set())
+        done = transaction in committed
+        committed.discard(transaction)
+        if changes is None or not done:
+            return  # nothing changed, or rolled back: rule 2
+        parent = _outer(transaction)
+        if parent is not None:
+            pending.setdefault(parent, Changes()).merge(changes)  # a released savepoint
+        else:
+            session.info.setdefault(_READY, Changes()).merge(changes)
+
+
+def take_committed(session: Session) -> Changes | None:
+    """What the session's last commit made to publish (once: it is taken)."""
+    return session.info.pop(_READY, None)  # type: ignore[no-any-return]
+
+
+def forget(session: Session) -> None:
+    """Drop whatever the session recorded (its transaction did not commit)."""
+    for key in (_PENDING, _COMMITTED, _READY, _FLUSHED, _DELETING):
+        session.info.pop(key, None)
+
+
+async def publish(app: App, changes: Changes) -> None:
+    """Publish committed changes (rules 2 and 3): to each observer's topic, then the object's."""
+    for change in changes.items.values():
+        observer = change.observer
+        try:
+            await app.publish(observer.topic, change.kind, change.data, obj=change.obj)
+            detail = observer.detail(change.obj)
+            if detail is not None:
+                await app.publish(detail, change.kind, change.data, obj=change.obj)
+        except Exception:  # a serializer's output that cannot be sent: logged, the others go on
+            log.exception(
+                "the %s notification of a %s could not be published", change.kind, observer.model.__name__
+            )
+    for observer, count in changes.bulk.items():
+        await app.publish(observer.topic, "changed", {"count": count})
+
+
+def _changes(session: Session) -> Changes:
+    """The changes of the session's innermost transaction (begun now, if none has)."""
+    transaction = session.get_nested_transaction() or session.get_transaction()
+    if transaction is None:  # a bulk statement as the session's first: it begins the transaction
+        session.connection()
+        transaction = session.get_transaction()
+    pending: dict[Any, Changes] = session.info.setdefault(_PENDING, {})
+    changes = pending.get(transaction)
+    if changes is None:
+        changes = pending[transaction] = Changes()
+    return changes
+
+
+def _outer(transaction: SessionTransaction) -> SessionTransaction | None:
+    """The transaction a savepoint's changes go to: the next savepoint or session transaction out."""
+    parent = transaction.parent
+    while parent is not None and not parent.nested and parent.parent is not None:
+        parent = parent.parent
+    return parent
+
+
+def _key(observer: Observer, snapshot: Any) -> tuple[Any, ...]:
+    return (observer.model, *(getattr(snapshot, key, None) for key in observer.keys))
+
+
+def _serialize(session: Session, observer: Observer, instance: Any, app: App | None) -> Change | None:
+    """The change's data (the serializer's output) and a detached copy of the columns."""
+    context: dict[str, Any] = {"session": session}
+    if app is not None:
+        context.update(app=app, converter=app.converter)
+    try:
+        data = observer.serializer_class(instance, context=context).data
+    except Exception:
+        log.exception("an observed %s could not be serialized; no notification", observer.model.__name__)
+        return None
+    return Change(observer, UPDATED, data, _snapshot(observer.mapper, instance))
+
+
+def _snapshot(mapper: Mapper[Any], instance: Any) -> Any:
+    """A copy of the object's loaded columns, attached to no session (for permission checks)."""
+    copy = mapper.class_manager.new_instance()
+    state = sqlalchemy.inspect(instance)
+    for attr in mapper.column_attrs:
+        if attr.key in state.dict:
+            set_committed_value(copy, attr.key, state.dict[attr.key])
+    return copy
+
+
+def _bulk(state: ORMExecuteState, observer: Observer, serialize: Callable[..., Change | None]) -> Any:
+    """Run an ORM bulk UPDATE or DELETE, recording the rows it matched."""
+    session = state.session
+    statement: Any = state.statement
+    model = observer.model
+    keys = [getattr(model, key) for key in observer.keys]
+    parameters = state.parameters
+    if isinstance(parameters, list) and statement.whereclause is None:
+        # An UPDATE by primary key: each row of parameters names its row.
+        matched = [tuple(row.get(key) for key in observer.keys) for row in parameters]
+    else:
+        select_keys = sqlalchemy.select(*keys)
+        if statement.whereclause is not None:
+            select_keys = select_keys.where(statement.whereclause)
+        matched = [tuple(row) for row in session.execute(select_keys, execution_options={"autoflush": False})]
+    changes = _changes(session)
+    if len(matched) > observer.bulk_limit:
+        result = state.invoke_statement()
+        changes.bulk[observer] = changes.bulk.get(observer, 0) + len(matched)
+        return result
+    if state.is_delete:
+        for instance in _load(session, model, keys, matched):
+            change = serialize(session, observer, instance)
+            if change is not None:
+                change.kind = DELETED
+                changes.record(_key(observer, change.obj), change)
+        return state.invoke_statement()
+    result = state.invoke_statement()
+    for instance in _load(session, model, keys, matched):
+        change = serialize(session, observer, instance)
+        if change is not None:
+            changes.record(_key(observer, change.obj), change)
+    return result
+
+
+def _load(session: Session, model: type, keys: list[Any], matched: Iterable[tuple[Any, ...]]) -> list[Any]:
+    """The rows of these primary keys, read afresh in the session's transaction."""
+    matched = list(matched)
+    if not matched:
+        return []
+    where = (
+        keys[0].in_([row[0] for row in matched]) if len(keys) == 1 else sqlalchemy.tuple_(*keys).in_(matched)
+    )
+    statement: sqlalchemy.Select[Any] = sqlalchemy.select(model).where(where)
+    statement = statement.execution_options(populate_existing=True, autoflush=False)
+    return list(session.scalars(statement).unique())
