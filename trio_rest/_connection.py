@@ -421,6 +421,14 @@ class ServerConnection:
             log.warning("%s: a notification to topic %r could not be sent", self.peer, message.topic)
             return False
 
+    async def wait_writable(self) -> None:
+        """Wait while half of `Settings.max_outbound_bytes` waits to reach the client.
+
+        A producer that could outpace its client (a streaming view) calls it between
+        messages; it returns at once when the connection has ended.
+        """
+        await self._outbox.wait_room(self._settings.max_outbound_bytes // 2)
+
     def send_raw(self, message: str | bytes) -> None:
         """Queue a WebSocket message as it is, bypassing the protocol (for transport tests)."""
         self._outbox.put(message)

@@ -33,6 +33,9 @@ Rules (`check_invariants` raises `AssertionError` when one is broken):
 7. `notes` holds the positions in `queue` of the droppable notifications, in increasing
    order; `missed` counts those dropped since the client was last told, and the next
    batch framed starts with `on_missed`'s notice of them.
+8. A producer waiting for room (`wait_room`) is woken after every completed write, and
+   when the outbox ends or the stream breaks, so it never waits for a write that will
+   not come.
 """
 
 from __future__ import annotations
@@ -77,6 +80,7 @@ class Outbox:
         "_on_missed",
         "_on_overflow",
         "_pending",
+        "_room",
         "_socket",
         "_stream",
         "_writer_started",
@@ -126,6 +130,7 @@ class Outbox:
         self._nursery: trio.Nursery | None = None
         self._writer_started = False
         self._lot = trio.lowlevel.ParkingLot()  # where the writer waits for work
+        self._room = trio.lowlevel.ParkingLot()  # where producers wait for the client to read (`wait_room`)
         self._done = trio.Event()  # the writer wrote the close frame, or gave up
         self._flushed: trio.Event | None = None  # made by wait_flushed, set when nothing is due
 
@@ -220,6 +225,7 @@ class Outbox:
         back to its connection.
         """
         self.ended = True
+        self._room.unpark_all()  # no producer waits for a client that is gone
         self._on_overflow = _ignore_overflow
         self._on_lost = _nothing
         self._on_missed = None
@@ -281,6 +287,8 @@ class Outbox:
                     self.unsent = data
                     await self._stream.send_all(data)
                     self.unsent = b""
+                    if self._room:
+                        self._room.unpark_all()  # the client read: producers may go on
                     # The peer's close may have arrived during that write: its
                     # reply is queued now, so go round once more.
                     if engine.closed:
@@ -288,6 +296,7 @@ class Outbox:
         except _LOST:
             self.dirty = False
             self.unsent = self._pending = b""
+            self._room.unpark_all()
             self._on_lost()
         finally:
             self.sending = False
@@ -295,6 +304,21 @@ class Outbox:
             self._flushed.set()
         if engine.closed and self._writer_started:
             self._lot.unpark_all()  # the writer's last duty: to say it is done
+
+    @property
+    def backlog(self) -> int:
+        """Bytes on their way to the client: queued, framed and not written, being written."""
+        return self.queued_bytes + len(self.unsent) + len(self._pending)
+
+    async def wait_room(self, level: int) -> None:
+        """Wait until at most `level` bytes are on their way to the client (`backlog`), or it is over.
+
+        A producer that could outpace the client (a streaming view) calls it between
+        messages, so that the client's pace, not the overflow policy, bounds it.
+        """
+        await trio.lowlevel.checkpoint()
+        while self.backlog > level and not self.ended:
+            await self._room.park()
 
     async def wait_flushed(self) -> None:
         """Wait until nothing is due and no `send_all` is under way."""

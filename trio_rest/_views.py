@@ -142,13 +142,41 @@ def _bind(view: type, func: Callable[..., Any]) -> Callable[..., Any]:
     return call
 
 
-def _refuse_generators(func: object, name: str) -> None:
-    """A generator would be run as a plain function and its generator sent as data: refuse it."""
-    if inspect.isasyncgenfunction(func) or inspect.isgeneratorfunction(func):
+def _refuse_generators(func: object, name: str, method: str) -> None:
+    """A generator that cannot stream would be run as a function and sent as data: refuse it."""
+    if inspect.isgeneratorfunction(func):
         raise ConfigurationError(
-            f"{name} is a generator: a view returns its reply. To stream, register an "
-            "async def for SUBSCRIBE and send each item with `await request.notify(item)`"
+            f"{name} is a generator: a view returns its reply. To stream, make it an "
+            "async generator (async def with yield) and register it for SUBSCRIBE"
         )
+    if inspect.isasyncgenfunction(func) and method != "SUBSCRIBE":
+        raise ConfigurationError(
+            f"{name} is an async generator, which streams: register it for SUBSCRIBE, not {method}"
+        )
+
+
+def _streaming(gen: Callable[..., Any]) -> Callable[..., Any]:
+    """The handler of an async-generator view: each item it yields is a notification.
+
+    The subscription is accepted at the first item (an error raised before it is an
+    error reply), or when the generator ends without one; the final notification follows
+    its end, as for any subscription. Between items it waits while half of the client's
+    `Settings.max_outbound_bytes` is queued: a slow client slows the generator down
+    instead of filling the server's memory.
+    """
+
+    async def stream(request: Any, **params: Any) -> None:
+        subscription = request.subscription
+        items = gen(request, **params)
+        try:
+            async for item in items:
+                await subscription.notify(item)
+                await subscription.connection.wait_writable()
+        finally:
+            await items.aclose()
+        await subscription.accept()
+
+    return stream
 
 
 def _permissions_of(declared: Any, method: str, name: str) -> tuple[Any, ...] | None:
@@ -173,8 +201,9 @@ def compile_handler(view: object, method: str) -> Handler:
         The handler.
 
     Raises:
-        ConfigurationError: a view class without the method's handler, a
-            generator (async or not), or something that is not a view.
+        ConfigurationError: a view class without the method's handler, a plain
+            generator, an async generator for another method than SUBSCRIBE, or
+            something that is not a view.
     """
     if isinstance(view, type) and issubclass(view, MethodBasedView):
         func = getattr(view, method.lower(), None)
@@ -183,13 +212,17 @@ def compile_handler(view: object, method: str) -> Handler:
                 f"{view.__name__} is registered for {method} but has no {method.lower()}()"
             )
         name = f"{view.__name__}.{method.lower()}"
-        _refuse_generators(func, name)
+        _refuse_generators(func, name, method)
         permissions = _permissions_of(view.permission_classes, method, name)
+        if inspect.isasyncgenfunction(func):
+            return Handler(_streaming(_bind(view, func)), False, None, name, permissions)
         return Handler(_bind(view, func), not inspect.iscoroutinefunction(func), None, name, permissions)
     if callable(view) and not isinstance(view, type):
         spec = getattr(view, "__trio_rest_endpoint__", EndpointSpec())
         name = getattr(view, "__qualname__", repr(view))
-        _refuse_generators(view, name)
+        _refuse_generators(view, name, method)
         permissions = _permissions_of(spec.permissions, method, name)
+        if inspect.isasyncgenfunction(view):
+            return Handler(_streaming(view), False, spec.body, name, permissions)
         return Handler(view, not inspect.iscoroutinefunction(view), spec.body, name, permissions)
     raise ConfigurationError(f"{view!r} is not a view: use a MethodBasedView subclass or a function")

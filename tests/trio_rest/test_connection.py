@@ -77,8 +77,16 @@ async def test_head_is_get_without_the_data(app: App) -> None:
     assert refused.status == 405
 
 
-@pytest.mark.parametrize("kind", ["async", "plain"])
-def test_a_generator_view_is_refused_when_the_app_is_built(kind: str) -> None:
+@pytest.mark.parametrize(
+    ("kind", "method", "message"),
+    [
+        ("async", "GET", "register it for SUBSCRIBE, not GET"),
+        ("plain", "SUBSCRIBE", "make it an async generator"),
+    ],
+)
+def test_a_generator_that_cannot_stream_is_refused_when_the_app_is_built(
+    kind: str, method: str, message: str
+) -> None:
     async def stream_async(request: Request) -> Any:
         yield 1
 
@@ -86,8 +94,8 @@ def test_a_generator_view_is_refused_when_the_app_is_built(kind: str) -> None:
         yield 1
 
     router = SimpleRouter()
-    router.register("/stream", stream_async if kind == "async" else stream_plain, "GET")
-    with pytest.raises(ConfigurationError, match=r"request\.notify"):
+    router.register("/stream", stream_async if kind == "async" else stream_plain, method)
+    with pytest.raises(ConfigurationError, match=message):
         App(router)
 
 
