@@ -173,3 +173,37 @@ def test_make_demo_takes_the_port() -> None:
         ["make", "-n", "demo", "PORT=9123"], cwd=REPO, capture_output=True, text=True, timeout=60, check=True
     )
     assert "-m examples.users --port 9123" in done.stdout
+
+
+async def test_the_watcher_sees_what_the_client_session_writes(tmp_path: Path) -> None:
+    """``python -m examples.users.watch`` beside the demo: the client's writes arrive live."""
+    from examples.users import client as users_client
+    from examples.users import watch
+    from examples.users.app import build_app
+
+    app = build_app(f"sqlite:///{tmp_path / 'users.db'}")
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            server: Server = await nursery.start(Server(app).serve, "127.0.0.1", 0)
+            url = f"ws://127.0.0.1:{server.port}/"
+            seen: list[tuple[str | None, object]] = []
+
+            async def watching(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+                seen.extend(await watch.main(url, 2, task_status=task_status))
+
+            await nursery.start(watching)
+            replies = await users_client.main(url)
+            while len(seen) < 2:
+                await trio.sleep(0.01)
+            nursery.cancel_scope.cancel()
+    app.database.dispose()
+    bodies = {name: body for name, _, body in replies}
+    assert seen == [("created", bodies["create-user"]), ("updated", bodies["get-user"])]
+
+
+def test_the_watcher_without_a_server_says_so_in_one_line(tmp_path: Path) -> None:
+    with _listening_socket() as sock:  # bound, then closed: nobody listens on its port
+        port = sock.getsockname()[1]
+    done = _python("-m", "examples.users.watch", f"ws://127.0.0.1:{port}/", "--count", "1", cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stderr.count("\n") == 1 and "make demo" in done.stderr

@@ -16,6 +16,10 @@ In another terminal, replay the article's client session:
 
     .venv/bin/python -m examples.users.client {url}
 
+and watch its writes arrive live (SUBSCRIBE /user/list) in a third one, started first:
+
+    .venv/bin/python -m examples.users.watch {url}
+
 or send envelopes with any WebSocket client, e.g.
     {{"method": "POST", "url": "/address/", "data": {{"email_address": "a@example.com"}}, "id": 1}}
     {{"method": "GET", "url": "/user/list", "id": 2}}

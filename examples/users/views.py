@@ -1,9 +1,13 @@
-"""The views: plain ``def`` methods, as in the article; trio-rest runs them in worker threads."""
+"""The views: plain ``def`` methods, as in the article; trio-rest runs them in worker threads.
+
+The ``subscribe`` methods are ``async def``: they follow the topics the database publishes
+each committed write of a user to (see ``app.py``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import trio
 from sqlalchemy import select
 
 from trio_rest import AuthenticationError, MethodBasedView, NotFound, Request, Response, endpoint
@@ -46,10 +50,20 @@ class UserListView(MethodBasedView):
         users = request.session.scalars(select(User).order_by(User.id)).all()
         return UserSerializer(users, many=True, context=_context(request)).data
 
+    async def subscribe(self, request: Request) -> None:
+        """Live: each user created, updated or deleted, as soon as it is committed."""
+        await request.follow("/user/list")
+        await trio.sleep_forever()
+
 
 class UserView(MethodBasedView):
     def get(self, request: Request, id: int) -> Any:
         return UserSerializer(_get(request, User, id), context=_context(request)).data
+
+    async def subscribe(self, request: Request, id: int) -> None:
+        """Live: this user's changes, as soon as they are committed."""
+        await request.follow(f"/user/{id}")
+        await trio.sleep_forever()
 
     def put(self, request: Request, id: int) -> Any:
         return _update(request, UserSerializer, User, id)
