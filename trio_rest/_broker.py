@@ -50,18 +50,26 @@ class Published:
             a string (nothing is delivered).
     """
 
-    __slots__ = ("data", "event_name", "fragment", "obj", "topic")
+    __slots__ = ("_plain", "data", "event_name", "fragment", "notification", "obj", "topic")
 
     def __init__(self, topic: str, event_name: str | None, data: Any, obj: Any = None) -> None:
         try:
-            Notification(topic=topic, event_name=event_name)  # checks both fields
             self.fragment = orjson.Fragment(orjson.dumps(data, default=to_plain))
+            #: The notification a member that joined the topic receives on a JSON connection.
+            self.notification = Notification(topic=topic, event_name=event_name, data=self.fragment)
         except (TypeError, ValueError) as exc:
             raise LocalProtocolError(f"cannot publish to {topic!r}: {exc}") from None
         self.topic = topic
         self.event_name = event_name
         self.data = data
         self.obj = obj
+        self._plain: Notification | None = None
+
+    def plain_notification(self) -> Notification:
+        """The notification for a connection that does not speak JSON (MessagePack): the data as it is."""
+        if self._plain is None:
+            self._plain = Notification(topic=self.topic, event_name=self.event_name, data=self.data)
+        return self._plain
 
     def __repr__(self) -> str:
         return f"Published(topic={self.topic!r}, event_name={self.event_name!r})"

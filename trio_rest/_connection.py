@@ -412,11 +412,9 @@ class ServerConnection:
 
     def deliver(self, message: Published) -> bool:
         """Queue a published message, without waiting (a broker's call); false if it was not."""
-        data = message.fragment if self._proto.codec is Codec.JSON else message.data
+        note = message.notification if self._proto.codec is Codec.JSON else message.plain_notification()
         try:
-            return self.send_event(
-                Notification(event_name=message.event_name, topic=message.topic, data=data)
-            )
+            return self.send_event(note)
         except LocalProtocolError:  # larger than the protocol may send, or the connection is closing
             log.warning("%s: a notification to topic %r could not be sent", self.peer, message.topic)
             return False

@@ -290,3 +290,20 @@ async def test_a_subscription_receives_only_the_objects_its_permissions_let_it_s
             (4, {"n": 1}),
         ]
     assert "EvenOnly failed" in caplog.text
+
+
+async def test_a_messagepack_member_and_subscription_get_the_data_itself() -> None:
+    app = _app()
+    app.router.register("/news", follow_news, "SUBSCRIBE")
+    app = App(app.router)
+    async with (
+        TestClient(app, subprotocol="trio-rest.msgpack") as packed,
+        TestClient(app) as plain,
+        packed.subscribe("/news") as subscription,
+    ):
+        await packed.post("/join")
+        await plain.post("/join")
+        assert await app.publish("news", "x", {"at": datetime.date(2026, 1, 2), "n": [1, 2]}) == 3
+        for client in (packed, plain):
+            assert (await client.notifications.receive()).data == {"at": "2026-01-02", "n": [1, 2]}
+        assert (await subscription.__anext__()).data == {"at": "2026-01-02", "n": [1, 2]}
