@@ -139,6 +139,8 @@ class App:
     async def open_lifespan(self) -> AsyncIterator[None]:
         """Run the app's lifespan around the block: startup before it, shutdown after it.
 
+        The broker runs inside it too (`Broker.running`: a Redis broker's connection).
+
         An ``async def`` lifespan is awaited, a plain ``def`` runs in a worker thread
         (blocking work such as creating tables); when either returns an async context
         manager, the block runs inside it.
@@ -153,11 +155,12 @@ class App:
             result = await lifespan(self)
         else:
             result = await trio.to_thread.run_sync(lifespan, self)
-        if hasattr(result, "__aenter__"):
-            async with result:
+        async with self.broker.running():
+            if hasattr(result, "__aenter__"):
+                async with result:
+                    yield
+            else:
                 yield
-        else:
-            yield
 
     @property
     def settings(self) -> Settings:

@@ -3,7 +3,14 @@
 ``connection.join(topic)`` makes a connection a member of a topic; ``await
 app.publish(topic, event_name, data)`` hands one `Published` message to the App's broker,
 which delivers it to every member. `InMemoryBroker`, the default, serves the members of one
-process; a broker across processes offers the same four calls.
+process; `trio_rest.brokers.RedisBroker` carries messages across processes and machines with
+the same calls.
+
+Every message published to a topic gets an *offset* there, counted from 1 within an
+*epoch* (a random name the topic's history gets when it starts). A broker keeps a bounded
+history per topic, so that a subscriber that was away can ask for what it missed since the
+position it last saw (`history`), and learn plainly when that is no longer there: trimmed,
+expired, or of another epoch (the history was lost, say when Redis restarted empty).
 
 A message's data is encoded once, when it is published, and each member's envelope embeds
 those bytes, so a broadcast to a thousand members costs one encoding of the body.
@@ -20,17 +27,53 @@ Rules (`check_invariants` raises `AssertionError` when one is broken):
 2. No topic is kept without a member.
 3. Each publish reaches each member of the topic once, in publish order per publisher
    (delivery is synchronous, in one pass over the members).
+4. A topic's offsets grow by one per publish within its epoch, and its history holds the
+   latest of them, at most `history_size`, in order; a history unused for `history_ttl`
+   seconds is forgotten, and at most `max_history_topics` are kept (the least recently
+   published to goes first).
 """
 
 from __future__ import annotations
 
+import secrets
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
+import attrs
 import orjson
 import trio
 from trio_rest_protocol import LocalProtocolError, Notification, to_plain
 
-__all__ = ["Broker", "InMemoryBroker", "Member", "Published"]
+from ._errors import ConfigurationError
+
+__all__ = ["Broker", "History", "InMemoryBroker", "Member", "Members", "Position", "Published", "Recovery"]
+
+
+@attrs.frozen
+class Position:
+    """A place in a topic's history: the offset of the last message there, in its epoch."""
+
+    epoch: str
+    offset: int
+
+
+@attrs.frozen
+class Recovery:
+    """What a broker found in a topic's history after a position (`Broker.history`).
+
+    Attributes:
+        recovered: every message after the position is in `messages` (false: some were
+            trimmed or expired, or the position is of another epoch; refetch).
+        messages: the messages after the position that are still there, in order.
+        position: where the topic is now (the last offset published, 0 before any).
+    """
+
+    recovered: bool
+    messages: list[Published]
+    position: Position
 
 
 class Published:
@@ -44,35 +87,72 @@ class Published:
             envelope (an ``orjson.Fragment``).
         obj: what the message is about, for per-object permission checks (an
             observer's model instance); None when the data is all there is.
+        offset: its place in the topic's history (set by the broker when published).
+        epoch: the history's epoch.
 
     Raises:
         LocalProtocolError: `data` cannot be encoded, or `topic` or `event_name` is not
             a string (nothing is delivered).
     """
 
-    __slots__ = ("_plain", "data", "event_name", "fragment", "notification", "obj", "topic")
+    __slots__ = ("_json", "_plain", "data", "epoch", "event_name", "fragment", "obj", "offset", "topic")
 
-    def __init__(self, topic: str, event_name: str | None, data: Any, obj: Any = None) -> None:
+    def __init__(
+        self,
+        topic: str,
+        event_name: str | None,
+        data: Any,
+        obj: Any = None,
+        *,
+        fragment: bytes | None = None,
+    ) -> None:
         try:
-            self.fragment = orjson.Fragment(orjson.dumps(data, default=to_plain))
-            #: The notification a member that joined the topic receives on a JSON connection.
-            self.notification = Notification(topic=topic, event_name=event_name, data=self.fragment)
+            Notification(topic=topic, event_name=event_name)  # checks both
+            self.fragment = orjson.Fragment(
+                orjson.dumps(data, default=to_plain) if fragment is None else fragment
+            )
         except (TypeError, ValueError) as exc:
             raise LocalProtocolError(f"cannot publish to {topic!r}: {exc}") from None
         self.topic = topic
         self.event_name = event_name
         self.data = data
         self.obj = obj
+        self.offset: int | None = None
+        self.epoch: str | None = None
+        self._json: Notification | None = None
         self._plain: Notification | None = None
+
+    def stamp(self, epoch: str, offset: int) -> None:
+        """Its place in the topic's history (the broker's call, before delivery)."""
+        self.epoch, self.offset = epoch, offset
+
+    @property
+    def notification(self) -> Notification:
+        """The notification a member that joined the topic receives on a JSON connection."""
+        if self._json is None:
+            self._json = Notification(
+                topic=self.topic,
+                event_name=self.event_name,
+                data=self.fragment,
+                offset=self.offset,
+                epoch=self.epoch,
+            )
+        return self._json
 
     def plain_notification(self) -> Notification:
         """The notification for a connection that does not speak JSON (MessagePack): the data as it is."""
         if self._plain is None:
-            self._plain = Notification(topic=self.topic, event_name=self.event_name, data=self.data)
+            self._plain = Notification(
+                topic=self.topic,
+                event_name=self.event_name,
+                data=self.data,
+                offset=self.offset,
+                epoch=self.epoch,
+            )
         return self._plain
 
     def __repr__(self) -> str:
-        return f"Published(topic={self.topic!r}, event_name={self.event_name!r})"
+        return f"Published(topic={self.topic!r}, event_name={self.event_name!r}, offset={self.offset!r})"
 
 
 class Member(Protocol):
@@ -84,7 +164,7 @@ class Member(Protocol):
 
 
 class Broker(Protocol):
-    """Carries published notifications to the members of their topic."""
+    """Carries published notifications to the members of their topic, and keeps their history."""
 
     def join(self, topic: str, member: Member) -> None:
         """Make `member` receive what is published to `topic` from now on."""
@@ -99,12 +179,20 @@ class Broker(Protocol):
         ...
 
     async def publish(self, message: Published) -> int:
-        """Deliver `message` to every member of its topic; return how many took it, here."""
+        """Give `message` its offset, deliver it to its topic's members; return how many took it here."""
+        ...
+
+    async def history(self, topic: str, since: Position | None) -> Recovery:
+        """What was published to `topic` after `since`, and where the topic is now."""
+        ...
+
+    def running(self) -> Any:
+        """An async context manager around serving: the broker's own tasks run inside it."""
         ...
 
 
-class InMemoryBroker:
-    """The members of every topic in this process."""
+class Members:
+    """The members of every topic in this process (rules 1 to 3)."""
 
     __slots__ = ("_joined", "_members")
 
@@ -112,43 +200,55 @@ class InMemoryBroker:
         self._members: dict[str, dict[Member, None]] = {}  # topic -> members, in joining order
         self._joined: dict[Member, set[str]] = {}  # member -> its topics
 
-    def join(self, topic: str, member: Member) -> None:
-        self._members.setdefault(topic, {})[member] = None
+    def join(self, topic: str, member: Member) -> bool:
+        """Add `member` to `topic`; true when it is the topic's first member here."""
+        members = self._members.get(topic)
+        first = members is None
+        if members is None:
+            members = self._members[topic] = {}
+        members[member] = None
         self._joined.setdefault(member, set()).add(topic)
+        return first
 
-    def leave(self, topic: str, member: Member) -> None:
+    def leave(self, topic: str, member: Member) -> bool:
+        """Remove `member` from `topic`; true when the topic has no member left here."""
         members = self._members.get(topic)
         if members is None or member not in members:
-            return
+            return False
         del members[member]
-        if not members:
-            del self._members[topic]
         topics = self._joined[member]
         topics.discard(topic)
         if not topics:
             del self._joined[member]
+        if not members:
+            del self._members[topic]
+            return True
+        return False
 
-    def leave_all(self, member: Member) -> None:
-        for topic in list(self._joined.get(member, ())):
-            self.leave(topic, member)
+    def topics_of(self, member: Member) -> list[str]:
+        """The topics `member` joined."""
+        return list(self._joined.get(member, ()))
 
-    def members(self, topic: str) -> int:
-        """How many members `topic` has in this process."""
+    def topics(self) -> list[str]:
+        """Every topic with a member here."""
+        return list(self._members)
+
+    def count(self, topic: str) -> int:
+        """How many members `topic` has here."""
         return len(self._members.get(topic, ()))
 
-    async def publish(self, message: Published) -> int:
-        await trio.lowlevel.checkpoint()
+    def deliver(self, message: Published) -> int:
+        """Hand `message` to every member of its topic, once each; how many took it."""
         members = self._members.get(message.topic)
         if not members:
             return 0
-        # A copy: a member whose queue overflows leaves while we deliver.
         delivered = 0
-        for member in list(members):
+        for member in list(members):  # a copy: a member whose queue overflows leaves meanwhile
             delivered += member.deliver(message)
         return delivered
 
     def check_invariants(self) -> None:
-        """Raise `AssertionError` if a rule of the module docstring is broken."""
+        """Raise `AssertionError` if rule 1 or 2 is broken."""
         for topic, members in self._members.items():
             assert members, "rule 2: a topic without a member"
             for member in members:
@@ -156,3 +256,139 @@ class InMemoryBroker:
         for member, topics in self._joined.items():
             for topic in topics:
                 assert member in self._members.get(topic, {}), "rule 1"
+
+
+@attrs.define(eq=False)
+class _Topic:
+    epoch: str
+    offset: int
+    messages: deque[Published]
+    used: float  # time.monotonic() of the last publish
+
+
+class History:
+    """The bounded history of every topic published to, in this process (rule 4).
+
+    Args:
+        size: messages kept per topic.
+        ttl: seconds a topic's history is kept after its last publish.
+        max_topics: histories kept at most; past it the least recently published goes.
+    """
+
+    __slots__ = ("_topics", "max_topics", "size", "ttl")
+
+    def __init__(self, size: int = 100, ttl: float = 300.0, max_topics: int = 10_000) -> None:
+        for name, value in (("history_size", size), ("history_ttl", ttl), ("max_history_topics", max_topics)):
+            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+                raise ConfigurationError(f"{name} must be positive, not {value!r}")
+        self.size, self.ttl, self.max_topics = size, ttl, max_topics
+        self._topics: dict[str, _Topic] = {}  # least recently published first
+
+    def append(self, message: Published) -> None:
+        """Give `message` the topic's next offset and keep it."""
+        now = time.monotonic()
+        self._expire(now)
+        entry = self._topics.pop(message.topic, None)
+        if entry is None:
+            entry = _Topic(new_epoch(), 0, deque(maxlen=self.size), now)
+            while len(self._topics) >= self.max_topics:
+                del self._topics[next(iter(self._topics))]
+        self._topics[message.topic] = entry  # now the most recent
+        entry.offset += 1
+        entry.used = now
+        message.stamp(entry.epoch, entry.offset)
+        entry.messages.append(message)
+
+    def after(self, topic: str, since: Position | None) -> Recovery:
+        """The messages of `topic` after `since`, and whether that is all of them."""
+        self._expire(time.monotonic())
+        entry = self._topics.get(topic)
+        if entry is None:  # nothing published lately: a new epoch starts at the next publish
+            entry = self._topics[topic] = _Topic(new_epoch(), 0, deque(maxlen=self.size), time.monotonic())
+        position = Position(entry.epoch, entry.offset)
+        return recovery_after(since, position, entry.messages)
+
+    def _expire(self, now: float) -> None:
+        topics = self._topics
+        while topics:
+            first = next(iter(topics))
+            if now - topics[first].used <= self.ttl:
+                return
+            del topics[first]
+
+    def check_invariants(self) -> None:
+        """Raise `AssertionError` if rule 4 is broken."""
+        assert len(self._topics) <= self.max_topics, "rule 4: too many histories"
+        for entry in self._topics.values():
+            offsets = [message.offset for message in entry.messages]
+            assert len(offsets) <= self.size, "rule 4: a history past its size"
+            assert offsets == list(range(entry.offset - len(offsets) + 1, entry.offset + 1)), (
+                "rule 4: offsets"
+            )
+
+
+def new_epoch() -> str:
+    """A new epoch's name: random, so that a history that restarts is never taken for the old one."""
+    return secrets.token_hex(4)
+
+
+def recovery_after(since: Position | None, position: Position, messages: Iterable[Published]) -> Recovery:
+    """What to hand a subscriber at `since` when the topic is at `position` with these messages kept."""
+    if since is None:
+        return Recovery(True, [], position)
+    kept = [message for message in messages if message.offset is not None and message.offset > since.offset]
+    if since.epoch != position.epoch or since.offset > position.offset:
+        return Recovery(False, kept if since.epoch == position.epoch else [], position)
+    first = kept[0].offset if kept else position.offset + 1
+    return Recovery(first == since.offset + 1, kept, position)
+
+
+class InMemoryBroker:
+    """The members and the history of every topic, in this process.
+
+    Args:
+        history_size: messages kept per topic, for subscribers that come back (100).
+        history_ttl: seconds a topic's history outlives its last publish (300).
+        max_history_topics: histories kept at most (10,000).
+    """
+
+    __slots__ = ("_history", "_members")
+
+    def __init__(
+        self, *, history_size: int = 100, history_ttl: float = 300.0, max_history_topics: int = 10_000
+    ) -> None:
+        self._members = Members()
+        self._history = History(history_size, history_ttl, max_history_topics)
+
+    def join(self, topic: str, member: Member) -> None:
+        self._members.join(topic, member)
+
+    def leave(self, topic: str, member: Member) -> None:
+        self._members.leave(topic, member)
+
+    def leave_all(self, member: Member) -> None:
+        for topic in self._members.topics_of(member):
+            self._members.leave(topic, member)
+
+    def members(self, topic: str) -> int:
+        """How many members `topic` has in this process."""
+        return self._members.count(topic)
+
+    async def publish(self, message: Published) -> int:
+        await trio.lowlevel.checkpoint()
+        self._history.append(message)
+        return self._members.deliver(message)
+
+    async def history(self, topic: str, since: Position | None) -> Recovery:
+        await trio.lowlevel.checkpoint()
+        return self._history.after(topic, since)
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """Nothing to run: everything happens in the publisher's call."""
+        yield
+
+    def check_invariants(self) -> None:
+        """Raise `AssertionError` if a rule of the module docstring is broken."""
+        self._members.check_invariants()
+        self._history.check_invariants()

@@ -18,18 +18,23 @@ Rules:
 5. A message published to a followed topic is sent only if every object permission of
    the request's view lets the request see what it is about (`Published.obj`, else its
    data); a permission that fails counts as a refusal.
+6. While it reads a topic's history for a client that recovers, the live messages of that
+   topic wait in `_recovering`; then the recovery notice, the history and those of the
+   waiting ones past the history go out, in that order, so no message goes twice.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import trio
 from trio_rest_protocol import Codec, LocalProtocolError, Notification
 from trio_rest_protocol import Response as ProtocolResponse
 
+from ._broker import Position
+from ._errors import ValidationError
 from .auth._permissions import BasePermission
 
 if TYPE_CHECKING:
@@ -53,7 +58,18 @@ class Subscription:
         ended: the subscription is over.
     """
 
-    __slots__ = ("_accept", "_checks", "_request", "accepted", "connection", "ended", "id", "path", "seq")
+    __slots__ = (
+        "_accept",
+        "_checks",
+        "_recovering",
+        "_request",
+        "accepted",
+        "connection",
+        "ended",
+        "id",
+        "path",
+        "seq",
+    )
 
     def __init__(
         self,
@@ -74,6 +90,7 @@ class Subscription:
         self.ended = False
         self._request = request  # its view's object permissions filter what it follows
         self._checks: tuple[BasePermission, ...] = ()
+        self._recovering: dict[str, list[Published]] = {}  # topic -> live messages held back
 
     async def accept(self, data: Any = None) -> None:
         """Answer the SUBSCRIBE request with 200, starting the subscription.
@@ -101,15 +118,26 @@ class Subscription:
         """Receive what the App publishes to `topic` as this subscription's notifications.
 
         Each carries the subscription's id and the next `seq`, so the client can tell it
-        missed nothing; the subscription accepts first if it had not. It follows the topic
-        until it ends (the handler returns, the client cancels, the connection closes), so
-        a handler that only follows topics waits with ``await trio.sleep_forever()``.
+        missed nothing, and the message's `offset` and `epoch` in the topic's history; the
+        subscription accepts first if it had not. It follows the topic until it ends (the
+        handler returns, the client cancels, the connection closes), so a handler that only
+        follows topics waits with ``await trio.sleep_forever()``.
+
+        A client that asks for recovery (``args.since``, see docs/protocol.md) first gets
+        a ``"recovery"`` notification for the topic, whose data says whether what it missed
+        since its position follows (``{"recovered": true}``) and whose offset and epoch are
+        the topic's position now, then the missed messages, then the live ones, none twice
+        (rule 6).
 
         What is published there is checked against the object permissions of the
         request's view (``has_object_permission(request, obj)``, rule 5): a user who may
         not see an object never receives it.
+
+        Raises:
+            ValidationError: ``args.since`` is not a mapping of topics to positions.
         """
         await trio.lowlevel.checkpoint()
+        positions = self._positions()
         self._accept_nowait(None)
         if self.ended:
             return
@@ -121,7 +149,55 @@ class Subscription:
                 if isinstance(permission, BasePermission)
                 and type(permission).has_object_permission is not BasePermission.has_object_permission
             )
-        self.connection.app.broker.join(topic, self)
+        broker = self.connection.app.broker
+        if positions is None:
+            broker.join(topic, self)
+            return
+        # Live messages wait here while the history is read, so that none comes twice or early.
+        waiting: list[Published] = []
+        self._recovering[topic] = waiting
+        try:
+            broker.join(topic, self)
+            recovery = await broker.history(topic, positions.get(topic))
+        finally:
+            del self._recovering[topic]
+        position = recovery.position
+        self._send(
+            Notification(
+                id=self.id,
+                event_name="recovery",
+                topic=topic,
+                seq=self.seq + 1,
+                data={"recovered": recovery.recovered},
+                offset=position.offset,
+                epoch=position.epoch,
+            )
+        )
+        last = position.offset
+        for message in recovery.messages:
+            self.deliver(message)
+        for message in waiting:
+            if message.epoch != position.epoch or message.offset is None or message.offset > last:
+                self.deliver(message)
+
+    def _positions(self) -> dict[str, Position] | None:
+        """``args.since``: the positions the client last saw, by topic (None: it asks for no recovery)."""
+        request = self._request
+        since = request.args.get("since") if request is not None else None
+        if since is None:
+            return None
+        if not isinstance(since, Mapping):
+            raise ValidationError(errors={"since": ["Must map topics to {'epoch', 'offset'}."]})
+        positions: dict[str, Position] = {}
+        for topic, value in since.items():
+            epoch = value.get("epoch") if isinstance(value, Mapping) else None
+            offset = value.get("offset") if isinstance(value, Mapping) else None
+            if not isinstance(epoch, str) or type(offset) is not int or offset < 0:
+                raise ValidationError(
+                    errors={"since": [f"{topic}: expected {{'epoch': str, 'offset': int}}."]}
+                )
+            positions[topic] = Position(epoch, offset)
+        return positions
 
     def deliver(self, message: Published) -> bool:
         """A message published to a followed topic (a broker's call): send it as ours."""
@@ -129,21 +205,36 @@ class Subscription:
         if self.ended or self.id is None or not connection.is_subscribed(self.id):
             connection.app.broker.leave_all(self)  # over: stop following
             return False
+        waiting = self._recovering.get(message.topic)
+        if waiting is not None:
+            waiting.append(message)  # sent once the history is (`follow`)
+            return True
         if self._checks and not self._allowed(message):
             return False
-        seq = self.seq + 1
         data = message.fragment if connection.codec is Codec.JSON else message.data
-        try:
-            connection.send_event(
-                Notification(
-                    id=self.id, event_name=message.event_name, topic=message.topic, seq=seq, data=data
-                )
+        return self._send(
+            Notification(
+                id=self.id,
+                event_name=message.event_name,
+                topic=message.topic,
+                seq=self.seq + 1,
+                data=data,
+                offset=message.offset,
+                epoch=message.epoch,
             )
+        )
+
+    def _send(self, notification: Notification) -> bool:
+        try:
+            sent = self.connection.send_event(notification)
         except LocalProtocolError:  # larger than the protocol may send
-            log.warning("subscription %r: a notification to %r could not be sent", self.id, message.topic)
+            log.warning(
+                "subscription %r: a notification to %r could not be sent", self.id, notification.topic
+            )
             return False
-        self.seq = seq
-        return True
+        if sent:
+            self.seq = notification.seq  # type: ignore[assignment]
+        return sent
 
     def _allowed(self, message: Published) -> bool:
         request = self._request

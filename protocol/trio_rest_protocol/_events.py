@@ -321,7 +321,9 @@ class Notification:
 
     With an `id` it belongs to the subscription (SUBSCRIBE request) of that
     id; without one it names its `topic` or group. `final` marks the last
-    notification of a subscription that the server ends itself.
+    notification of a subscription that the server ends itself. One published
+    to a topic with history carries its `offset` there and the history's
+    `epoch`, which a client sends back to recover what it missed.
 
     Raises:
         ValueError, TypeError: on construction, for any invalid field.
@@ -333,13 +335,19 @@ class Notification:
     seq: int | None = None
     data: Any = None
     final: bool = False
+    #: Its position in its topic's history, within `epoch` (docs/protocol.md: recovery).
+    offset: int | None = None
+    epoch: str | None = None
 
     def __attrs_post_init__(self) -> None:
         _check_optional_id(self.id)
         _check_optional_str("event_name", self.event_name)
         _check_optional_str("topic", self.topic)
+        _check_optional_str("epoch", self.epoch)
         if self.seq is not None and (type(self.seq) is not int or not 0 <= self.seq <= INT_MAX):
             raise ValueError(f"seq must be a non-negative 64-bit int or None, not {self.seq!r}")
+        if self.offset is not None and (type(self.offset) is not int or not 0 <= self.offset <= INT_MAX):
+            raise ValueError(f"offset must be a non-negative 64-bit int or None, not {self.offset!r}")
         if type(self.final) is not bool:
             raise TypeError("final must be a bool")
         if self.final and self.id is None:

@@ -259,6 +259,8 @@ def _read_notification(envelope: dict[str, Any]) -> Notification:
             seq=envelope.get("seq"),
             data=envelope.get("data"),
             final=envelope.get("final", False),
+            offset=envelope.get("offset"),
+            epoch=envelope.get("epoch"),
         )
     except (TypeError, ValueError) as exc:
         raise Rejection(f"Invalid notification: {exc}") from None

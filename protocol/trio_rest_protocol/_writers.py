@@ -64,6 +64,9 @@ def _write_notification(event: Notification) -> dict[str, Any]:
     out["data"] = event.data
     if event.final:
         out["final"] = True
+    if event.offset is not None:
+        out["offset"] = event.offset
+        out["epoch"] = event.epoch
     return out
 
 
