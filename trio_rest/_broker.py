@@ -288,11 +288,7 @@ class History:
         """Give `message` the topic's next offset and keep it."""
         now = time.monotonic()
         self._expire(now)
-        entry = self._topics.pop(message.topic, None)
-        if entry is None:
-            entry = _Topic(new_epoch(), 0, deque(maxlen=self.size), now)
-            while len(self._topics) >= self.max_topics:
-                del self._topics[next(iter(self._topics))]
+        entry = self._topics.pop(message.topic, None) or self._new(now)
         self._topics[message.topic] = entry  # now the most recent
         entry.offset += 1
         entry.used = now
@@ -303,10 +299,16 @@ class History:
         """The messages of `topic` after `since`, and whether that is all of them."""
         self._expire(time.monotonic())
         entry = self._topics.get(topic)
-        if entry is None:  # nothing published lately: a new epoch starts at the next publish
-            entry = self._topics[topic] = _Topic(new_epoch(), 0, deque(maxlen=self.size), time.monotonic())
+        if entry is None:  # nothing published lately: a new epoch starts here
+            entry = self._topics[topic] = self._new(time.monotonic())
         position = Position(entry.epoch, entry.offset)
         return recovery_after(since, position, entry.messages)
+
+    def _new(self, now: float) -> _Topic:
+        """A new topic's history, making room for it first."""
+        while len(self._topics) >= self.max_topics:
+            del self._topics[next(iter(self._topics))]
+        return _Topic(new_epoch(), 0, deque(maxlen=self.size), now)
 
     def _expire(self, now: float) -> None:
         topics = self._topics

@@ -10,7 +10,8 @@ Every request gets an id; many may be in flight at once; leaving a request's
 cancel scope (a timeout, a cancelled nursery) sends a ``cancel`` for it. With
 ``reconnect=True`` a dropped connection is reopened with exponential backoff:
 requests in flight at the drop fail with `ConnectionClosedError`, later ones
-wait for the new connection.
+wait for the new connection, and subscriptions are renewed from the position
+they reached in their topics (see `Subscription`).
 """
 
 from __future__ import annotations
@@ -87,18 +88,40 @@ class _Waiter:
 
 
 @attrs.define(eq=False)
+class _Live:
+    """What the client keeps of a subscription: where its notifications go, how to renew it."""
+
+    send: trio.MemorySendChannel[Notification]
+    errors: list[BaseException]
+    url: str
+    data: Any
+    args: dict[str, Any]
+    recover: bool
+    #: The last offset and epoch seen per topic: what a resubscription recovers from.
+    positions: dict[str, dict[str, Any]] = attrs.field(factory=dict)
+
+
+@attrs.define(eq=False)
 class Subscription:
     """An active subscription: iterate it for its notifications.
 
+    With recovery (the default of a client that reconnects), it outlives a dropped
+    connection: once the client is connected again, it subscribes again with the position
+    it reached in each topic, and the server sends a ``"recovery"`` notification per topic
+    (``data["recovered"]`` false: some messages could not be recovered; refetch), then what
+    was missed, then the live notifications, none twice. `seq` starts again from 1 then.
+
     Attributes:
         id: the subscription's id.
-        response: the server's 200 reply.
+        response: the server's 200 reply (the first one).
+        positions: the last ``{"epoch", "offset"}`` seen in each topic.
     """
 
     id: RequestId
     response: Response
     _channel: trio.MemoryReceiveChannel[Notification]
     _error: list[BaseException] = attrs.field(factory=list)
+    positions: dict[str, dict[str, Any]] = attrs.field(factory=dict)
 
     def __aiter__(self) -> Subscription:
         return self
@@ -156,9 +179,7 @@ class Client:
         self._ids = itertools.count(1)
         self._waiters: dict[RequestId, _Waiter] = {}
         self._pings: dict[RequestId, trio.Event] = {}
-        self._subscriptions: dict[
-            RequestId, tuple[trio.MemorySendChannel[Notification], list[BaseException]]
-        ] = {}
+        self._subscriptions: dict[RequestId, _Live] = {}
         self._ws: trio_websocket.WebSocketConnection | None = None
         self._proto = self._new_protocol()
         self._connected = trio.Event()
@@ -258,7 +279,12 @@ class Client:
 
     @asynccontextmanager
     async def subscribe(
-        self, url: str, *, data: Any = None, args: dict[str, Any] | None = None
+        self,
+        url: str,
+        *,
+        data: Any = None,
+        args: dict[str, Any] | None = None,
+        recover: bool | None = None,
     ) -> AsyncIterator[Subscription]:
         """Subscribe to `url`; the subscription ends when the block exits.
 
@@ -266,6 +292,10 @@ class Client:
             url: the resource to watch.
             data: the SUBSCRIBE request's body.
             args: query-like parameters.
+            recover: ask the server for positions in the topics the subscription
+                follows, and subscribe again from them after a reconnect, so that
+                nothing published meanwhile is missed unknowingly (by default, when the
+                client reconnects). It adds ``args.since``.
 
         Yields:
             The `Subscription`, an async iterator of notifications; it stops
@@ -274,22 +304,46 @@ class Client:
         Raises:
             APIError: the server refused the subscription (its status, code,
                 detail and errors).
-            ConnectionClosedError: the connection closed.
+            ConnectionClosedError: the connection closed (for good, with recovery).
         """
         sub_id = f"sub-{next(self._ids)}"
+        recover = self._reconnect if recover is None else recover
+        args = dict(args or {})
+        if recover:
+            args.setdefault("since", {})
         send, receive = trio.open_memory_channel[Notification](self._subscription_buffer)
-        errors: list[BaseException] = []
-        self._subscriptions[sub_id] = (send, errors)
+        live = _Live(send, [], url, data, args, recover)
+        self._subscriptions[sub_id] = live
         try:
             response = await self.request("SUBSCRIBE", url, data=data, args=args, id=sub_id)
             if response.is_error:
                 raise APIError(
                     response.detail, status=response.status, code=response.code, errors=response.errors
                 )
-            yield Subscription(sub_id, response, receive, errors)
+            yield Subscription(sub_id, response, receive, live.errors, live.positions)
         finally:
             if self._subscriptions.pop(sub_id, None) is not None and self._proto.is_subscribed(sub_id):
                 await self._cancel_quietly(sub_id)
+
+    async def _resubscribe(self, sub_id: RequestId, live: _Live) -> None:
+        """Subscribe again after a reconnect, from the positions reached (see `Subscription`)."""
+        args = {**live.args, "since": dict(live.positions)}
+        error: BaseException
+        try:
+            response = await self.request("SUBSCRIBE", live.url, data=live.data, args=args, id=sub_id)
+        except TrioRestError as exc:
+            if isinstance(exc, ConnectionClosedError) and self._reconnect and not self._closing:
+                return  # dropped again: the next connection tries again
+            error = exc
+        else:
+            if not response.is_error:
+                return
+            error = APIError(
+                response.detail, status=response.status, code=response.code, errors=response.errors
+            )
+        if self._subscriptions.get(sub_id) is live:
+            live.errors.append(error)
+            live.send.close()
 
     async def ping(self) -> float:
         """Send an application-level ping and wait for the pong.
@@ -389,12 +443,14 @@ class Client:
             self._fail_everything(ConnectionClosedError(f"connection closed: {ws.closed}"))
             if self._closing or not self._reconnect:
                 self._ws = None
+                self._fail_subscriptions(ConnectionClosedError(f"connection closed: {ws.closed}"))
                 self._connected.set()  # wake waiters so that they see the closed client
                 return
             while True:
                 attempt += 1
                 if self._max_attempts is not None and attempt > self._max_attempts:
                     self._ws = None
+                    self._fail_subscriptions(ConnectionClosedError("the connection could not be reopened"))
                     self._connected.set()
                     return
                 # Exponential backoff with jitter, so that clients of a restarted
@@ -406,6 +462,9 @@ class Client:
                 except (OSError, trio_websocket.HandshakeError):
                     continue
                 attempt = 0
+                for sub_id, live in list(self._subscriptions.items()):
+                    if live.recover:
+                        self._nursery.start_soon(self._resubscribe, sub_id, live)
                 break
 
     async def _read_until_closed(self, ws: trio_websocket.WebSocketConnection) -> None:
@@ -442,30 +501,47 @@ class Client:
             except trio.WouldBlock:
                 self.dropped_notifications += 1
             return
-        entry = self._subscriptions.get(event.id)
-        if entry is None:
+        live = self._subscriptions.get(event.id)
+        if live is None:
             return  # a late notification of a subscription we already left
-        send, errors = entry
+        if event.final and live.recover and self._reconnect and not self._closing and _closing(event.data):
+            return  # the server is going away: the subscription is renewed after the reconnect
         try:
-            send.send_nowait(event)
+            live.send.send_nowait(event)
         except trio.WouldBlock:
-            errors.append(
+            live.errors.append(
                 SubscriptionOverflowError(f"more than {self._subscription_buffer} unread notifications")
             )
-            send.close()
+            live.send.close()
             return
+        if event.offset is not None and event.topic is not None:
+            live.positions[event.topic] = {"epoch": event.epoch, "offset": event.offset}
         if event.final:
-            send.close()
+            live.send.close()
 
     def _fail_everything(self, error: ConnectionClosedError) -> None:
+        """The connection dropped: what waited fails, and subscriptions without recovery end."""
         for waiter in self._waiters.values():
             waiter.error = error
             waiter.done.set()
-        for send, errors in self._subscriptions.values():
-            errors.append(error)
-            send.close()
+        for live in self._subscriptions.values():
+            if not (live.recover and self._reconnect and not self._closing):
+                live.errors.append(error)
+                live.send.close()
         for event in self._pings.values():
             event.set()
+
+    def _fail_subscriptions(self, error: ConnectionClosedError) -> None:
+        """No connection any more: the subscriptions that waited to be renewed end."""
+        for live in self._subscriptions.values():
+            if not live.errors:
+                live.errors.append(error)
+            live.send.close()
+
+
+def _closing(data: Any) -> bool:
+    """A final notification's error body saying the server closes (503 ``closing``)."""
+    return isinstance(data, dict) and data.get("code") == "closing"
 
 
 @asynccontextmanager

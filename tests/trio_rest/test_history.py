@@ -1,0 +1,185 @@
+"""Offsets, history and recovery on the in-memory broker, and the client that recovers on its own."""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+import pytest
+import trio
+
+from trio_rest import App, InMemoryBroker, Request, Server, SimpleRouter
+from trio_rest.client import connect
+from trio_rest.testing import TestClient
+
+
+async def follow_news(request: Request) -> None:
+    await request.follow("news")
+    await trio.sleep_forever()
+
+
+async def follow_two(request: Request) -> None:
+    await request.follow("a")
+    await request.follow("b")
+    await trio.sleep_forever()
+
+
+def _app(**broker: Any) -> App:
+    router = SimpleRouter()
+    router.register("/news", follow_news, "SUBSCRIBE")
+    router.register("/two", follow_two, "SUBSCRIBE")
+    return App(router, broker=InMemoryBroker(**broker))
+
+
+def _check(app: App) -> None:
+    assert isinstance(app.broker, InMemoryBroker)
+    app.broker.check_invariants()
+
+
+async def _publish(app: App, topic: str, numbers: range) -> None:
+    for n in numbers:
+        await app.publish(topic, "n", n)
+
+
+async def test_each_publish_gets_the_next_offset_in_its_topics_epoch() -> None:
+    app = _app()
+    async with TestClient(app) as client, client.subscribe("/news") as subscription:
+        await _publish(app, "news", range(3))
+        notes = [await subscription.__anext__() for _ in range(3)]
+    assert [note.offset for note in notes] == [1, 2, 3]
+    assert len({note.epoch for note in notes}) == 1 and isinstance(notes[0].epoch, str)
+    _check(app)
+
+
+async def _recover(client: TestClient, since: dict[str, Any], url: str = "/news") -> tuple[Any, list[Any]]:
+    """Subscribe with `since`; the recovery notice and every notification up to a quiet moment."""
+    async with client.subscribe(url, args={"since": since}) as subscription:
+        notice = await subscription.__anext__()
+        notes = []
+        while True:
+            with trio.move_on_after(0.05) as quiet:
+                notes.append(await subscription.__anext__())
+            if quiet.cancelled_caught:
+                return notice, notes
+
+
+async def test_a_subscriber_recovers_exactly_what_it_missed() -> None:
+    app = _app()
+    async with TestClient(app) as client:
+        notice, _ = await _recover(client, {})
+        assert (notice.event_name, notice.data, notice.offset) == ("recovery", {"recovered": True}, 0)
+        epoch = notice.epoch
+        await _publish(app, "news", range(3))  # nobody listens
+        notice, notes = await _recover(client, {"news": {"epoch": epoch, "offset": 0}})
+        assert (notice.data, notice.offset, notice.epoch) == ({"recovered": True}, 3, epoch)
+        assert [(note.data, note.offset, note.seq) for note in notes] == [(0, 1, 2), (1, 2, 3), (2, 3, 4)]
+        notice, notes = await _recover(client, {"news": {"epoch": epoch, "offset": 3}})
+        assert (notice.data, notes) == ({"recovered": True}, [])  # up to date: nothing to send
+    _check(app)
+
+
+async def test_trimmed_history_or_another_epoch_is_not_recovered() -> None:
+    app = _app(history_size=3)
+    async with TestClient(app) as client:
+        await _publish(app, "news", range(5))
+        notice, _ = await _recover(client, {})
+        epoch = notice.epoch
+        notice, notes = await _recover(client, {"news": {"epoch": epoch, "offset": 0}})
+        assert notice.data == {"recovered": False}  # 1 and 2 were trimmed
+        assert [note.offset for note in notes] == [3, 4, 5]  # what is left, still in order
+        notice, notes = await _recover(client, {"news": {"epoch": "another", "offset": 1}})
+        assert (notice.data, notes) == ({"recovered": False}, [])
+        notice, notes = await _recover(client, {"news": {"epoch": epoch, "offset": 99}})
+        assert notice.data == {"recovered": False}  # a position from the future
+    _check(app)
+
+
+async def test_histories_expire_and_are_bounded_in_number() -> None:
+    app = _app(history_ttl=0.05, max_history_topics=2)
+    async with TestClient(app) as client:
+        await _publish(app, "news", range(2))
+        notice, _ = await _recover(client, {})
+        epoch = notice.epoch
+        await trio.sleep(0.1)  # real seconds: the history's clock is the system's
+        notice, notes = await _recover(client, {"news": {"epoch": epoch, "offset": 0}})
+        assert (notice.data, notes, notice.offset) == ({"recovered": False}, [], 0)  # a new epoch
+        assert notice.epoch != epoch
+        await _publish(app, "news", range(1))
+        await _publish(app, "a", range(1))
+        await _publish(app, "b", range(1))  # a third topic: the least recent ("news") goes
+        notice, _ = await _recover(client, {"news": {"epoch": notice.epoch, "offset": 1}})
+        assert notice.data == {"recovered": False}
+    _check(app)
+
+
+async def test_each_topic_of_a_subscription_recovers_from_its_own_position() -> None:
+    app = _app()
+    async with TestClient(app) as client:
+        async with client.subscribe("/two", args={"since": {}}) as subscription:
+            notices = [await subscription.__anext__() for _ in range(2)]
+        positions = {note.topic: {"epoch": note.epoch, "offset": note.offset} for note in notices}
+        await _publish(app, "a", range(2))
+        await _publish(app, "b", range(1))
+        async with client.subscribe("/two", args={"since": positions}) as subscription:
+            notes = [await subscription.__anext__() for _ in range(5)]
+        assert [(note.topic, note.event_name, note.offset) for note in notes] == [
+            ("a", "recovery", 2),
+            ("a", "n", 1),
+            ("a", "n", 2),
+            ("b", "recovery", 1),
+            ("b", "n", 1),
+        ]
+        assert [note.seq for note in notes] == [1, 2, 3, 4, 5]
+
+
+@pytest.mark.parametrize(
+    "since",
+    [["not", "a", "mapping"], {"news": {"epoch": 1, "offset": 0}}, {"news": {"epoch": "e", "offset": -1}}],
+)
+async def test_a_malformed_position_is_a_400(since: Any) -> None:
+    async with TestClient(_app()) as client:
+        response = await client.request("SUBSCRIBE", "/news", args={"since": since})
+    assert (response.status, response.code) == (400, "invalid")
+    assert "since" in response.errors
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_the_client_recovers_what_was_published_while_it_was_away() -> None:
+    """The server goes away, 100 messages are published, it comes back: the client gets exactly those."""
+    app = _app(history_size=1000)
+    port = _free_port()
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            serving = trio.CancelScope()
+
+            async def serve(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+                with serving:
+                    await Server(app).serve("127.0.0.1", port, task_status=task_status)
+
+            await nursery.start(serve)
+            url = f"ws://127.0.0.1:{port}/"
+            async with connect(url, max_backoff=0.2) as client, client.subscribe("/news") as subscription:
+                assert subscription.response.status == 200
+                assert (await subscription.__anext__()).event_name == "recovery"
+                await _publish(app, "news", range(5))
+                before = [(await subscription.__anext__()).data for _ in range(5)]
+                serving.cancel()  # every connection drops
+                await trio.sleep(0.1)
+                await _publish(app, "news", range(5, 105))  # while the client is away
+                serving = trio.CancelScope()
+                await nursery.start(serve)
+                notice = await subscription.__anext__()
+                assert (notice.event_name, notice.data) == ("recovery", {"recovered": True})
+                after = [(await subscription.__anext__()).data for _ in range(100)]
+                await _publish(app, "news", range(105, 106))
+                live = (await subscription.__anext__()).data
+                assert client.connections == 2
+            nursery.cancel_scope.cancel()
+    assert before == list(range(5))
+    assert after == list(range(5, 105))  # exactly the ones missed, once, in order
+    assert live == 105
