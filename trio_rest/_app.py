@@ -106,6 +106,7 @@ class App:
         self.middleware = tuple(middleware)
         self.broker: Broker = broker if broker is not None else InMemoryBroker()
         self.push_stats = PushStats(metrics)
+        self.broker.stats = self.push_stats
         #: The servers serving this App in this process (`revoke` closes connections on each).
         self.servers: weakref.WeakSet[Server] = weakref.WeakSet()
         self.permissions = compile_permissions(permissions, "App") if permissions is not None else ()
@@ -213,18 +214,18 @@ class App:
                 by default, `data`.
 
         Returns:
-            How many members it was delivered to (in this process).
+            How many members it was delivered to, in this process (an `InMemoryBroker`);
+            a broker across processes delivers from its own task, and returns how many
+            processes received it (`trio_rest.brokers.RedisBroker`).
 
         Raises:
             LocalProtocolError: `data` cannot be encoded, or `topic` is not a string
                 (nothing was delivered).
+            BrokerUnavailableError: the broker cannot be reached (nothing was published).
         """
         message = Published(topic, event_name, data, obj)
-        delivered = await self.broker.publish(message)
-        stats = self.push_stats
-        stats.count("published")
-        stats.count("delivered", delivered)
-        return delivered
+        self.push_stats.count("published")
+        return await self.broker.publish(message)
 
     def revoke(self, subject: str) -> int:
         """Refuse `subject`'s tokens issued until now, and close its connections (1008).

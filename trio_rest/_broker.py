@@ -48,6 +48,7 @@ import trio
 from trio_rest_protocol import LocalProtocolError, Notification, to_plain
 
 from ._errors import ConfigurationError
+from ._stats import PushStats
 
 __all__ = ["Broker", "History", "InMemoryBroker", "Member", "Members", "Position", "Published", "Recovery"]
 
@@ -95,32 +96,50 @@ class Published:
             a string (nothing is delivered).
     """
 
-    __slots__ = ("_json", "_plain", "data", "epoch", "event_name", "fragment", "obj", "offset", "topic")
+    __slots__ = (
+        "_data",
+        "_json",
+        "_plain",
+        "encoded",
+        "epoch",
+        "event_name",
+        "fragment",
+        "obj",
+        "offset",
+        "topic",
+    )
 
     def __init__(
         self,
         topic: str,
         event_name: str | None,
-        data: Any,
+        data: Any = None,
         obj: Any = None,
         *,
-        fragment: bytes | None = None,
+        encoded: bytes | None = None,
     ) -> None:
         try:
             Notification(topic=topic, event_name=event_name)  # checks both
-            self.fragment = orjson.Fragment(
-                orjson.dumps(data, default=to_plain) if fragment is None else fragment
-            )
+            #: `data` as JSON bytes (given as `encoded` by a broker that received it so).
+            self.encoded = orjson.dumps(data, default=to_plain) if encoded is None else encoded
         except (TypeError, ValueError) as exc:
             raise LocalProtocolError(f"cannot publish to {topic!r}: {exc}") from None
+        self.fragment = orjson.Fragment(self.encoded)
         self.topic = topic
         self.event_name = event_name
-        self.data = data
+        self._data = data if encoded is None else _UNREAD
         self.obj = obj
         self.offset: int | None = None
         self.epoch: str | None = None
         self._json: Notification | None = None
         self._plain: Notification | None = None
+
+    @property
+    def data(self) -> Any:
+        """The body, a JSON-shaped value (decoded on first use when it came encoded)."""
+        if self._data is _UNREAD:
+            self._data = orjson.loads(self.encoded)
+        return self._data
 
     def stamp(self, epoch: str, offset: int) -> None:
         """Its place in the topic's history (the broker's call, before delivery)."""
@@ -153,6 +172,9 @@ class Published:
 
     def __repr__(self) -> str:
         return f"Published(topic={self.topic!r}, event_name={self.event_name!r}, offset={self.offset!r})"
+
+
+_UNREAD: Any = object()  # a received message's data, not decoded yet
 
 
 class Member(Protocol):
@@ -190,15 +212,20 @@ class Broker(Protocol):
         """An async context manager around serving: the broker's own tasks run inside it."""
         ...
 
+    #: Where deliveries are counted: the App sets its `push_stats` here.
+    stats: PushStats | None
+
 
 class Members:
     """The members of every topic in this process (rules 1 to 3)."""
 
-    __slots__ = ("_joined", "_members")
+    __slots__ = ("_joined", "_members", "stats")
 
     def __init__(self) -> None:
         self._members: dict[str, dict[Member, None]] = {}  # topic -> members, in joining order
         self._joined: dict[Member, set[str]] = {}  # member -> its topics
+        #: Where deliveries are counted (the App's `push_stats`, set by the App).
+        self.stats: PushStats | None = None
 
     def join(self, topic: str, member: Member) -> bool:
         """Add `member` to `topic`; true when it is the topic's first member here."""
@@ -245,6 +272,8 @@ class Members:
         delivered = 0
         for member in list(members):  # a copy: a member whose queue overflows leaves meanwhile
             delivered += member.deliver(message)
+        if self.stats is not None:
+            self.stats.count("delivered", delivered)
         return delivered
 
     def check_invariants(self) -> None:
@@ -375,6 +404,15 @@ class InMemoryBroker:
     def members(self, topic: str) -> int:
         """How many members `topic` has in this process."""
         return self._members.count(topic)
+
+    @property
+    def stats(self) -> PushStats | None:
+        """Where deliveries are counted (the App's `push_stats`)."""
+        return self._members.stats
+
+    @stats.setter
+    def stats(self, stats: PushStats | None) -> None:
+        self._members.stats = stats
 
     async def publish(self, message: Published) -> int:
         await trio.lowlevel.checkpoint()

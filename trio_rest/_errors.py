@@ -23,6 +23,7 @@ __all__ = [
     "APIError",
     "AuthenticationError",
     "BadRequestError",
+    "BrokerUnavailableError",
     "ConfigurationError",
     "ConflictError",
     "MethodNotAllowedError",
@@ -264,6 +265,13 @@ class ServiceUnavailableError(APIError):
 
     status = 503
     code = "unavailable"
+
+
+class BrokerUnavailableError(ServiceUnavailableError):
+    """The message broker (Redis) cannot be reached: nothing was published (503)."""
+
+    code = "broker_unavailable"
+    default_detail = "The message broker is unavailable; try again later."
 
 
 # The names DESIGN.md shows users (Django REST framework's spelling).

@@ -1,0 +1,399 @@
+"""`RedisBroker`: topics across processes and machines, through one Redis server.
+
+Publishing runs one Lua script, atomically: the topic's next offset (``HINCRBY`` on its
+meta hash, whose ``epoch`` field names the history and is made anew when the hash is
+missing), an ``XADD`` to the topic's stream with that offset as the entry's id, trimmed
+to about `history_size` entries, both keys' expiry pushed to `history_ttl`, and a
+``PUBLISH`` of the message with its offset and epoch. Live delivery rides pub/sub: each
+process holds one pattern subscription and hands each message to the members of its
+topic here, synchronously, into their bounded queues, so that coredis's own buffer never
+grows. History rides the streams: a subscriber that recovers (`history`), and this process
+when it sees a gap in a topic's offsets or comes back after an outage, reads the missing
+entries with ``XRANGE``.
+
+When Redis cannot be reached, the members of every topic get an ``"interrupted"``
+notification; the broker reconnects with exponential backoff; once subscribed again, it
+reads what each topic missed meanwhile, delivers it, and tells the members
+``"resumed"`` with ``{"recovered": true}``, or ``false`` when that could not be recovered
+(Redis restarted without its data: a new epoch). A publish meanwhile raises
+`BrokerUnavailableError` to its caller: nothing vanishes silently.
+
+Rules (`check_invariants` raises `AssertionError` when one is broken):
+
+1. The members are those of `Members` (its rules 1 and 2).
+2. For each topic with members here, `last` holds the position of the last message
+   delivered here; a message at or before it is never delivered again, and one past the
+   next offset is delivered only after those between (read from the stream), in order.
+3. Topics without members here hold no position.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import orjson
+import trio
+
+from .._broker import Member, Members, Position, Published, Recovery, new_epoch, recovery_after
+from .._errors import BrokerUnavailableError, ConfigurationError
+from .._stats import PushStats
+
+__all__ = ["RedisBroker"]
+
+log = logging.getLogger("trio_rest.broker")
+
+# KEYS: meta, stream. ARGV: channel, body, a new epoch (used when the meta hash is missing),
+# history size, history ttl (seconds). Returns {offset, epoch, receivers}.
+_PUBLISH = """
+local epoch = redis.call('HGET', KEYS[1], 'epoch')
+if not epoch then
+  epoch = ARGV[3]
+  redis.call('DEL', KEYS[2])
+  redis.call('HSET', KEYS[1], 'epoch', epoch, 'offset', 0)
+end
+local offset = redis.call('HINCRBY', KEYS[1], 'offset', 1)
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], offset .. '-0', 'b', ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+redis.call('EXPIRE', KEYS[2], ARGV[5])
+local receivers = redis.call('PUBLISH', ARGV[1], offset .. ':' .. epoch .. ':' .. ARGV[2])
+return {offset, epoch, receivers}
+"""
+
+# KEYS: meta, stream. ARGV: first offset wanted, most entries, a new epoch, history ttl.
+# Returns {offset, epoch, entries}: the position now, and the entries from the first wanted.
+_HISTORY = """
+local epoch = redis.call('HGET', KEYS[1], 'epoch')
+if not epoch then
+  epoch = ARGV[3]
+  redis.call('DEL', KEYS[2])
+  redis.call('HSET', KEYS[1], 'epoch', epoch, 'offset', 0)
+  redis.call('EXPIRE', KEYS[1], ARGV[4])
+end
+local offset = tonumber(redis.call('HGET', KEYS[1], 'offset'))
+local entries = {}
+if tonumber(ARGV[1]) <= offset then
+  entries = redis.call('XRANGE', KEYS[2], ARGV[1] .. '-0', '+', 'COUNT', ARGV[2])
+end
+return {offset, epoch, entries}
+"""
+
+try:  # an optional extra: pip install trio-rest[redis]
+    import coredis
+    from coredis.exceptions import ConnectionError as RedisConnectionError
+    from coredis.retry import NoRetryPolicy
+except ImportError:  # pragma: no cover - exercised only without the extra
+    coredis = None  # type: ignore[assignment]
+
+_LOST: tuple[type[BaseException], ...] = (OSError, TimeoutError) + (
+    (RedisConnectionError,) if coredis is not None else ()
+)
+
+
+class RedisBroker:
+    """Topics through Redis (5 or newer; streams and Lua), for processes on any machine.
+
+    Args:
+        url: ``redis://host:port/db`` (``rediss://`` for TLS).
+        prefix: the start of every key and channel this broker uses, so that apps can
+            share a Redis server.
+        history_size: entries kept per topic's stream, about (100).
+        history_ttl: seconds a topic's history outlives its last publish (300).
+        max_backoff: the longest wait between two attempts to reconnect, in seconds.
+        connect_timeout: seconds to connect to Redis, per attempt.
+
+    Raises:
+        ConfigurationError: coredis is not installed, or the URL is not Redis's.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = "trio-rest",
+        history_size: int = 100,
+        history_ttl: float = 300.0,
+        max_backoff: float = 5.0,
+        connect_timeout: float = 2.0,
+    ) -> None:
+        if coredis is None:
+            raise ConfigurationError("RedisBroker needs coredis: pip install 'trio-rest[redis]'")
+        if not url.startswith(("redis://", "rediss://", "unix://")):
+            raise ConfigurationError(f"RedisBroker: {url!r} is not a redis:// URL")
+        for name, value in (("history_size", history_size), ("history_ttl", history_ttl)):
+            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+                raise ConfigurationError(f"RedisBroker: {name} must be positive, not {value!r}")
+        self.url = url
+        self.prefix = prefix
+        self.history_size = int(history_size)
+        self.history_ttl = max(1, round(history_ttl))
+        self.max_backoff = max_backoff
+        self._client = coredis.Redis.from_url(
+            url, decode_responses=False, connect_timeout=connect_timeout, stream_timeout=None
+        )
+        self._members = Members()
+        #: The position of the last message delivered here, per topic with members (rule 2).
+        self.last: dict[str, Position] = {}
+        #: Redis is reachable and this process receives what is published.
+        self.connected = False
+        self._ready = trio.Event()
+        self._publish_script: Any = None
+        self._history_script: Any = None
+        self.outages = 0
+        self._entered = 0  # how many blocks run it (`running`)
+
+    # -- members -------------------------------------------------------------------
+
+    def join(self, topic: str, member: Member) -> None:
+        self._members.join(topic, member)
+
+    def leave(self, topic: str, member: Member) -> None:
+        if self._members.leave(topic, member):
+            self.last.pop(topic, None)  # rule 3
+
+    def leave_all(self, member: Member) -> None:
+        for topic in self._members.topics_of(member):
+            self.leave(topic, member)
+
+    def members(self, topic: str) -> int:
+        """How many members `topic` has in this process."""
+        return self._members.count(topic)
+
+    @property
+    def stats(self) -> PushStats | None:
+        """Where deliveries are counted (the App's `push_stats`)."""
+        return self._members.stats
+
+    @stats.setter
+    def stats(self, stats: PushStats | None) -> None:
+        self._members.stats = stats
+
+    # -- keys ------------------------------------------------------------------------
+
+    def _channel(self, topic: str) -> str:
+        return f"{self.prefix}:ch:{topic}"
+
+    def _keys(self, topic: str) -> list[str]:
+        return [f"{self.prefix}:meta:{topic}", f"{self.prefix}:stream:{topic}"]
+
+    # -- publishing and history ---------------------------------------------------------
+
+    async def publish(self, message: Published) -> int:
+        """Publish through Redis; members here get it from the subscription, like everyone's.
+
+        Returns:
+            How many processes received it (Redis's subscribers of its channel).
+
+        Raises:
+            BrokerUnavailableError: Redis cannot be reached (nothing was published).
+        """
+        body = orjson.dumps(message.event_name) + b"\n" + message.encoded
+        args = [self._channel(message.topic), body, new_epoch(), self.history_size, self.history_ttl]
+        offset, epoch, receivers = await self._call("_publish_script", self._keys(message.topic), args)
+        message.stamp(_text(epoch), int(offset))
+        return int(receivers)
+
+    async def history(self, topic: str, since: Position | None) -> Recovery:
+        """Where `topic` is, and what was published there after `since` (see `Broker`).
+
+        Raises:
+            BrokerUnavailableError: Redis cannot be reached.
+        """
+        first = since.offset + 1 if since is not None else 1 << 62
+        args = [first, self.history_size, new_epoch(), self.history_ttl]
+        offset, epoch, entries = await self._call("_history_script", self._keys(topic), args)
+        position = Position(_text(epoch), int(offset))
+        return recovery_after(since, position, list(self._entries(topic, position.epoch, entries)))
+
+    async def _call(self, script: str, keys: list[str], args: list[Any]) -> Any:
+        try:
+            return await getattr(self, script)(keys=keys, args=args)
+        except BaseException as exc:
+            if not _lost(exc):
+                raise
+            log.warning("Redis at %s: %s", self.url, _describe(exc))
+            raise BrokerUnavailableError() from None
+
+    def _entries(self, topic: str, epoch: str, entries: Iterable[Any]) -> Iterable[Published]:
+        """Stream entries (``(id, {b"b": body})``) as messages, in order."""
+        for entry in entries:
+            identifier, fields = entry[0], entry[1]
+            if isinstance(fields, list | tuple):  # RESP2 shape: a flat list of field, value
+                fields = dict(zip(fields[::2], fields[1::2], strict=False))
+            offset = int(_text(identifier).split("-", 1)[0])
+            message = _message(topic, fields[b"b"])
+            if message is not None:
+                message.stamp(epoch, offset)
+                yield message
+
+    # -- the subscription -----------------------------------------------------------------
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """Connect, and receive what every process publishes, until the block exits.
+
+        Entered again while it runs (a test client beside a server), it does nothing more.
+        """
+        if self._entered:
+            self._entered += 1
+            try:
+                yield
+            finally:
+                self._entered -= 1
+            return
+        self._entered = 1
+        try:
+            async with self._running():
+                yield
+        finally:
+            self._entered = 0
+
+    @asynccontextmanager
+    async def _running(self) -> AsyncIterator[None]:
+        async with self._client:
+            self._publish_script = self._client.register_script(_PUBLISH)
+            self._history_script = self._client.register_script(_HISTORY)
+            async with trio.open_nursery() as nursery:
+                await nursery.start(self._receive)
+                try:
+                    yield
+                finally:
+                    nursery.cancel_scope.cancel()
+
+    async def _receive(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Hold the pattern subscription; on an outage, tell the members and come back."""
+        attempt = 0
+        started = False
+        while True:
+            reason = "the subscription ended"
+            try:
+                async with self._client.pubsub(
+                    patterns=[f"{self.prefix}:ch:*"],
+                    retry_policy=NoRetryPolicy(),
+                    ignore_subscribe_messages=True,
+                ) as pubsub:
+                    if self.outages:
+                        await self._resume()
+                    self.connected = True
+                    attempt = 0
+                    log.info("Redis at %s: receiving", self.url)
+                    if not started:
+                        started = True
+                        task_status.started()
+                    async for message in pubsub:
+                        await self._on_message(message)
+            except BaseException as exc:
+                if not _lost(exc):
+                    raise
+                reason = _describe(exc)
+            if self.connected:
+                self.connected = False
+                self.outages += 1
+                log.warning("Redis at %s: connection lost (%s); reconnecting", self.url, reason)
+                self._notify_all("interrupted", {"reason": "The message broker is unreachable."})
+            elif not started:
+                log.warning("Redis at %s: cannot connect (%s); retrying", self.url, reason)
+                if attempt == 0:
+                    self.outages += 1  # serving starts without Redis: an outage from the start
+                    started = True
+                    task_status.started()
+            attempt += 1
+            await trio.sleep(min(self.max_backoff, 0.05 * 2 ** min(attempt, 16)) * random.uniform(0.5, 1.0))
+
+    async def _on_message(self, message: Any) -> None:
+        channel = _text(message["channel"])
+        topic = channel[len(self.prefix) + 4 :]
+        if not self._members.count(topic):
+            return
+        head, _, body = message["data"].partition(b":")
+        epoch_bytes, _, body = body.partition(b":")
+        published = _message(topic, body)
+        if published is None:
+            return
+        offset, epoch = int(head), _text(epoch_bytes)
+        published.stamp(epoch, offset)
+        last = self.last.get(topic)
+        if last is not None and last.epoch == epoch:
+            if offset <= last.offset:
+                return  # delivered already (read from the stream after a gap)
+            if offset > last.offset + 1:
+                await self._fill(topic, last, offset - 1)
+        elif last is not None:
+            log.warning("topic %r: its history restarted (a new epoch): what came before is lost", topic)
+            self._notify(topic, "resumed", {"recovered": False})
+        self.last[topic] = Position(epoch, offset)
+        self._members.deliver(published)
+
+    async def _fill(self, topic: str, last: Position, until: int) -> bool:
+        """Deliver what `topic` published after `last` up to `until`, from its stream; false if lost."""
+        try:
+            recovery = await self.history(topic, last)
+        except BrokerUnavailableError:
+            return False
+        if recovery.position.epoch != last.epoch and self._members.count(topic):
+            self.last[topic] = recovery.position  # a new history: what comes next follows it
+        for message in recovery.messages:
+            if message.offset is not None and message.offset <= until and self._members.count(topic):
+                self.last[topic] = Position(recovery.position.epoch, message.offset)
+                self._members.deliver(message)
+        return recovery.recovered
+
+    async def _resume(self) -> None:
+        """Back after an outage: deliver what each topic missed, and say whether all of it was."""
+        for topic in self._members.topics():
+            last = self.last.get(topic)
+            recovered = False
+            if last is not None:
+                recovered = await self._fill(topic, last, 1 << 62)
+            else:
+                try:
+                    recovered = (await self.history(topic, None)).position.offset == 0
+                except BrokerUnavailableError:
+                    recovered = False
+            self._notify(topic, "resumed", {"recovered": recovered})
+
+    def _notify(self, topic: str, event_name: str, data: Any) -> None:
+        """A notice to the members of `topic` here, outside its history."""
+        if self._members.count(topic):
+            self._members.deliver(Published(topic, event_name, data))
+
+    def _notify_all(self, event_name: str, data: Any) -> None:
+        for topic in self._members.topics():
+            self._notify(topic, event_name, data)
+
+    def check_invariants(self) -> None:
+        """Raise `AssertionError` if a rule of the module docstring is broken."""
+        self._members.check_invariants()
+        for topic in self.last:
+            assert self._members.count(topic), "rule 3: a position for a topic without members"
+
+
+def _message(topic: str, body: bytes) -> Published | None:
+    """A message as stored: its event name as JSON, a newline, its data as JSON."""
+    name, newline, data = body.partition(b"\n")
+    try:
+        event_name = orjson.loads(name)
+        return Published(topic, event_name, encoded=data) if newline else None
+    except (orjson.JSONDecodeError, ValueError, TypeError):
+        log.warning("topic %r: a message that is not trio-rest's was ignored", topic)
+        return None
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _lost(exc: BaseException) -> bool:
+    """The connection to Redis is lost: the error, or every error of a group, says so."""
+    if isinstance(exc, BaseExceptionGroup):
+        return all(_lost(inner) for inner in exc.exceptions)
+    return isinstance(exc, _LOST)
+
+
+def _describe(exc: BaseException) -> str:
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return f"{type(exc).__name__}: {exc}"
