@@ -104,9 +104,8 @@ class App:
         self.require_auth = require_auth
         self.settings = settings if settings is not None else Settings()
         self.middleware = tuple(middleware)
-        self.broker: Broker = broker if broker is not None else InMemoryBroker()
         self.push_stats = PushStats(metrics)
-        self.broker.stats = self.push_stats
+        self.broker = broker if broker is not None else InMemoryBroker()
         #: The servers serving this App in this process (`revoke` closes connections on each).
         self.servers: weakref.WeakSet[Server] = weakref.WeakSet()
         self.permissions = compile_permissions(permissions, "App") if permissions is not None else ()
@@ -162,6 +161,16 @@ class App:
                     yield
             else:
                 yield
+
+    @property
+    def broker(self) -> Broker:
+        """What carries published notifications (replaced before serving by the CLI's ``--broker``)."""
+        return self._broker
+
+    @broker.setter
+    def broker(self, broker: Broker) -> None:
+        broker.stats = self.push_stats
+        self._broker = broker
 
     @property
     def settings(self) -> Settings:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import logging
 import os
 import signal
+import socket
 import ssl
 import sys
 from collections.abc import Sequence
@@ -54,17 +56,44 @@ def load_app(target: str) -> App:
     return app
 
 
-async def _run(app: App, host: str, port: int, ssl_context: ssl.SSLContext | None = None) -> None:
+async def _run(
+    app: App, host: str, port: int, ssl_context: ssl.SSLContext | None = None, reuse_port: bool = False
+) -> None:
     server = Server(app, ssl_context=ssl_context)
     scheme = "ws" if ssl_context is None else "wss"
     async with trio.open_nursery() as nursery:
-        await nursery.start(server.serve, host, port)
-        print(f"trio-rest serving on {scheme}://{host}:{server.port}/ (Ctrl-C to stop)", flush=True)
+        await nursery.start(functools.partial(server.serve, host, port, reuse_port=reuse_port))
+        worker = os.environ.get("TRIO_REST_WORKER")
+        stop = trio.Event()
+        if worker is not None:  # a worker of `--workers N`: its supervisor says when all listen
+            where = f"{scheme}://{host}:{server.port}/"
+            print(f"trio-rest worker {worker} (pid {os.getpid()}) listening on {where}")
+            nursery.start_soon(_orphaned, os.getppid(), stop)
+        else:
+            print(f"trio-rest serving on {scheme}://{host}:{server.port}/ (Ctrl-C to stop)")
+        sys.stdout.flush()
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            async for signum in signals:
-                log.info("received %s: shutting down gracefully", signal.Signals(signum).name)
-                break
+            async with trio.open_nursery() as waiting:
+
+                async def on_signal() -> None:
+                    async for signum in signals:
+                        log.info("received %s: shutting down gracefully", signal.Signals(signum).name)
+                        stop.set()
+                        return
+
+                waiting.start_soon(on_signal)
+                await stop.wait()
+                waiting.cancel_scope.cancel()
         await server.shutdown()
+        nursery.cancel_scope.cancel()
+
+
+async def _orphaned(parent: int, stop: trio.Event) -> None:
+    """A worker whose supervisor died (killed, say) shuts down rather than serve on alone."""
+    while os.getppid() == parent:  # noqa: ASYNC110 - no event says a parent died: poll
+        await trio.sleep(1)
+    log.warning("the supervisor (pid %d) is gone: shutting down gracefully", parent)
+    stop.set()
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -94,6 +123,22 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         metavar="NAME=VALUE",
         help="a setting (e.g. max_in_flight=512), over TRIO_REST_* variables and the app's own",
+    )
+    run.add_argument(
+        "--workers",
+        type=int,
+        default=env("TRIO_REST_WORKERS", "1"),
+        help="server processes sharing the port, supervised (default 1); give them a --broker",
+    )
+    run.add_argument(
+        "--broker",
+        default=env("TRIO_REST_BROKER"),
+        help="redis://host:port/db: publish through Redis, to every process and machine using it",
+    )
+    run.add_argument(
+        "--reuse-port",
+        action="store_true",
+        help="share the port with other processes (SO_REUSEPORT), as --workers does",
     )
     run.add_argument(
         "--certfile", default=env("TRIO_REST_CERTFILE"), help="serve wss:// with this certificate chain (PEM)"
@@ -140,9 +185,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         except (OSError, ssl.SSLError) as exc:
             print(f"trio-rest: cannot load the certificate: {exc}", file=sys.stderr)
             return 2
+    if args.workers < 1:
+        print("trio-rest: --workers must be at least 1", file=sys.stderr)
+        return 2
+    if args.broker:
+        from .brokers import RedisBroker
+
+        try:
+            app.broker = RedisBroker(args.broker)
+        except ConfigurationError as exc:
+            print(f"trio-rest: --broker: {exc}", file=sys.stderr)
+            return 2
+    if args.workers > 1:
+        return _supervise(args, app)
     failure: ListenError | None = None
     try:
-        trio.run(_run, app, args.host, args.port, ssl_context)
+        trio.run(_run, app, args.host, args.port, ssl_context, args.reuse_port)
     except* ListenError as group:
         failure = _first(group)
     if failure is not None:
@@ -151,6 +209,41 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"trio-rest: {failure.strerror}{hint}", file=sys.stderr)
         return 1
     return 0
+
+
+def _supervise(args: argparse.Namespace, app: App) -> int:
+    """Start ``--workers`` processes on the port and watch them (see `_supervisor`)."""
+    from ._supervisor import supervise
+
+    port = args.port or _free_port(args.host)
+    command = ["-m", "trio_rest", "run", args.target, "--host", args.host, "--port", str(port)]
+    command += ["--reuse-port", "--workers", "1", "--log-level", args.log_level]
+    for option, value in (("--engine", args.engine), ("--broker", args.broker)):
+        if value:
+            command += [option, value]
+    for option, value in (("--certfile", args.certfile), ("--keyfile", args.keyfile)):
+        if value:
+            command += [option, os.path.abspath(value)]
+    for setting in args.set:
+        command += ["--set", setting]
+    if not args.broker:
+        log.warning("%d workers without --broker: a notification reaches only its own process", args.workers)
+    scheme = "wss" if args.certfile else "ws"
+
+    def ready() -> None:
+        where = f"{scheme}://{args.host}:{port}/"
+        print(f"trio-rest serving on {where} with {args.workers} workers (Ctrl-C to stop)", flush=True)
+
+    settings = app.settings
+    stop_timeout = settings.shutdown_timeout + settings.close_timeout + 5
+    return trio.run(supervise, command, args.workers, stop_timeout, ready)
+
+
+def _free_port(host: str) -> int:
+    """A port free on `host` now, for workers that must all listen on the same one."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
 
 
 def _first(group: BaseExceptionGroup[ListenError]) -> ListenError:

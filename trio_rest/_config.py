@@ -6,8 +6,10 @@ in upper case: ``TRIO_REST_MAX_IN_FLIGHT=512``, ``TRIO_REST_REQUEST_TIMEOUT=none
 ``TRIO_REST_ALLOWED_ORIGINS=https://a.example,https://b.example``,
 ``TRIO_REST_AIOREST_WS_ERRORS=true``. The CLI's own options read theirs too:
 ``TRIO_REST_HOST``, ``TRIO_REST_PORT``, ``TRIO_REST_LOG_LEVEL``, ``TRIO_REST_CERTFILE``,
-``TRIO_REST_KEYFILE``. A value that does not parse, or that the setting refuses, is a
-`ConfigurationError` naming the variable (or option), for one clear line at start-up.
+``TRIO_REST_KEYFILE``, ``TRIO_REST_WORKERS``, ``TRIO_REST_BROKER`` (and a worker of
+``--workers`` finds its number in ``TRIO_REST_WORKER``). A value that does not parse, or that
+the setting refuses, is a `ConfigurationError` naming the variable (or option), for one clear
+line at start-up.
 """
 
 from __future__ import annotations
@@ -33,7 +35,9 @@ ENV_PREFIX: Final = "TRIO_REST_"
 _TRUE, _FALSE = frozenset({"1", "true", "yes", "on"}), frozenset({"0", "false", "no", "off"})
 
 #: Variables of the command line's own options (``TRIO_REST_PORT``...), not settings.
-CLI_OPTIONS: Final = frozenset({"host", "port", "log_level", "certfile", "keyfile"})
+CLI_OPTIONS: Final = frozenset(
+    {"host", "port", "log_level", "certfile", "keyfile", "workers", "broker", "worker"}
+)
 
 
 def configure(settings: Settings, environ: Mapping[str, str], options: Iterable[str] = ()) -> Settings:

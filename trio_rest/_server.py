@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import ssl
 
@@ -105,6 +106,7 @@ class Server:
         host: str,
         port: int,
         *,
+        reuse_port: bool = False,
         task_status: trio.TaskStatus[Server] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         """Listen and serve until cancelled or `shutdown` is called.
@@ -115,6 +117,9 @@ class Server:
         Args:
             host: the address to bind, e.g. ``"127.0.0.1"``.
             port: the port (0 picks a free one; see `port`).
+            reuse_port: share the port with other processes (``SO_REUSEPORT``: the
+                kernel spreads new connections among them), as the workers of
+                ``python -m trio_rest run --workers N`` do.
             task_status: for ``nursery.start``; started with this `Server`.
 
         Raises:
@@ -122,13 +127,18 @@ class Server:
         """
         try:
             async with self.app.open_lifespan():
-                await self._serve(host, port, task_status)
+                await self._serve(host, port, reuse_port, task_status)
         finally:
             self._stopped.set()
 
-    async def _serve(self, host: str, port: int, task_status: trio.TaskStatus[Server]) -> None:
+    async def _serve(
+        self, host: str, port: int, reuse_port: bool, task_status: trio.TaskStatus[Server]
+    ) -> None:
         try:
-            self._listeners = await trio.open_tcp_listeners(port, host=host)
+            if reuse_port:
+                self._listeners = await _shared_listeners(host, port)
+            else:
+                self._listeners = await trio.open_tcp_listeners(port, host=host)
         except OSError as exc:
             raise ListenError(exc.errno, f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
         self.port = self._listeners[0].socket.getsockname()[1]
@@ -343,6 +353,27 @@ class Server:
             body = orjson.dumps({"status": "ok", "connections": len(self.connections)})
             return render_response(200, body)
         return render_response(404, json_detail("Not Found"))
+
+
+async def _shared_listeners(host: str, port: int) -> list[trio.SocketListener]:
+    """Listeners on a port other processes may listen on too (``SO_REUSEPORT``)."""
+    if not hasattr(trio.socket, "SO_REUSEPORT"):
+        raise OSError(errno.EOPNOTSUPP, "SO_REUSEPORT is not supported on this system")
+    listeners = []
+    for family, kind, proto, _, address in await trio.socket.getaddrinfo(
+        host, port, type=trio.socket.SOCK_STREAM, flags=trio.socket.AI_PASSIVE
+    ):
+        sock = trio.socket.socket(family, kind, proto)
+        try:
+            sock.setsockopt(trio.socket.SOL_SOCKET, trio.socket.SO_REUSEADDR, 1)
+            sock.setsockopt(trio.socket.SOL_SOCKET, trio.socket.SO_REUSEPORT, 1)
+            await sock.bind(address)
+            sock.listen(trio.socket.SOMAXCONN)
+        except BaseException:
+            sock.close()
+            raise
+        listeners.append(trio.SocketListener(sock))
+    return listeners
 
 
 async def serve(

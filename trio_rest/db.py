@@ -43,10 +43,10 @@ _T = TypeVar("_T")
 # writer work at once, busy_timeout waits for a lock instead of failing at
 # once, and foreign keys are off unless asked for.
 _SQLITE_PRAGMAS = (
+    "PRAGMA busy_timeout=5000",  # first: switching to WAL waits for a lock another process may hold
     "PRAGMA journal_mode=WAL",
     "PRAGMA synchronous=NORMAL",
     "PRAGMA foreign_keys=ON",
-    "PRAGMA busy_timeout=5000",
 )
 
 

@@ -41,10 +41,22 @@ def build_app(url: str = "sqlite:///users.db", secret: str | None = None) -> App
 
 
 def create_tables(app: App) -> None:
-    """Create the example's tables if they are missing (the app's lifespan: run at startup)."""
+    """Create the example's tables if they are missing (the app's lifespan: run at startup).
+
+    Workers started together (``--workers N``) may race to create them: the one that loses
+    finds them made, and checks again.
+    """
+    from sqlalchemy.exc import DatabaseError
+
     from .models import Base
 
-    Base.metadata.create_all(app.database.engine)
+    for attempt in range(3):
+        try:
+            Base.metadata.create_all(app.database.engine)
+            return
+        except DatabaseError:  # another worker created a table between the check and the CREATE
+            if attempt == 2:
+                raise
 
 
 app = build_app()
