@@ -37,6 +37,10 @@ COMPETITORS = (
     "daphne>=4,<5",
     "django>=5.2,<7",
     "djangochannelsrestframework>=1,<2",
+    # The broadcast benchmark's Redis rows: python-socketio's AsyncRedisManager (redis-py) and
+    # Channels' channel layer.
+    "redis>=5",
+    "channels-redis>=4,<5",
 )
 
 #: Installed without dependencies (their declared pins cannot work today).

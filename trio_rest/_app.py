@@ -15,6 +15,7 @@ import trio
 from ._broker import Broker, InMemoryBroker, Published
 from ._converter import make_converter
 from ._errors import ConfigurationError
+from ._idempotency import Idempotency
 from ._middleware import Middleware
 from ._routing import SimpleRouter
 from ._settings import Settings
@@ -106,6 +107,8 @@ class App:
         self.middleware = tuple(middleware)
         self.push_stats = PushStats(metrics)
         self.broker = broker if broker is not None else InMemoryBroker()
+        #: The idempotent writes (requests with an ``idempotency_key``): see `_idempotency`.
+        self.idempotency = Idempotency(self)
         #: The servers serving this App in this process (`revoke` closes connections on each).
         self.servers: weakref.WeakSet[Server] = weakref.WeakSet()
         self.permissions = compile_permissions(permissions, "App") if permissions is not None else ()

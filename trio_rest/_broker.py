@@ -35,6 +35,7 @@ Rules (`check_invariants` raises `AssertionError` when one is broken):
 
 from __future__ import annotations
 
+import logging
 import secrets
 import time
 from collections import deque
@@ -49,6 +50,8 @@ from trio_rest_protocol import LocalProtocolError, Notification, to_plain
 
 from ._errors import ConfigurationError
 from ._stats import PushStats
+
+log = logging.getLogger("trio_rest")
 
 __all__ = ["Broker", "History", "InMemoryBroker", "Member", "Members", "Position", "Published", "Recovery"]
 
@@ -91,6 +94,10 @@ class Published:
         offset: its place in the topic's history (set by the broker when published).
         epoch: the history's epoch.
 
+    A broker that receives a message already encoded passes ``encoded=`` (the JSON bytes
+    embedded as they are) and, if it decoded them, ``decoded=`` (else `data` decodes them
+    on first use).
+
     Raises:
         LocalProtocolError: `data` cannot be encoded, or `topic` or `event_name` is not
             a string (nothing is delivered).
@@ -117,6 +124,7 @@ class Published:
         obj: Any = None,
         *,
         encoded: bytes | None = None,
+        decoded: Any = None,
     ) -> None:
         try:
             Notification(topic=topic, event_name=event_name)  # checks both
@@ -127,7 +135,7 @@ class Published:
         self.fragment = orjson.Fragment(self.encoded)
         self.topic = topic
         self.event_name = event_name
-        self._data = data if encoded is None else _UNREAD
+        self._data = data if encoded is None else (decoded if decoded is not None else _UNREAD)
         self.obj = obj
         self.offset: int | None = None
         self.epoch: str | None = None
@@ -212,6 +220,14 @@ class Broker(Protocol):
         """An async context manager around serving: the broker's own tasks run inside it."""
         ...
 
+    async def recall(self, key: str) -> bytes | None:
+        """What `remember` kept under `key`, if it has not expired (idempotent replies)."""
+        ...
+
+    async def remember(self, key: str, value: bytes, ttl: float) -> None:
+        """Keep `value` under `key` for `ttl` seconds, where every process of the App sees it."""
+        ...
+
     #: Where deliveries are counted: the App sets its `push_stats` here.
     stats: PushStats | None
 
@@ -271,7 +287,10 @@ class Members:
             return 0
         delivered = 0
         for member in list(members):  # a copy: a member whose queue overflows leaves meanwhile
-            delivered += member.deliver(message)
+            try:
+                delivered += member.deliver(message)
+            except Exception:  # one member's failure is logged; the others still get it
+                log.exception("delivering %r to %r failed", message, member)
         if self.stats is not None:
             self.stats.count("delivered", delivered)
         return delivered
@@ -367,11 +386,17 @@ def recovery_after(since: Position | None, position: Position, messages: Iterabl
     """What to hand a subscriber at `since` when the topic is at `position` with these messages kept."""
     if since is None:
         return Recovery(True, [], position)
-    kept = [message for message in messages if message.offset is not None and message.offset > since.offset]
     if since.epoch != position.epoch or since.offset > position.offset:
-        return Recovery(False, kept if since.epoch == position.epoch else [], position)
-    first = kept[0].offset if kept else position.offset + 1
-    return Recovery(first == since.offset + 1, kept, position)
+        return Recovery(False, [], position)  # another history's position, or one from the future
+    kept = [
+        message
+        for message in messages
+        if message.offset is not None and since.offset < message.offset <= position.offset
+    ]
+    # Recovered: every offset after the client's, up to the topic's, is there.
+    offsets = [message.offset for message in kept]
+    complete = offsets == list(range(since.offset + 1, position.offset + 1))
+    return Recovery(complete, kept, position)
 
 
 class InMemoryBroker:
@@ -383,13 +408,16 @@ class InMemoryBroker:
         max_history_topics: histories kept at most (10,000).
     """
 
-    __slots__ = ("_history", "_members")
+    __slots__ = ("_history", "_kept", "_members", "max_kept")
 
     def __init__(
         self, *, history_size: int = 100, history_ttl: float = 300.0, max_history_topics: int = 10_000
     ) -> None:
         self._members = Members()
         self._history = History(history_size, history_ttl, max_history_topics)
+        #: Values `remember` keeps (idempotent replies), oldest first, at most `max_kept`.
+        self._kept: dict[str, tuple[float, bytes]] = {}
+        self.max_kept = 10_000
 
     def join(self, topic: str, member: Member) -> None:
         self._members.join(topic, member)
@@ -427,6 +455,25 @@ class InMemoryBroker:
     async def running(self) -> AsyncIterator[None]:
         """Nothing to run: everything happens in the publisher's call."""
         yield
+
+    async def recall(self, key: str) -> bytes | None:
+        await trio.lowlevel.checkpoint()
+        kept = self._kept.get(key)
+        if kept is None or kept[0] < time.monotonic():
+            return None
+        return kept[1]
+
+    async def remember(self, key: str, value: bytes, ttl: float) -> None:
+        await trio.lowlevel.checkpoint()
+        kept, now = self._kept, time.monotonic()
+        kept.pop(key, None)
+        kept[key] = (now + ttl, value)
+        # Bounded: expired values go first, then the oldest, past `max_kept`.
+        while kept:
+            first = next(iter(kept))
+            if kept[first][0] >= now and len(kept) <= self.max_kept:
+                break
+            del kept[first]
 
     def check_invariants(self) -> None:
         """Raise `AssertionError` if a rule of the module docstring is broken."""

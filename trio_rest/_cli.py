@@ -68,7 +68,8 @@ async def _run(
         if worker is not None:  # a worker of `--workers N`: its supervisor says when all listen
             where = f"{scheme}://{host}:{server.port}/"
             print(f"trio-rest worker {worker} (pid {os.getpid()}) listening on {where}")
-            nursery.start_soon(_orphaned, os.getppid(), stop)
+            supervisor = int(os.environ.get("TRIO_REST_SUPERVISOR") or os.getppid())
+            nursery.start_soon(_orphaned, supervisor, stop)
         else:
             print(f"trio-rest serving on {scheme}://{host}:{server.port}/ (Ctrl-C to stop)")
         sys.stdout.flush()

@@ -36,7 +36,7 @@ _TRUE, _FALSE = frozenset({"1", "true", "yes", "on"}), frozenset({"0", "false", 
 
 #: Variables of the command line's own options (``TRIO_REST_PORT``...), not settings.
 CLI_OPTIONS: Final = frozenset(
-    {"host", "port", "log_level", "certfile", "keyfile", "workers", "broker", "worker"}
+    {"host", "port", "log_level", "certfile", "keyfile", "workers", "broker", "worker", "supervisor"}
 )
 
 

@@ -16,6 +16,7 @@ from trio_rest_protocol import Response as ProtocolResponse
 
 from ._converter import structure_body
 from ._errors import APIError, AuthenticationError
+from ._idempotency import KEY, WRITES
 from ._middleware import run_middleware
 from ._request import Request, Response
 from .auth._credentials import request_token
@@ -98,9 +99,18 @@ def success_reply(event: ProtocolRequest, result: Any) -> ProtocolResponse:
 async def call_handler(job: Job) -> Any:
     """Run a job's view, inside the App's middleware when it has some.
 
+    A write that carries an idempotency key runs once per key (`_idempotency.py`).
+
     Returns:
         What the view returned (or what the middleware made of it).
     """
+    extras = job.event.extras
+    if extras and KEY in extras and job.event.method in WRITES:
+        return await job.request.app.idempotency.run(job, extras[KEY], _call_handler)
+    return await _call_handler(job)
+
+
+async def _call_handler(job: Job) -> Any:
     middleware = job.request.app.middleware
     if not middleware:
         return await _call_view(job)

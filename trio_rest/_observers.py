@@ -51,6 +51,7 @@ __all__ = ["Change", "Changes", "Observer", "install"]
 log = logging.getLogger("trio_rest")
 
 # Keys of `session.info`.
+PUBLISHES = "trio_rest.observers.publishes"  # set by `Database.session`: it publishes what commits
 _PENDING = "trio_rest.observers.pending"  # transaction -> Changes
 _COMMITTED = "trio_rest.observers.committed"  # transactions whose commit ran
 _READY = "trio_rest.observers.ready"  # what the outermost commit hands over
@@ -139,6 +140,7 @@ def install(
 
     @event.listens_for(factory, "before_flush")
     def before_flush(session: Session, context: Any, instances: Any) -> None:
+        session.info.pop(_FLUSHED, None)  # left by a flush that failed half-way: never published
         deleting: list[Change] = []
         if observers:
             for instance in session.deleted:
@@ -211,7 +213,7 @@ def install(
         parent = _outer(transaction)
         if parent is not None:
             pending.setdefault(parent, Changes()).merge(changes)  # a released savepoint
-        else:
+        elif session.info.get(PUBLISHES):  # a session `Database.session` opened: it publishes them
             session.info.setdefault(_READY, Changes()).merge(changes)
 
 
@@ -227,20 +229,27 @@ def forget(session: Session) -> None:
 
 
 async def publish(app: App, changes: Changes) -> None:
-    """Publish committed changes (rules 2 and 3): to each observer's topic, then the object's."""
+    """Publish committed changes (rules 2 and 3): to each observer's topic, then the object's.
+
+    The transaction has committed: a notification that cannot be published (the broker is
+    unavailable, the data cannot be encoded) is logged as an error and counted in
+    ``app.push_stats.failed``, and the others still go; the request is not failed for it.
+    """
+    messages: list[tuple[str, str, Any, Any]] = []
     for change in changes.items.values():
         observer = change.observer
-        try:
-            await app.publish(observer.topic, change.kind, change.data, obj=change.obj)
-            detail = observer.detail(change.obj)
-            if detail is not None:
-                await app.publish(detail, change.kind, change.data, obj=change.obj)
-        except Exception:  # a serializer's output that cannot be sent: logged, the others go on
-            log.exception(
-                "the %s notification of a %s could not be published", change.kind, observer.model.__name__
-            )
+        messages.append((observer.topic, change.kind, change.data, change.obj))
+        detail = observer.detail(change.obj)
+        if detail is not None:
+            messages.append((detail, change.kind, change.data, change.obj))
     for observer, count in changes.bulk.items():
-        await app.publish(observer.topic, "changed", {"count": count})
+        messages.append((observer.topic, "changed", {"count": count}, None))
+    for topic, kind, data, obj in messages:
+        try:
+            await app.publish(topic, kind, data, obj=obj)
+        except Exception as exc:
+            log.error("the %s notification to %r could not be published: %s", kind, topic, exc)
+            app.push_stats.count("failed")
 
 
 def _changes(session: Session) -> Changes:
@@ -305,11 +314,15 @@ def _bulk(state: ORMExecuteState, observer: Observer, serialize: Callable[..., C
         select_keys = sqlalchemy.select(*keys)
         if statement.whereclause is not None:
             select_keys = select_keys.where(statement.whereclause)
-        matched = [tuple(row) for row in session.execute(select_keys, execution_options={"autoflush": False})]
+        options = {"autoflush": False}
+        # One more than the limit tells whether it is passed, without reading every key.
+        limited = select_keys.limit(observer.bulk_limit + 1)
+        matched = [tuple(row) for row in session.execute(limited, execution_options=options)]
     changes = _changes(session)
     if len(matched) > observer.bulk_limit:
         result = state.invoke_statement()
-        changes.bulk[observer] = changes.bulk.get(observer, 0) + len(matched)
+        count = getattr(result, "rowcount", -1)
+        changes.bulk[observer] = changes.bulk.get(observer, 0) + (count if count >= 0 else len(matched))
         return result
     if state.is_delete:
         for instance in _load(session, model, keys, matched):

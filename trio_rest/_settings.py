@@ -138,6 +138,8 @@ class Settings:
             ``"scheme://host[:port]"`` (None, the default: any). A handshake with
             another Origin gets HTTP 403; one without an Origin header (a client
             that is not a browser) is let through.
+        idempotency_ttl: seconds the reply to a write with an ``idempotency_key`` is
+            remembered, so that a retry gets it instead of writing again (300).
         max_head_size: largest HTTP request head (16 KiB); beyond it, 431.
         read_size: bytes asked of the socket per read (64 KiB): large reads
             mean fewer system calls per message.
@@ -185,6 +187,7 @@ class Settings:
     allowed_origins: tuple[str, ...] | None = attrs.field(
         default=None, converter=attrs.converters.optional(tuple), validator=_origins
     )
+    idempotency_ttl: float = attrs.field(default=300.0, validator=_positive)
     max_head_size: int = attrs.field(default=DEFAULT_MAX_HEAD_SIZE, validator=_positive)
     read_size: int = attrs.field(default=64 * 2**10, validator=_positive)
     aiorest_ws_errors: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))

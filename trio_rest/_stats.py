@@ -58,13 +58,15 @@ class PushStats:
             (``Settings.notification_overflow = "drop_oldest"``).
         slow_disconnects: clients disconnected with 1008 because their outbound
             queue was full.
+        failed: notifications of committed writes that could not be published (the
+            broker was unavailable); each is also logged as an error.
     """
 
-    __slots__ = ("_hook", "delivered", "dropped", "published", "slow_disconnects")
+    __slots__ = ("_hook", "delivered", "dropped", "failed", "published", "slow_disconnects")
 
     def __init__(self, hook: MetricsHook | None = None) -> None:
         self._hook = hook
-        self.published = self.delivered = self.dropped = self.slow_disconnects = 0
+        self.published = self.delivered = self.dropped = self.slow_disconnects = self.failed = 0
 
     def count(self, name: str, amount: int = 1) -> None:
         """Add `amount` to the counter `name` and tell the hook; a failing hook is logged."""
@@ -78,5 +80,5 @@ class PushStats:
     def __repr__(self) -> str:
         return (
             f"PushStats(published={self.published}, delivered={self.delivered}, "
-            f"dropped={self.dropped}, slow_disconnects={self.slow_disconnects})"
+            f"dropped={self.dropped}, slow_disconnects={self.slow_disconnects}, failed={self.failed})"
         )

@@ -20,7 +20,9 @@ Rules:
    data); a permission that fails counts as a refusal.
 6. While it reads a topic's history for a client that recovers, the live messages of that
    topic wait in `_recovering`; then the recovery notice, the history and those of the
-   waiting ones past the history go out, in that order, so no message goes twice.
+   waiting ones past the history go out, in that order. From then on `_sent` holds the
+   last position sent in that topic, and a message at or before it (in its epoch) is never
+   sent again, so no message goes twice, whatever order a broker delivers in.
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ class Subscription:
         "_checks",
         "_recovering",
         "_request",
+        "_sent",
         "accepted",
         "connection",
         "ended",
@@ -91,6 +94,7 @@ class Subscription:
         self._request = request  # its view's object permissions filter what it follows
         self._checks: tuple[BasePermission, ...] = ()
         self._recovering: dict[str, list[Published]] = {}  # topic -> live messages held back
+        self._sent: dict[str, Position] = {}  # topic -> the last position sent, once it recovered
 
     async def accept(self, data: Any = None) -> None:
         """Answer the SUBSCRIBE request with 200, starting the subscription.
@@ -153,15 +157,19 @@ class Subscription:
         if positions is None:
             broker.join(topic, self)
             return
+        since = positions.get(topic)
         # Live messages wait here while the history is read, so that none comes twice or early.
         waiting: list[Published] = []
         self._recovering[topic] = waiting
         try:
             broker.join(topic, self)
-            recovery = await broker.history(topic, positions.get(topic))
+            recovery = await broker.history(topic, since)
         finally:
             del self._recovering[topic]
         position = recovery.position
+        # From now on, what reaches this subscription at or before what it sent is dropped:
+        # a broker across processes may deliver live what the history already gave (rule 6).
+        self._sent[topic] = position
         self._send(
             Notification(
                 id=self.id,
@@ -173,12 +181,13 @@ class Subscription:
                 epoch=position.epoch,
             )
         )
-        last = position.offset
+        start = since.offset if since is not None and since.epoch == position.epoch else position.offset
+        self._sent[topic] = Position(position.epoch, start)
         for message in recovery.messages:
             self.deliver(message)
+        self._sent[topic] = position
         for message in waiting:
-            if message.epoch != position.epoch or message.offset is None or message.offset > last:
-                self.deliver(message)
+            self.deliver(message)
 
     def _positions(self) -> dict[str, Position] | None:
         """``args.since``: the positions the client last saw, by topic (None: it asks for no recovery)."""
@@ -205,10 +214,16 @@ class Subscription:
         if self.ended or self.id is None or not connection.is_subscribed(self.id):
             connection.app.broker.leave_all(self)  # over: stop following
             return False
-        waiting = self._recovering.get(message.topic)
+        topic = message.topic
+        waiting = self._recovering.get(topic)
         if waiting is not None:
             waiting.append(message)  # sent once the history is (`follow`)
             return True
+        sent = self._sent.get(topic) if self._sent else None
+        if sent is not None and message.offset is not None:
+            if message.epoch == sent.epoch and message.offset <= sent.offset:
+                return False  # sent already, from the history
+            self._sent[topic] = Position(message.epoch or "", message.offset)
         if self._checks and not self._allowed(message):
             return False
         data = message.fragment if connection.codec is Codec.JSON else message.data

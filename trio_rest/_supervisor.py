@@ -58,41 +58,62 @@ async def supervise(
     listening: set[int] = set()
 
     async def forward(index: int, stream: trio.abc.ReceiveStream) -> None:
-        """Copy a worker's output to ours, and note when it says it listens."""
+        """Copy a worker's output to ours, line by line, and note when it says it listens."""
+        pending = b""
         async for chunk in stream:
-            sys.stdout.buffer.write(chunk)
+            lines = (pending + chunk).split(b"\n")
+            pending = lines.pop()
+            for line in lines:
+                sys.stdout.buffer.write(line + b"\n")
+                if LISTENING in line and index not in listening:
+                    listening.add(index)
+                    if len(listening) == workers:
+                        on_ready()
             sys.stdout.flush()
-            if LISTENING in chunk and index not in listening:
-                listening.add(index)
-                if len(listening) == workers:
-                    on_ready()
+
+    async def run_worker(index: int) -> tuple[int, int]:
+        """Start the worker of slot `index`, wait for its end; its pid and exit status."""
+        env = {**os.environ, "TRIO_REST_WORKER": str(index), "TRIO_REST_SUPERVISOR": str(os.getpid())}
+        process = await trio.lowlevel.open_process(
+            [sys.executable, *command],
+            env=env,
+            start_new_session=True,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+        )
+        processes[index] = process
+        if stopping.is_set():  # started while the others were told to stop
+            process.send_signal(signal.SIGTERM)
+        log.info("worker %d started (pid %d)", index, process.pid)
+        try:
+            async with trio.open_nursery() as output:
+                assert process.stdout is not None
+                output.start_soon(forward, index, process.stdout)
+                code = await process.wait()
+                # A process the worker started may hold its output open: do not wait for it.
+                output.cancel_scope.deadline = trio.current_time() + 1
+        finally:
+            del processes[index]
+        return process.pid, code
 
     async def slot(index: int) -> None:
         nonlocal status
         failures = 0
         while not stopping.is_set():
-            env = {**os.environ, "TRIO_REST_WORKER": str(index)}
-            process = await trio.lowlevel.open_process(
-                [sys.executable, *command],
-                env=env,
-                start_new_session=True,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-            )
-            processes[index] = process
-            log.info("worker %d started (pid %d)", index, process.pid)
             started = trio.current_time()
-            async with trio.open_nursery() as output:
-                assert process.stdout is not None
-                output.start_soon(forward, index, process.stdout)
-                code = await process.wait()
-            del processes[index]
+            try:
+                pid, code = await run_worker(index)
+            except OSError as exc:  # the worker could not even start (no memory, too many files)
+                log.error("worker %d could not start: %s", index, exc)
+                status = 1
+                stopping.set()
+                return
             if stopping.is_set():
                 log.info("worker %d stopped (exit status %d)", index, code)
                 return
             quick = trio.current_time() - started < CRASH_WINDOW
             failures = failures + 1 if quick else 0
-            log.warning("worker %d (pid %d) exited with status %d; restarting", index, process.pid, code)
+            log.warning("worker %d (pid %d) exited with status %d; restarting", index, pid, code)
             if failures >= MAX_QUICK_FAILURES:
                 log.error("worker %d failed %d times in a row at start: giving up", index, failures)
                 status = 1

@@ -20,6 +20,7 @@ import itertools
 import math
 import random
 import ssl
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from typing import Any
@@ -54,6 +55,7 @@ __all__ = [
     "RequestTooLargeError",
     "Subscription",
     "SubscriptionOverflowError",
+    "WRITE_ATTEMPTS",
     "connect",
 ]
 
@@ -78,6 +80,14 @@ class RequestTooLargeError(TrioRestError):
 
 #: Seconds a request waits for its reply beyond the deadline it gives the server.
 REPLY_MARGIN = 5.0
+
+#: Tries to renew a subscription after a reconnect while the server answers 503.
+_RESUBSCRIBE_ATTEMPTS = 8
+
+#: Times a write with an idempotency key is sent, at most, when connections drop before its reply.
+WRITE_ATTEMPTS = 3
+
+_WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 @attrs.define(eq=False)
@@ -202,6 +212,7 @@ class Client:
         event_name: str | None = None,
         timeout: float | None = None,  # noqa: ASYNC109 - the server's deadline, sent in the envelope
         id: RequestId | None = None,
+        idempotency_key: str | None = None,
     ) -> Response:
         """Send a request and wait for its reply.
 
@@ -216,42 +227,60 @@ class Client:
                 without it, `request_timeout` seconds (65 by default: the
                 server's default deadline, plus the margin; None waits forever).
             id: the request id (one is generated when None).
+            idempotency_key: sent as the envelope's ``idempotency_key``: the server
+                runs a write once per key, and answers a retry with the first reply.
+                A client that reconnects gives each write one of its own, and
+                re-sends a write whose connection dropped before its reply, with
+                the same key, once connected again (up to `WRITE_ATTEMPTS` times).
 
         Returns:
             The reply, whatever its status (check ``response.status``).
 
         Raises:
-            ConnectionClosedError: the connection closed before the reply.
+            ConnectionClosedError: the connection closed before the reply (and the
+                request could not be re-sent).
             RequestTimeoutError: no reply in time; a ``cancel`` was sent.
             RequestTooLargeError: the request is larger than ``max_request_size``
                 (it was not sent: the server would refuse it without its id).
         """
+        method = method.upper()
+        if idempotency_key is None and self._reconnect and method in _WRITES:
+            idempotency_key = uuid.uuid4().hex
+        extras = {"idempotency_key": idempotency_key} if idempotency_key is not None else {}
+        attempts = WRITE_ATTEMPTS if idempotency_key is not None and self._reconnect else 1
         request_id = next(self._ids) if id is None else id
-        waiter = _Waiter()
-        self._waiters[request_id] = waiter
         wait = timeout + REPLY_MARGIN if timeout is not None else self.request_timeout
-        try:
-            await self._send(
-                Request(
-                    method=method.upper(),
-                    url=url,
-                    args=args or {},
-                    data=data,
-                    event_name=event_name,
-                    id=request_id,
-                    timeout=timeout,
-                )
-            )
-            with trio.move_on_after(wait if wait is not None else math.inf) as waiting:
-                await waiter.done.wait()
-            if waiting.cancelled_caught:
-                await self._cancel_quietly(request_id)
-                raise RequestTimeoutError(f"no reply to {method.upper()} {url} within {wait} s")
-        except trio.Cancelled:
+        with trio.move_on_after(wait if wait is not None else math.inf) as waiting:
+            for attempt in range(attempts):
+                waiter = _Waiter()
+                self._waiters[request_id] = waiter
+                try:
+                    await self._send(
+                        Request(
+                            method=method,
+                            url=url,
+                            args=args or {},
+                            data=data,
+                            event_name=event_name,
+                            id=request_id,
+                            timeout=timeout,
+                            extras=extras,
+                        )
+                    )
+                    await waiter.done.wait()
+                except ConnectionClosedError as exc:
+                    waiter.error = exc
+                except trio.Cancelled:
+                    await self._cancel_quietly(request_id)
+                    raise
+                finally:
+                    self._waiters.pop(request_id, None)
+                retry = isinstance(waiter.error, ConnectionClosedError) and not self._closing
+                if not retry or attempt == attempts - 1:
+                    break  # else: re-sent, with the same key, once connected again
+        if waiting.cancelled_caught:
             await self._cancel_quietly(request_id)
-            raise
-        finally:
-            self._waiters.pop(request_id, None)
+            raise RequestTimeoutError(f"no reply to {method} {url} within {wait} s")
         if waiter.error is not None:
             raise waiter.error
         assert waiter.response is not None
@@ -326,22 +355,37 @@ class Client:
                 await self._cancel_quietly(sub_id)
 
     async def _resubscribe(self, sub_id: RequestId, live: _Live) -> None:
-        """Subscribe again after a reconnect, from the positions reached (see `Subscription`)."""
-        args = {**live.args, "since": dict(live.positions)}
-        error: BaseException
-        try:
-            response = await self.request("SUBSCRIBE", live.url, data=live.data, args=args, id=sub_id)
-        except TrioRestError as exc:
-            if isinstance(exc, ConnectionClosedError) and self._reconnect and not self._closing:
-                return  # dropped again: the next connection tries again
-            error = exc
-        else:
+        """Subscribe again after a reconnect, from the positions reached (see `Subscription`).
+
+        A 503 (the server, or its broker, is not ready) is retried with backoff, up to
+        `_RESUBSCRIBE_ATTEMPTS` times; a subscription left meanwhile is not renewed (or is
+        cancelled at once when its reply comes after).
+        """
+        error: BaseException | None = None
+        for attempt in range(_RESUBSCRIBE_ATTEMPTS):
+            if self._subscriptions.get(sub_id) is not live:
+                return  # left meanwhile
+            args = {**live.args, "since": dict(live.positions)}
+            try:
+                response = await self.request("SUBSCRIBE", live.url, data=live.data, args=args, id=sub_id)
+            except TrioRestError as exc:
+                if isinstance(exc, ConnectionClosedError) and self._reconnect and not self._closing:
+                    return  # dropped again: the next connection tries again
+                error = exc
+                break
+            if self._subscriptions.get(sub_id) is not live:
+                if not response.is_error:
+                    await self._cancel_quietly(sub_id)
+                return
             if not response.is_error:
                 return
             error = APIError(
                 response.detail, status=response.status, code=response.code, errors=response.errors
             )
-        if self._subscriptions.get(sub_id) is live:
+            if response.status != 503:
+                break
+            await trio.sleep(min(self._max_backoff, 0.2 * 2**attempt) * random.uniform(0.5, 1.0))
+        if error is not None and self._subscriptions.get(sub_id) is live:
             live.errors.append(error)
             live.send.close()
 
@@ -448,7 +492,7 @@ class Client:
                 return
             while True:
                 attempt += 1
-                if self._max_attempts is not None and attempt > self._max_attempts:
+                if self._closing or (self._max_attempts is not None and attempt > self._max_attempts):
                     self._ws = None
                     self._fail_subscriptions(ConnectionClosedError("the connection could not be reopened"))
                     self._connected.set()
@@ -513,9 +557,18 @@ class Client:
                 SubscriptionOverflowError(f"more than {self._subscription_buffer} unread notifications")
             )
             live.send.close()
+            # It is over: the server is told, and what it still sends is dropped.
+            del self._subscriptions[event.id]
+            self._nursery.start_soon(self._cancel_quietly, event.id)
             return
         if event.offset is not None and event.topic is not None:
-            live.positions[event.topic] = {"epoch": event.epoch, "offset": event.offset}
+            known = event.topic in live.positions
+            recovering = event.event_name == "recovery" and isinstance(event.data, dict)
+            # A recovery notice gives the topic's position now: where a subscriber that knew
+            # none starts, or one that cannot recover starts again. One that recovers moves on
+            # with the missed messages themselves, so that a drop meanwhile loses none.
+            if not (recovering and known and event.data.get("recovered") is True):
+                live.positions[event.topic] = {"epoch": event.epoch, "offset": event.offset}
         if event.final:
             live.send.close()
 

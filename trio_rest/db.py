@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -36,6 +37,14 @@ __all__ = ["Database"]
 _CLAIM = "trio_rest.db.claim"
 # Set on a session whose request was answered while a worker thread still used it.
 _LEFT = "trio_rest.db.left"
+# Set on the sessions `Database.session` opens: their commits publish (`_observers.PUBLISHES`).
+_PUBLISHES = "trio_rest.observers.publishes"
+
+#: Seconds the changes of a commit may take to publish (they are published even when the
+#: request is cancelled, since the commit happened).
+PUBLISH_TIMEOUT = 10.0
+
+log = logging.getLogger("trio_rest")
 
 _T = TypeVar("_T")
 
@@ -175,14 +184,19 @@ class Database:
         return frozenset(self._observers)
 
     async def _publish_committed(self, session: Session) -> None:
-        """Publish what the session's commit made (observed models), once it has returned."""
+        """Publish what the session's commits made (observed models), within `PUBLISH_TIMEOUT`."""
         if not self._observers:
             return
         from ._observers import publish, take_committed
 
         changes = take_committed(session)
         if changes is not None and self._app is not None:
-            await publish(self._app, changes)
+            with trio.CancelScope(shield=True), trio.move_on_after(PUBLISH_TIMEOUT) as scope:
+                await publish(self._app, changes)
+            if scope.cancelled_caught:
+                log.error(
+                    "publishing a commit's changes took over %s s: the rest were dropped", PUBLISH_TIMEOUT
+                )
 
     async def run_sync(self, fn: Callable[..., _T], *args: Any) -> _T:
         """Run ``fn(*args)`` in a worker thread, holding a token for the call only.
@@ -289,6 +303,7 @@ class Database:
                 updates was deleted meanwhile.
         """
         session = self.sessionmaker()
+        session.info[_PUBLISHES] = True  # what its commits change is published (observed models)
         try:
             yield session
             if session.info.get(_LEFT):  # the view caught its own timeout: nothing is committed
@@ -298,7 +313,6 @@ class Database:
                     await self.run_in_session(session, session.commit)
                 except _CONFLICTS as exc:
                     raise conflict(exc) from None
-            await self._publish_committed(session)
         finally:
             # A thread left running by a cancellation still uses the session: it rolls
             # back, closes and gives the token back itself when it ends (`run_in_session`).
@@ -311,6 +325,9 @@ class Database:
                     claim = session.info.pop(_CLAIM, None)
                     if claim is not None:
                         self.limiter.release_on_behalf_of(claim)
+                # What committed is published, with the database's token given back first,
+                # even when the request failed after its view committed.
+                await self._publish_committed(session)
 
     async def create_all(self, metadata: sqlalchemy.MetaData) -> None:
         """Create every table of `metadata` that does not exist yet (in a worker thread).

@@ -41,12 +41,17 @@ class TestClient:
         app: the application under test.
         subprotocol: ``"trio-rest.json"`` or ``"trio-rest.msgpack"``.
         path: the handshake path.
+        **options: the `Client`'s own options (``subscription_buffer``,
+            ``request_timeout``...).
     """
 
     __test__ = False  # not a test class, whatever pytest thinks of the name
 
-    def __init__(self, app: App, *, subprotocol: str = "trio-rest.json", path: str = "/") -> None:
+    def __init__(
+        self, app: App, *, subprotocol: str = "trio-rest.json", path: str = "/", **options: Any
+    ) -> None:
         self.app = app
+        self._options = options
         self.server = Server(app)
         self._subprotocol = subprotocol
         self._path = path
@@ -67,7 +72,7 @@ class TestClient:
                     subprotocols=[self._subprotocol],
                 )
 
-            client = Client(nursery, opener)
+            client = Client(nursery, opener, **self._options)
             await client.start()
             try:
                 yield client

@@ -217,7 +217,9 @@ async def test_the_metrics_hook_counts_publishes_deliveries_and_slow_disconnects
         assert await app.publish("news", "x", 1) == 2
         await first.notifications.receive()
     assert metrics == [("published", 1), ("delivered", 2)]
-    assert repr(app.push_stats) == "PushStats(published=1, delivered=2, dropped=0, slow_disconnects=0)"
+    assert repr(app.push_stats) == (
+        "PushStats(published=1, delivered=2, dropped=0, slow_disconnects=0, failed=0)"
+    )
 
 
 async def test_a_stalled_client_is_counted_as_a_slow_disconnect() -> None:

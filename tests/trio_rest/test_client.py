@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import trio
 import trio.testing
 
-from trio_rest import Server
+from trio_rest import App, Request, Server, SimpleRouter, endpoint
 from trio_rest.client import (
     REPLY_MARGIN,
     ConnectionClosedError,
     RequestTimeoutError,
     RequestTooLargeError,
+    SubscriptionOverflowError,
     connect,
 )
 from trio_rest.testing import TestClient
@@ -148,3 +151,35 @@ async def test_every_request_waits_a_bounded_time(autojump_clock: trio.testing.M
         # server's 504 comes first.
         assert (await client.get("/sleep?seconds=100", timeout=2)).status == 504
         assert REPLY_MARGIN > 0
+
+
+async def _flood(request: Request) -> None:
+    for n in range(50):
+        await request.notify(n)
+    await trio.sleep_forever()
+
+
+async def test_a_subscription_read_too_slowly_ends_and_the_client_goes_on() -> None:
+    router = SimpleRouter()
+    router.register("/flood", _flood, "SUBSCRIBE")
+    router.register("/ok", _ok, "GET")
+    app = App(router)
+    async with TestClient(app, subscription_buffer=4) as client:
+        async with client.subscribe("/flood") as flood:
+            with trio.fail_after(5):
+                while not [c for s in app.servers for c in s.connections if c.stats().subscriptions == 0]:
+                    await trio.sleep(0.01)  # the client cancelled it on the server
+            got = [note.data async for note in _until_error(flood)]
+            assert got == [0, 1, 2, 3]
+        assert (await client.get("/ok")).data == "ok"  # the client lives on
+
+
+@endpoint
+async def _ok(request: Request) -> str:
+    return "ok"
+
+
+async def _until_error(subscription: Any) -> Any:
+    with pytest.raises(SubscriptionOverflowError):
+        async for note in subscription:
+            yield note

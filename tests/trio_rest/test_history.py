@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 import trio
 
-from trio_rest import App, InMemoryBroker, Request, Server, SimpleRouter
+from trio_rest import App, InMemoryBroker, Published, Request, Server, SimpleRouter
+from trio_rest.brokers import Member, Position, Recovery, recovery_after
 from trio_rest.client import connect
 from trio_rest.testing import TestClient
 
@@ -183,3 +184,53 @@ async def test_the_client_recovers_what_was_published_while_it_was_away() -> Non
     assert before == list(range(5))
     assert after == list(range(5, 105))  # exactly the ones missed, once, in order
     assert live == 105
+
+
+class ReplayingBroker(InMemoryBroker):
+    """A broker across processes may deliver live, after a recovery, what the history gave."""
+
+    def join(self, topic: str, member: Member) -> None:
+        self.followers = [*getattr(self, "followers", []), member]
+        super().join(topic, member)
+
+    async def history(self, topic: str, since: Position | None) -> Recovery:
+        recovery = await super().history(topic, since)
+        self.replay = list(recovery.messages)
+        return recovery
+
+
+async def test_what_the_history_gave_is_never_sent_again_live() -> None:
+    broker = ReplayingBroker()
+    router = SimpleRouter()
+    router.register("/news", follow_news, "SUBSCRIBE")
+    app = App(router, broker=broker)
+    async with TestClient(app) as client:
+        notice, _ = await _recover(client, {})
+        await _publish(app, "news", range(3))
+        since = {"news": {"epoch": notice.epoch, "offset": 0}}
+        async with client.subscribe("/news", args={"since": since}) as subscription:
+            notes = [await subscription.__anext__() for _ in range(4)]
+            assert [note.offset for note in notes] == [3, 1, 2, 3]  # the notice, then the history
+            for message in broker.replay:  # the same messages again, live
+                for member in broker.followers:
+                    member.deliver(message)
+            await app.publish("news", "n", 3)
+            assert (await subscription.__anext__()).offset == 4  # the duplicates were dropped
+
+
+def test_a_history_with_a_hole_is_not_recovered() -> None:
+    def message(offset: int) -> Published:
+        published = Published("t", "n", offset)
+        published.stamp("e", offset)
+        return published
+
+    position = Position("e", 5)
+    hole = recovery_after(Position("e", 1), position, [message(2), message(3), message(5)])
+    assert (hole.recovered, [m.offset for m in hole.messages]) == (False, [2, 3, 5])
+    short = recovery_after(Position("e", 1), position, [message(2), message(3)])
+    assert short.recovered is False  # the last ones are missing too
+    whole = recovery_after(Position("e", 1), position, [message(n) for n in range(1, 6)])
+    assert (whole.recovered, [m.offset for m in whole.messages]) == (True, [2, 3, 4, 5])
+    assert recovery_after(Position("e", 5), position, []).recovered is True
+    assert recovery_after(Position("e", 9), position, []).recovered is False
+    assert recovery_after(Position("x", 1), position, [message(2)]).messages == []

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import coredis
 import pytest
 import trio
 
@@ -155,15 +156,12 @@ async def test_a_gap_in_the_live_offsets_is_filled_from_the_stream(redis: RedisS
         await one.publish("news", "n", 0)
         assert await _next(news) == ("n", 0, 1)
         # Two messages that skip the channel (as if lost between Redis and this process)...
-        for n in (1, 2):
-            await _broker(one)._history_script(  # the stream gets them, without a PUBLISH
-                keys=_broker(one)._keys("news"), args=[1, 1, "unused", 300]
-            )
-            client_redis = _broker(one)._client
-            offset = await client_redis.hincrby("trio-rest:meta:news", "offset", 1)
-            await client_redis.xadd(
-                "trio-rest:stream:news", {"b": b'"n"\n' + str(n).encode()}, identifier=f"{offset}-0"
-            )
+        async with coredis.Redis.from_url(redis.url) as raw:
+            for n in (1, 2):
+                offset = await raw.hincrby("trio-rest:meta:news", "offset", 1)
+                await raw.xadd(
+                    "trio-rest:stream:news", {"b": b'"n"\n' + str(n).encode()}, identifier=f"{offset}-0"
+                )
         await one.publish("news", "n", 3)  # ...then one that arrives: offset 4 after 1
         assert [await _next(news) for _ in range(3)] == [("n", 1, 2), ("n", 2, 3), ("n", 3, 4)]
 
@@ -187,3 +185,14 @@ def test_a_url_that_is_not_redis_is_refused() -> None:
         RedisBroker("http://127.0.0.1/")
     with pytest.raises(ConfigurationError, match="history_size"):
         RedisBroker("redis://127.0.0.1/", history_size=0)
+
+
+async def test_a_message_that_is_not_trio_rests_does_not_stop_the_broker(redis: RedisServer) -> None:
+    one = _app(redis.url)
+    async with TestClient(one) as client, client.subscribe("/news") as news:
+        await _members(one, 1)
+        async with coredis.Redis.from_url(redis.url) as raw:
+            for junk in (b"junk", b"1:e:1\n{}", b'x:e:"n"\n1', b'2:e:"n"\nnot json'):
+                await raw.publish("trio-rest:ch:news", junk)
+        await one.publish("news", "n", "fine")
+        assert (await _next(news))[:2] == ("n", "fine")

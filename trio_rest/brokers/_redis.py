@@ -37,6 +37,7 @@ from typing import Any
 
 import orjson
 import trio
+from trio_rest_protocol import LocalProtocolError
 
 from .._broker import Member, Members, Position, Published, Recovery, new_epoch, recovery_after
 from .._errors import BrokerUnavailableError, ConfigurationError
@@ -63,8 +64,9 @@ local receivers = redis.call('PUBLISH', ARGV[1], offset .. ':' .. epoch .. ':' .
 return {offset, epoch, receivers}
 """
 
-# KEYS: meta, stream. ARGV: first offset wanted, most entries, a new epoch, history ttl.
-# Returns {offset, epoch, entries}: the position now, and the entries from the first wanted.
+# KEYS: meta, stream. ARGV: first offset wanted, (unused), a new epoch, history ttl.
+# Returns {offset, epoch, entries}: the position now, and every entry from the first wanted
+# (the stream holds about `history_size` of them: MAXLEN ~ keeps whole nodes).
 _HISTORY = """
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
 if not epoch then
@@ -76,7 +78,7 @@ end
 local offset = tonumber(redis.call('HGET', KEYS[1], 'offset'))
 local entries = {}
 if tonumber(ARGV[1]) <= offset then
-  entries = redis.call('XRANGE', KEYS[2], ARGV[1] .. '-0', '+', 'COUNT', ARGV[2])
+  entries = redis.call('XRANGE', KEYS[2], ARGV[1] .. '-0', '+')
 end
 return {offset, epoch, entries}
 """
@@ -84,9 +86,17 @@ return {offset, epoch, entries}
 try:  # an optional extra: pip install trio-rest[redis]
     import coredis
     from coredis.exceptions import ConnectionError as RedisConnectionError
+    from coredis.exceptions import RedisError
     from coredis.retry import NoRetryPolicy
 except ImportError:  # pragma: no cover - exercised only without the extra
     coredis = None  # type: ignore[assignment]
+    RedisError = OSError  # type: ignore[misc,assignment]  # never raised: nothing runs without coredis
+
+#: Seconds a command to Redis may take before the connection is taken for lost.
+_COMMAND_TIMEOUT = 10.0
+
+#: Objects kept for messages published here that have not come back yet, at most.
+_MAX_OBJECTS = 10_000
 
 _LOST: tuple[type[BaseException], ...] = (OSError, TimeoutError) + (
     (RedisConnectionError,) if coredis is not None else ()
@@ -96,6 +106,11 @@ _LOST: tuple[type[BaseException], ...] = (OSError, TimeoutError) + (
 class RedisBroker:
     """Topics through Redis (5 or newer; streams and Lua), for processes on any machine.
 
+    For a topic ``T`` it uses the hash ``{prefix}:meta:T`` (``epoch``, ``offset``), the stream
+    ``{prefix}:stream:T`` (entries ``OFFSET-0`` with field ``b``: the event name as JSON, a
+    newline, the data as JSON) and the channel ``{prefix}:ch:T`` (``OFFSET:EPOCH:`` then the
+    entry's ``b``).
+
     Args:
         url: ``redis://host:port/db`` (``rediss://`` for TLS).
         prefix: the start of every key and channel this broker uses, so that apps can
@@ -104,6 +119,8 @@ class RedisBroker:
         history_ttl: seconds a topic's history outlives its last publish (300).
         max_backoff: the longest wait between two attempts to reconnect, in seconds.
         connect_timeout: seconds to connect to Redis, per attempt.
+        receive: hold the subscription that delivers to this process's members; False
+            for a process that only publishes (a script, a job queue's worker).
 
     Raises:
         ConfigurationError: coredis is not installed, or the URL is not Redis's.
@@ -118,6 +135,7 @@ class RedisBroker:
         history_ttl: float = 300.0,
         max_backoff: float = 5.0,
         connect_timeout: float = 2.0,
+        receive: bool = True,
     ) -> None:
         if coredis is None:
             raise ConfigurationError("RedisBroker needs coredis: pip install 'trio-rest[redis]'")
@@ -132,7 +150,7 @@ class RedisBroker:
         self.history_ttl = max(1, round(history_ttl))
         self.max_backoff = max_backoff
         self._client = coredis.Redis.from_url(
-            url, decode_responses=False, connect_timeout=connect_timeout, stream_timeout=None
+            url, decode_responses=False, connect_timeout=connect_timeout, stream_timeout=_COMMAND_TIMEOUT
         )
         self._members = Members()
         #: The position of the last message delivered here, per topic with members (rule 2).
@@ -144,6 +162,9 @@ class RedisBroker:
         self._history_script: Any = None
         self.outages = 0
         self._entered = 0  # how many blocks run it (`running`)
+        #: What this process's messages are about, until they come back (`publish`).
+        self._objects: dict[tuple[str, str | None, int | None], Any] = {}
+        self.receive = receive
 
     # -- members -------------------------------------------------------------------
 
@@ -194,6 +215,13 @@ class RedisBroker:
         args = [self._channel(message.topic), body, new_epoch(), self.history_size, self.history_ttl]
         offset, epoch, receivers = await self._call("_publish_script", self._keys(message.topic), args)
         message.stamp(_text(epoch), int(offset))
+        if message.obj is not None and self.receive:
+            # What it is about, for this process's subscribers' permissions (it cannot cross
+            # processes: the others check the data). It usually arrives back at once.
+            objects = self._objects
+            objects[(message.topic, message.epoch, message.offset)] = message.obj
+            while len(objects) > _MAX_OBJECTS:
+                del objects[next(iter(objects))]
         return int(receivers)
 
     async def history(self, topic: str, since: Position | None) -> Recovery:
@@ -207,6 +235,30 @@ class RedisBroker:
         offset, epoch, entries = await self._call("_history_script", self._keys(topic), args)
         position = Position(_text(epoch), int(offset))
         return recovery_after(since, position, list(self._entries(topic, position.epoch, entries)))
+
+    async def recall(self, key: str) -> bytes | None:
+        """What `remember` kept under `key` (in Redis: every process sees it).
+
+        Raises:
+            BrokerUnavailableError: Redis cannot be reached.
+        """
+        return await self._command(self._client.get(f"{self.prefix}:kv:{key}"))  # type: ignore[no-any-return]
+
+    async def remember(self, key: str, value: bytes, ttl: float) -> None:
+        """Keep `value` under `key` for `ttl` seconds, in Redis.
+
+        Raises:
+            BrokerUnavailableError: Redis cannot be reached.
+        """
+        await self._command(self._client.set(f"{self.prefix}:kv:{key}", value, ex=max(1, round(ttl))))
+
+    async def _command(self, command: Any) -> Any:
+        try:
+            return await command
+        except BaseException as exc:
+            if not _lost(exc):
+                raise
+            raise BrokerUnavailableError() from None
 
     async def _call(self, script: str, keys: list[str], args: list[Any]) -> Any:
         try:
@@ -256,6 +308,10 @@ class RedisBroker:
         async with self._client:
             self._publish_script = self._client.register_script(_PUBLISH)
             self._history_script = self._client.register_script(_HISTORY)
+            if not self.receive:
+                self.connected = True  # publishing finds out for itself when Redis is away
+                yield
+                return
             async with trio.open_nursery() as nursery:
                 await nursery.start(self._receive)
                 try:
@@ -274,6 +330,7 @@ class RedisBroker:
                     patterns=[f"{self.prefix}:ch:*"],
                     retry_policy=NoRetryPolicy(),
                     ignore_subscribe_messages=True,
+                    max_idle_seconds=_COMMAND_TIMEOUT / 2,  # pings, so that a quiet channel never times out
                 ) as pubsub:
                     if self.outages:
                         await self._resume()
@@ -284,7 +341,10 @@ class RedisBroker:
                         started = True
                         task_status.started()
                     async for message in pubsub:
-                        await self._on_message(message)
+                        try:
+                            await self._on_message(message)
+                        except Exception:  # a bad message, a failed read: never the end of the broker
+                            log.exception("Redis at %s: a message could not be delivered", self.url)
             except BaseException as exc:
                 if not _lost(exc):
                     raise
@@ -304,6 +364,7 @@ class RedisBroker:
             await trio.sleep(min(self.max_backoff, 0.05 * 2 ** min(attempt, 16)) * random.uniform(0.5, 1.0))
 
     async def _on_message(self, message: Any) -> None:
+        """One message from the subscription: to this topic's members here, in order (rule 2)."""
         channel = _text(message["channel"])
         topic = channel[len(self.prefix) + 4 :]
         if not self._members.count(topic):
@@ -311,29 +372,36 @@ class RedisBroker:
         head, _, body = message["data"].partition(b":")
         epoch_bytes, _, body = body.partition(b":")
         published = _message(topic, body)
-        if published is None:
+        if published is None or not head.isdigit():
+            log.warning("topic %r: a message that is not trio-rest's was ignored", topic)
             return
         offset, epoch = int(head), _text(epoch_bytes)
         published.stamp(epoch, offset)
+        published.obj = self._objects.pop((topic, epoch, offset), None)
         last = self.last.get(topic)
         if last is not None and last.epoch == epoch:
             if offset <= last.offset:
                 return  # delivered already (read from the stream after a gap)
-            if offset > last.offset + 1:
-                await self._fill(topic, last, offset - 1)
+            if offset > last.offset + 1 and not await self._fill(topic, last, offset - 1):
+                log.warning("topic %r: messages before offset %d are lost", topic, offset)
+                self._notify(topic, "resumed", {"recovered": False})
         elif last is not None:
             log.warning("topic %r: its history restarted (a new epoch): what came before is lost", topic)
             self._notify(topic, "resumed", {"recovered": False})
-        self.last[topic] = Position(epoch, offset)
-        self._members.deliver(published)
+        if self._members.count(topic):  # members may have left while the gap was filled
+            self.last[topic] = Position(epoch, offset)
+            self._members.deliver(published)
 
     async def _fill(self, topic: str, last: Position, until: int) -> bool:
         """Deliver what `topic` published after `last` up to `until`, from its stream; false if lost."""
         try:
             recovery = await self.history(topic, last)
-        except BrokerUnavailableError:
+        except (BrokerUnavailableError, RedisError) as exc:
+            log.warning("topic %r: its history cannot be read: %s", topic, _describe(exc))
             return False
-        if recovery.position.epoch != last.epoch and self._members.count(topic):
+        if not self._members.count(topic):
+            return True  # nobody here to give it to any more
+        if recovery.position.epoch != last.epoch:
             self.last[topic] = recovery.position  # a new history: what comes next follows it
         for message in recovery.messages:
             if message.offset is not None and message.offset <= until and self._members.count(topic):
@@ -351,7 +419,7 @@ class RedisBroker:
             else:
                 try:
                     recovered = (await self.history(topic, None)).position.offset == 0
-                except BrokerUnavailableError:
+                except (BrokerUnavailableError, RedisError):
                     recovered = False
             self._notify(topic, "resumed", {"recovered": recovered})
 
@@ -374,11 +442,11 @@ class RedisBroker:
 def _message(topic: str, body: bytes) -> Published | None:
     """A message as stored: its event name as JSON, a newline, its data as JSON."""
     name, newline, data = body.partition(b"\n")
-    try:
-        event_name = orjson.loads(name)
-        return Published(topic, event_name, encoded=data) if newline else None
-    except (orjson.JSONDecodeError, ValueError, TypeError):
-        log.warning("topic %r: a message that is not trio-rest's was ignored", topic)
+    if not newline:
+        return None
+    try:  # checked once per process, so that members never get what is not JSON
+        return Published(topic, orjson.loads(name), encoded=data, decoded=orjson.loads(data))
+    except (orjson.JSONDecodeError, LocalProtocolError):
         return None
 
 

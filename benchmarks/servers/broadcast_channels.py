@@ -1,0 +1,109 @@
+"""The broadcast benchmark's Django Channels server (``channels_redis``), and its publisher.
+
+    python -m benchmarks.servers.broadcast_channels --serve --port P --redis URL --workers 2
+    python -m benchmarks.servers.broadcast_channels --publish --redis URL --rate 20 --duration 5
+
+Every client's consumer joins the group ``feed`` when it connects; uvicorn runs the workers
+and the ``channels_redis`` layer (``RedisChannelLayer``, its defaults) carries each group
+message to all of them. The publisher is one external ``group_send``, as Channels documents
+for sending from outside a consumer. JSON is orjson.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import time
+from typing import Any
+
+import django
+import orjson
+from django.conf import settings
+
+# uvicorn's workers import this module twice (as their main module, then by name).
+if not settings.configured:
+    settings.configure(
+        DEBUG=False,
+        SECRET_KEY="benchmarks-only",
+        ALLOWED_HOSTS=["*"],
+        INSTALLED_APPS=["channels"],
+        DATABASES={},
+        USE_TZ=True,
+        CHANNEL_LAYERS={
+            "default": {
+                "BACKEND": "channels_redis.core.RedisChannelLayer",
+                "CONFIG": {"hosts": [os.environ.get("BROADCAST_REDIS", "redis://127.0.0.1:6379/0")]},
+            }
+        },
+    )
+django.setup()
+
+from channels.generic.websocket import AsyncWebsocketConsumer  # noqa: E402 - after django.setup()
+from channels.layers import get_channel_layer  # noqa: E402
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from django.urls import path  # noqa: E402
+
+PAD = "x" * 64
+
+
+class FeedConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
+    """Joins ``feed``; each ``note`` message goes to the client as it is."""
+
+    async def connect(self) -> None:
+        await self.channel_layer.group_add("feed", self.channel_name)
+        await self.accept()
+
+    async def disconnect(self, code: int) -> None:
+        await self.channel_layer.group_discard("feed", self.channel_name)
+
+    async def note(self, event: dict[str, Any]) -> None:
+        await self.send(text_data=event["text"])
+
+
+application = ProtocolTypeRouter({"websocket": URLRouter([path("", FeedConsumer.as_asgi())])})
+
+
+async def _publish(rate: float, duration: float) -> int:
+    layer = get_channel_layer()
+    count = int(rate * duration)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    for n in range(count):
+        delay = start + n / rate - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        text = orjson.dumps({"n": n, "t": time.time(), "pad": PAD}).decode()
+        await layer.group_send("feed", {"type": "note", "text": text})
+    return count
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--serve", action="store_true")
+    parser.add_argument("--publish", action="store_true")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int)
+    parser.add_argument("--redis", required=True)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--rate", type=float)
+    parser.add_argument("--duration", type=float)
+    args = parser.parse_args()
+    if args.publish:
+        print(asyncio.run(_publish(args.rate, args.duration)), flush=True)
+        return
+    import uvicorn
+
+    uvicorn.run(
+        "benchmarks.servers.broadcast_channels:application",
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+    )
+
+
+if __name__ == "__main__":
+    main()

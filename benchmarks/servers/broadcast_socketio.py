@@ -1,0 +1,84 @@
+"""The broadcast benchmark's python-socketio server (``AsyncRedisManager``), and its publisher.
+
+    python -m benchmarks.servers.broadcast_socketio --serve --port P --redis URL --workers 2
+    python -m benchmarks.servers.broadcast_socketio --publish --redis URL --rate 20 --duration 5
+
+Every client joins the room ``feed`` when it connects (Engine.IO 4 WebSocket transport);
+uvicorn runs the workers, and the `AsyncRedisManager` carries each emit to all of them. The
+publisher is one external ``AsyncRedisManager(write_only=True)`` emitting ``note`` to the
+room, as python-socketio documents for emitting from another process. JSON is orjson.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import time
+from typing import Any
+
+import socketio
+
+from .socketio_app import ORJSON
+
+PAD = "x" * 64
+
+
+def build() -> Any:
+    manager = socketio.AsyncRedisManager(os.environ["BROADCAST_REDIS"], json=ORJSON)
+    sio = socketio.AsyncServer(async_mode="asgi", json=ORJSON, client_manager=manager)
+
+    @sio.event
+    async def connect(sid: str, environ: Any) -> None:
+        await sio.enter_room(sid, "feed")
+
+    return socketio.ASGIApp(sio)
+
+
+app = build() if "BROADCAST_REDIS" in os.environ else None
+
+
+async def _publish(redis: str, rate: float, duration: float) -> int:
+    manager = socketio.AsyncRedisManager(redis, write_only=True, json=ORJSON)
+    count = int(rate * duration)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    for n in range(count):
+        delay = start + n / rate - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        await manager.emit("note", {"n": n, "t": time.time(), "pad": PAD}, room="feed")
+    await asyncio.sleep(0.1)
+    return count
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--serve", action="store_true")
+    parser.add_argument("--publish", action="store_true")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int)
+    parser.add_argument("--redis", required=True)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--rate", type=float)
+    parser.add_argument("--duration", type=float)
+    args = parser.parse_args()
+    if args.publish:
+        print(asyncio.run(_publish(args.redis, args.rate, args.duration)), flush=True)
+        return
+    import uvicorn
+
+    os.environ["BROADCAST_REDIS"] = args.redis  # read by each worker process when it imports `app`
+    uvicorn.run(
+        "benchmarks.servers.broadcast_socketio:app",
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+    )
+
+
+if __name__ == "__main__":
+    main()
