@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import time
 import weakref
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -158,7 +159,9 @@ class App:
             result = await lifespan(self)
         else:
             result = await trio.to_thread.run_sync(lifespan, self)
+        revocations = _Revocations(self)
         async with self.broker.running():
+            self.broker.join(REVOCATIONS, revocations)  # what another process revokes
             if hasattr(result, "__aenter__"):
                 async with result:
                     yield
@@ -239,6 +242,14 @@ class App:
         self.push_stats.count("published")
         return await self.broker.publish(message)
 
+    async def presence(self, topic: str) -> dict[str, Any]:
+        """Who is present in `topic` (``request.present``), in every process: client id -> info.
+
+        Raises:
+            BrokerUnavailableError: the broker cannot be reached.
+        """
+        return await self.broker.presence(topic)
+
     def revoke(self, subject: str) -> int:
         """Refuse `subject`'s tokens issued until now, and close its connections (1008).
 
@@ -253,7 +264,28 @@ class App:
         """
         if self.auth is None:
             raise ConfigurationError("App.revoke needs an auth= to revoke tokens of")
-        self.auth.revoke(subject)
+        return self._revoke_here(subject, None)
+
+    async def revoke_everywhere(self, subject: str) -> None:
+        """`revoke` in every process of the App, through its broker (across machines with Redis).
+
+        Each process refuses `subject`'s tokens issued until now and closes its connections
+        (1008), as `revoke` does in one.
+
+        Raises:
+            ConfigurationError: the App has no `auth`.
+            BrokerUnavailableError: the broker cannot be reached (this process has revoked).
+        """
+        if self.auth is None:
+            raise ConfigurationError("App.revoke_everywhere needs an auth= to revoke tokens of")
+        at = time.time()
+        self._revoke_here(subject, at)
+        await self.publish(REVOCATIONS, "revoke", {"subject": subject, "at": at})
+
+    def _revoke_here(self, subject: str, at: float | None) -> int:
+        if self.auth is None:
+            return 0
+        self.auth.revoke(subject, at=at)
         closed = 0
         for server in list(self.servers):
             for connection in list(server.connections):
@@ -276,6 +308,26 @@ class App:
         if handler is None:
             handler = self._handlers[(view, method)] = self._compile(view, method)
         return handler
+
+
+#: The topic on which processes tell each other about revoked tokens (`revoke_everywhere`).
+REVOCATIONS = "$trio-rest/revocations"
+
+
+class _Revocations:
+    """The App's member of `REVOCATIONS`: revokes here what another process revoked."""
+
+    __slots__ = ("_app",)
+
+    def __init__(self, app: App) -> None:
+        self._app = app
+
+    def deliver(self, message: Published) -> bool:
+        data = message.data
+        if message.event_name == "revoke" and isinstance(data, dict) and isinstance(data.get("subject"), str):
+            at = data.get("at")
+            self._app._revoke_here(data["subject"], at if isinstance(at, int | float) else None)
+        return True
 
 
 def _jwt_options(settings: Settings) -> tuple[Any, ...]:

@@ -228,6 +228,18 @@ class Broker(Protocol):
         """Keep `value` under `key` for `ttl` seconds, where every process of the App sees it."""
         ...
 
+    async def present(self, topic: str, client: str, info: Any) -> None:
+        """Record `client` as present in `topic`, with `info` (until `absent`, or its process dies)."""
+        ...
+
+    async def absent(self, topic: str, client: str) -> None:
+        """`client` is no longer present in `topic`."""
+        ...
+
+    async def presence(self, topic: str) -> dict[str, Any]:
+        """Who is present in `topic`, in every process: client -> info."""
+        ...
+
     #: Where deliveries are counted: the App sets its `push_stats` here.
     stats: PushStats | None
 
@@ -408,7 +420,7 @@ class InMemoryBroker:
         max_history_topics: histories kept at most (10,000).
     """
 
-    __slots__ = ("_history", "_kept", "_members", "max_kept")
+    __slots__ = ("_history", "_kept", "_members", "_present", "max_kept")
 
     def __init__(
         self, *, history_size: int = 100, history_ttl: float = 300.0, max_history_topics: int = 10_000
@@ -418,6 +430,7 @@ class InMemoryBroker:
         #: Values `remember` keeps (idempotent replies), oldest first, at most `max_kept`.
         self._kept: dict[str, tuple[float, bytes]] = {}
         self.max_kept = 10_000
+        self._present: dict[str, dict[str, Any]] = {}  # topic -> client -> info
 
     def join(self, topic: str, member: Member) -> None:
         self._members.join(topic, member)
@@ -475,7 +488,24 @@ class InMemoryBroker:
                 break
             del kept[first]
 
+    async def present(self, topic: str, client: str, info: Any) -> None:
+        await trio.lowlevel.checkpoint()
+        self._present.setdefault(topic, {})[client] = info
+
+    async def absent(self, topic: str, client: str) -> None:
+        await trio.lowlevel.checkpoint()
+        clients = self._present.get(topic)
+        if clients is not None:
+            clients.pop(client, None)
+            if not clients:
+                del self._present[topic]
+
+    async def presence(self, topic: str) -> dict[str, Any]:
+        await trio.lowlevel.checkpoint()
+        return dict(self._present.get(topic, {}))
+
     def check_invariants(self) -> None:
         """Raise `AssertionError` if a rule of the module docstring is broken."""
         self._members.check_invariants()
         self._history.check_invariants()
+        assert all(self._present.values()), "a presence set kept empty"

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping
+import logging
+import secrets
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
+import trio
 
 from ._errors import TrioRestError
 from ._threads import run_abandonable
@@ -20,6 +24,11 @@ if TYPE_CHECKING:
 __all__ = ["Request", "Response"]
 
 _T = TypeVar("_T")
+
+log = logging.getLogger("trio_rest")
+
+#: Seconds leaving a presence may take (it runs shielded from cancellation).
+PRESENCE_LEAVE_TIMEOUT = 5.0
 
 
 def _check_status(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
@@ -161,6 +170,36 @@ class Request:
             TrioRestError: the request is not a SUBSCRIBE.
         """
         return await self._subscription().notify(data, event_name=event_name, topic=topic)
+
+    @asynccontextmanager
+    async def present(self, topic: str, info: Any = None) -> AsyncIterator[str]:
+        """Be present in `topic` for the block: in ``app.presence(topic)``, with ``join``/``leave``.
+
+        Entering records this client in the topic's presence (in every process, with a
+        broker across processes) and publishes ``"join"`` there with ``{"client": id,
+        "info": info}``; leaving (the handler returns, is cancelled, fails) removes it and
+        publishes ``"leave"`` the same way, shielded and bounded to `PRESENCE_LEAVE_TIMEOUT`
+        seconds. A SUBSCRIBE handler typically does::
+
+            async with request.present("room", {"user": request.user["sub"]}):
+                await request.follow("room")
+                await trio.sleep_forever()
+
+        Yields:
+            The client's id in the presence (random, unique).
+        """
+        app, client = self.app, secrets.token_hex(8)
+        await app.broker.present(topic, client, info)
+        try:
+            await app.publish(topic, "join", {"client": client, "info": info})
+            yield client
+        finally:
+            with trio.CancelScope(shield=True), trio.move_on_after(PRESENCE_LEAVE_TIMEOUT):
+                try:
+                    await app.broker.absent(topic, client)
+                    await app.publish(topic, "leave", {"client": client, "info": info})
+                except Exception as exc:  # the broker is away: its entry expires by itself
+                    log.warning("leaving the presence of %r failed: %s", topic, exc)
 
     async def follow(self, topic: str) -> None:
         """Make this subscription receive what the App publishes to `topic` (see `Subscription.follow`).

@@ -234,3 +234,36 @@ def test_a_history_with_a_hole_is_not_recovered() -> None:
     assert recovery_after(Position("e", 5), position, []).recovered is True
     assert recovery_after(Position("e", 9), position, []).recovered is False
     assert recovery_after(Position("x", 1), position, [message(2)]).messages == []
+
+
+async def in_the_room(request: Request) -> None:
+    async with request.present("room", {"user": request.args.get("user")}):
+        await request.follow("room")
+        await trio.sleep_forever()
+
+
+async def test_presence_with_join_and_leave_notifications() -> None:
+    """(A client joins before it follows the topic: it is told of the others, not of itself.)"""
+    router = SimpleRouter()
+    router.register("/room", in_the_room, "SUBSCRIBE")
+    app = App(router)
+    with trio.fail_after(10):
+        await _presence_scenario(app)
+    _check(app)
+
+
+async def _presence_scenario(app: App) -> None:
+    async with TestClient(app) as client:
+        async with client.subscribe("/room", args={"user": "ada"}) as ada:
+            async with client.subscribe("/room", args={"user": "bob"}):  # ada sees bob join
+                note = await ada.__anext__()
+                assert (note.event_name, note.data["info"]) == ("join", {"user": "bob"})
+                present = await app.presence("room")
+                assert sorted(info["user"] for info in present.values()) == ["ada", "bob"]
+                bob = next(client for client, info in present.items() if info["user"] == "bob")
+            note = await ada.__anext__()
+            assert (note.event_name, note.data) == ("leave", {"client": bob, "info": {"user": "bob"}})
+            assert [info["user"] for info in (await app.presence("room")).values()] == ["ada"]
+        with trio.fail_after(5):
+            while await app.presence("room"):
+                await trio.sleep(0.01)

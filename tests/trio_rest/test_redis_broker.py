@@ -15,7 +15,14 @@ import pytest
 import trio
 
 from tests._redis import RedisServer
-from trio_rest import App, BrokerUnavailableError, ConfigurationError, Request, SimpleRouter
+from trio_rest import (
+    App,
+    AuthenticationError,
+    BrokerUnavailableError,
+    ConfigurationError,
+    Request,
+    SimpleRouter,
+)
 from trio_rest.brokers import RedisBroker
 from trio_rest.client import Subscription
 from trio_rest.testing import TestClient
@@ -196,3 +203,50 @@ async def test_a_message_that_is_not_trio_rests_does_not_stop_the_broker(redis: 
                 await raw.publish("trio-rest:ch:news", junk)
         await one.publish("news", "n", "fine")
         assert (await _next(news))[:2] == ("n", "fine")
+
+
+async def test_presence_is_shared_and_dies_with_its_process(redis: RedisServer) -> None:
+    one, two = _app(redis.url, presence_ttl=1.0), _app(redis.url)
+    async with _serving(two):
+        async with _serving(one):
+            await one.broker.present("room", "c1", {"user": "ada"})
+            await two.broker.present("room", "c2", {"user": "bob"})
+            assert (
+                await one.presence("room")
+                == await two.presence("room")
+                == {
+                    "c1": {"user": "ada"},
+                    "c2": {"user": "bob"},
+                }
+            )
+            await trio.sleep(1.2)  # kept alive while its process runs
+            assert "c1" in await two.presence("room")
+        # `one` stopped without saying goodbye (as a killed process): its client expires.
+        with trio.fail_after(5):
+            while "c1" in await two.presence("room"):
+                await trio.sleep(0.1)
+        await two.broker.absent("room", "c2")
+        assert await two.presence("room") == {}
+
+
+async def test_a_revocation_reaches_every_process(redis: RedisServer) -> None:
+    from trio_rest.auth import JWTAuth
+
+    secret = "s" * 32
+
+    def authenticated(url: str) -> App:
+        app = _app(url)
+        return App(app.router, broker=app.broker, auth=JWTAuth(secret))
+
+    one, two = authenticated(redis.url), authenticated(redis.url)
+    token = JWTAuth(secret).issue("ada")
+    async with TestClient(two, path=f"/?token={token}") as ada, _serving(one):
+        assert (await ada.ping()) >= 0
+        assert [c.subject for s in two.servers for c in s.connections] == ["ada"]
+        await trio.sleep(1.1)  # tokens are issued in whole seconds: the revocation comes after
+        await one.revoke_everywhere("ada")
+        with trio.fail_after(5):  # the other process closed her connection...
+            while [c for s in two.servers for c in s.connections if c.subject == "ada"]:
+                await trio.sleep(0.02)
+    with pytest.raises(AuthenticationError, match="revoked"):
+        await two.auth.authenticate(token)  # type: ignore[union-attr]  # ...and refuses her token

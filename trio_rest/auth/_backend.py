@@ -30,6 +30,10 @@ class AuthBackend(Protocol):
         """
         ...
 
-    def revoke(self, subject: str) -> None:
-        """Refuse the tokens `subject` holds now (`App.revoke` also closes its connections)."""
+    def revoke(self, subject: str, *, at: float | None = None) -> None:
+        """Refuse the tokens `subject` holds at `at` (Unix time; now by default).
+
+        `App.revoke` also closes its connections; `App.revoke_everywhere` passes the time
+        it revoked at to every process.
+        """
         ...

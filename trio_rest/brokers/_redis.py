@@ -30,14 +30,16 @@ Rules (`check_invariants` raises `AssertionError` when one is broken):
 from __future__ import annotations
 
 import logging
+import math
 import random
+import time
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
 
 import orjson
 import trio
-from trio_rest_protocol import LocalProtocolError
+from trio_rest_protocol import LocalProtocolError, to_plain
 
 from .._broker import Member, Members, Position, Published, Recovery, new_epoch, recovery_after
 from .._errors import BrokerUnavailableError, ConfigurationError
@@ -88,6 +90,7 @@ try:  # an optional extra: pip install trio-rest[redis]
     from coredis.exceptions import ConnectionError as RedisConnectionError
     from coredis.exceptions import RedisError
     from coredis.retry import NoRetryPolicy
+    from coredis.tokens import PureToken
 except ImportError:  # pragma: no cover - exercised only without the extra
     coredis = None  # type: ignore[assignment]
     RedisError = OSError  # type: ignore[misc,assignment]  # never raised: nothing runs without coredis
@@ -121,6 +124,8 @@ class RedisBroker:
         connect_timeout: seconds to connect to Redis, per attempt.
         receive: hold the subscription that delivers to this process's members; False
             for a process that only publishes (a script, a job queue's worker).
+        presence_ttl: seconds a client's presence outlives its process, if the process
+            dies without removing it (30); pushed back every third of it while alive.
 
     Raises:
         ConfigurationError: coredis is not installed, or the URL is not Redis's.
@@ -136,6 +141,7 @@ class RedisBroker:
         max_backoff: float = 5.0,
         connect_timeout: float = 2.0,
         receive: bool = True,
+        presence_ttl: float = 30.0,
     ) -> None:
         if coredis is None:
             raise ConfigurationError("RedisBroker needs coredis: pip install 'trio-rest[redis]'")
@@ -162,9 +168,11 @@ class RedisBroker:
         self._history_script: Any = None
         self.outages = 0
         self._entered = 0  # how many blocks run it (`running`)
+        self._present: dict[tuple[str, str], bytes] = {}  # (topic, client) -> info, this process's
         #: What this process's messages are about, until they come back (`publish`).
         self._objects: dict[tuple[str, str | None, int | None], Any] = {}
         self.receive = receive
+        self.presence_ttl = presence_ttl
 
     # -- members -------------------------------------------------------------------
 
@@ -252,6 +260,73 @@ class RedisBroker:
         """
         await self._command(self._client.set(f"{self.prefix}:kv:{key}", value, ex=max(1, round(ttl))))
 
+    async def present(self, topic: str, client: str, info: Any) -> None:
+        """Record `client` in the topic's presence, in Redis, kept alive while this process lives.
+
+        Each entry has an expiry (`presence_ttl`), which this process pushes back while
+        the client stays: a process that dies takes its clients' presence with it.
+
+        Raises:
+            BrokerUnavailableError: Redis cannot be reached.
+        """
+        self._present[(topic, client)] = orjson.dumps(info, default=to_plain)
+        await self._refresh(topic, client)
+
+    async def absent(self, topic: str, client: str) -> None:
+        """Remove `client` from the topic's presence.
+
+        Raises:
+            BrokerUnavailableError: Redis cannot be reached.
+        """
+        self._present.pop((topic, client), None)
+        alive, infos = self._presence_keys(topic)
+        await self._command(self._client.zrem(alive, [client]))
+        await self._command(self._client.hdel(infos, [client]))
+
+    async def presence(self, topic: str) -> dict[str, Any]:
+        """Who is present in `topic`, across every process (those whose entry has not expired).
+
+        Raises:
+            BrokerUnavailableError: Redis cannot be reached.
+        """
+        alive, infos = self._presence_keys(topic)
+        now = time.time()
+        await self._command(self._client.zremrangebyscore(alive, -math.inf, now))
+        clients = [
+            _text(client)
+            for client in await self._command(
+                self._client.zrange(alive, now, "+inf", sortby=PureToken.BYSCORE)
+            )
+        ]
+        if not clients:
+            return {}
+        values = await self._command(self._client.hmget(infos, clients))
+        return {client: orjson.loads(value) for client, value in zip(clients, values, strict=True) if value}
+
+    def _presence_keys(self, topic: str) -> tuple[str, str]:
+        return f"{self.prefix}:alive:{topic}", f"{self.prefix}:present:{topic}"
+
+    async def _refresh(self, topic: str, client: str) -> None:
+        info = self._present.get((topic, client))
+        if info is None:
+            return
+        alive, infos = self._presence_keys(topic)
+        ttl = self.presence_ttl
+        await self._command(self._client.zadd(alive, {client: time.time() + ttl}))
+        await self._command(self._client.hset(infos, {client: info}))
+        await self._command(self._client.expire(alive, max(1, round(ttl * 2))))
+        await self._command(self._client.expire(infos, max(1, round(ttl * 2))))
+
+    async def _keep_present(self) -> None:
+        """Push back the expiry of this process's clients' presence, while it runs."""
+        while True:
+            await trio.sleep(self.presence_ttl / 3)
+            for topic, client in list(self._present):
+                try:
+                    await self._refresh(topic, client)
+                except BrokerUnavailableError:
+                    break  # Redis is away: the next round tries again
+
     async def _command(self, command: Any) -> Any:
         try:
             return await command
@@ -314,6 +389,7 @@ class RedisBroker:
                 return
             async with trio.open_nursery() as nursery:
                 await nursery.start(self._receive)
+                nursery.start_soon(self._keep_present)
                 try:
                     yield
                 finally:
