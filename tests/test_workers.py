@@ -150,8 +150,18 @@ async def test_a_killed_worker_is_restarted_and_its_clients_recover_on_a_sibling
 
 
 async def _create_via(url: str, names: list[str]) -> None:
-    async with connect(url, max_backoff=0.3) as writer:
-        await _create(writer, names)
+    """Create the users through a new client; its first connection is tried up to 3 times.
+
+    (A connection made while a worker dies may get no handshake; a client tries again.)
+    """
+    for attempt in range(3):
+        try:
+            async with connect(url, max_backoff=0.3, connect_timeout=3) as writer:
+                await _create(writer, names)
+                return
+        except OSError:
+            if attempt == 2:
+                raise
 
 
 async def test_a_client_away_while_100_writes_happen_gets_exactly_those(

@@ -25,6 +25,7 @@ from ._views import Handler, compile_handler
 from .auth._permissions import Permission, compile_permissions
 
 if TYPE_CHECKING:
+    from ._metrics import Metrics
     from ._server import Server
     from .auth._backend import AuthBackend
 
@@ -108,6 +109,7 @@ class App:
         self.middleware = tuple(middleware)
         self.push_stats = PushStats(metrics)
         self.broker = broker if broker is not None else InMemoryBroker()
+        self._metrics: Metrics | None = None
         #: The idempotent writes (requests with an ``idempotency_key``): see `_idempotency`.
         self.idempotency = Idempotency(self)
         #: The servers serving this App in this process (`revoke` closes connections on each).
@@ -167,6 +169,15 @@ class App:
                     yield
             else:
                 yield
+
+    @property
+    def metrics(self) -> Metrics:
+        """The App's Prometheus metrics (made on first use; served when `Settings.metrics` is on)."""
+        if self._metrics is None:
+            from ._metrics import Metrics
+
+            self._metrics = Metrics(self)
+        return self._metrics
 
     @property
     def broker(self) -> Broker:

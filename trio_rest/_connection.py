@@ -284,6 +284,8 @@ class ServerConnection:
         if note and event.id is not None and not self._proto.is_subscribed(event.id):
             return False
         wire = self._proto.send(event)
+        if not note and self._settings.metrics and type(event) is ProtocolResponse:
+            self.app.metrics.answered("-", "-", event.status, None)  # answered with no view: refusals
         if self._binary or self._legacy_errors:
             wire = self._shape(wire, event, None)
         if note and not event.final:  # type: ignore[union-attr]
@@ -712,6 +714,9 @@ class ServerConnection:
         if self._binary or self._legacy_errors or args:
             wire = self._shape(wire, reply, args)
         self._outbox.put(wire)
+        if self._settings.metrics:
+            seconds = trio.current_time() - job.arrived
+            self.app.metrics.answered(job.handler.name, job.event.method, reply.status, seconds)
 
     # -- liveness and the end ------------------------------------------------------------
 

@@ -46,7 +46,7 @@ async def run_middleware(middleware: Sequence[Middleware], request: Request, vie
 
 
 async def log_requests(request: Request, call_next: CallNext) -> Any:
-    """Log each request in one line: method, path, status, milliseconds, user (built-in middleware)."""
+    """Log each request in one line: method, path, status, milliseconds, request id, user (built-in)."""
     start = trio.current_time()
     status = 500
     try:
@@ -59,11 +59,12 @@ async def log_requests(request: Request, call_next: CallNext) -> Any:
     finally:
         elapsed = (trio.current_time() - start) * 1000
         log.info(
-            "%s %s %s %s %.1f ms user %s",
+            "%s %s %s %s %.1f ms id %r user %s",
             request.connection.peer,
             request.method,
             request.path,
             status,
             elapsed,
+            request.id,
             user_label(request.user),
         )

@@ -352,6 +352,10 @@ class Server:
         if request.path == "/health" and request.method in ("GET", "HEAD"):
             body = orjson.dumps({"status": "ok", "connections": len(self.connections)})
             return render_response(200, body)
+        if request.path == "/metrics" and request.method == "GET" and self.app.settings.metrics:
+            from ._metrics import CONTENT_TYPE
+
+            return render_response(200, self.app.metrics.render(), content_type=CONTENT_TYPE)
         return render_response(404, json_detail("Not Found"))
 
 

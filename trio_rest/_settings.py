@@ -138,6 +138,9 @@ class Settings:
             ``"scheme://host[:port]"`` (None, the default: any). A handshake with
             another Origin gets HTTP 403; one without an Origin header (a client
             that is not a browser) is let through.
+        metrics: serve Prometheus metrics at ``GET /metrics`` on the same port (False:
+            off by default, since anyone who reaches the port could read them; turn it on
+            where the port is private, or behind a proxy that guards the path).
         idempotency_ttl: seconds the reply to a write with an ``idempotency_key`` is
             remembered, so that a retry gets it instead of writing again (300).
         max_head_size: largest HTTP request head (16 KiB); beyond it, 431.
@@ -187,6 +190,7 @@ class Settings:
     allowed_origins: tuple[str, ...] | None = attrs.field(
         default=None, converter=attrs.converters.optional(tuple), validator=_origins
     )
+    metrics: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
     idempotency_ttl: float = attrs.field(default=300.0, validator=_positive)
     max_head_size: int = attrs.field(default=DEFAULT_MAX_HEAD_SIZE, validator=_positive)
     read_size: int = attrs.field(default=64 * 2**10, validator=_positive)

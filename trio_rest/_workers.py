@@ -521,10 +521,11 @@ class WorkerPool:
         if isinstance(exc, APIError):
             return error_reply(event, exc)
         log.error(
-            "%s: %s %s failed in %s",
+            "%s: %s %s (request id %r) failed in %s",
             job.request.connection.peer,
             event.method,
             event.path,  # not the url: its query string may carry a token
+            event.id,
             job.handler.name,
             exc_info=exc,
         )
