@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -289,6 +292,33 @@ async def test_the_example_client_requests_and_real_replies_fit_the_document(use
             assert missing["status"] == 404
 
 
+async def _http_get(port: int, target: str, host: str) -> tuple[bytes, bytes]:
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    async with stream:
+        await stream.send_all(f"GET {target} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+        received = b""
+        while chunk := await stream.receive_some(65536):
+            received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    return head, body
+
+
+@pytest.mark.parametrize(
+    ("host", "served_as"), [("api.example.test:9000", "api.example.test:9000"), ("a b", "{host}")]
+)
+async def test_get_asyncapi_json_over_a_real_socket(users_app: App, host: str, served_as: str) -> None:
+    with trio.fail_after(10):
+        async with running(users_app) as server:
+            head, body = await _http_get(server.port, "/asyncapi.json", host)
+    assert head.startswith(b"HTTP/1.1 200 ")
+    assert b"\r\nContent-Type: application/json\r\n" in head
+    document = orjson.loads(body)
+    assert document["servers"]["server"]["host"] == served_as  # a Host header unfit to echo is not
+    expected = asyncapi_document(users_app)
+    assert {**document, "servers": None} == {**expected, "servers": None}
+    assert _asyncapi_errors(document) == []
+
+
 def test_viewset_routes_get_their_actions_schemas_and_docstrings(tmp_path: Path) -> None:
     class UserViewSet(ModelViewSet):
         """Users, the generic way."""
@@ -320,3 +350,35 @@ def test_viewset_routes_get_their_actions_schemas_and_docstrings(tmp_path: Path)
     assert (
         _operation(document, "GET", "/user")["summary"] == "GET on the list route: a page of serialized rows."
     )
+
+
+def test_the_cli_prints_the_document(users_app: App) -> None:
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "protocol")]),
+        "TRIO_REST_JWT_SECRET": SECRET,  # the environment's settings count, as for `run`
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "trio_rest", "asyncapi", "tests.trio_rest.conftest:build_app"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith('{\n  "asyncapi": "3.0.0"')  # indented
+    document = json.loads(done.stdout)
+    assert _asyncapi_errors(document) == []
+    assert set(document["operations"]) == set(asyncapi_document(build_app())["operations"]) | {"auth"}
+    assert "securitySchemes" in document["components"]
+
+    refused = subprocess.run(
+        [sys.executable, "-m", "trio_rest", "asyncapi", "no.such.module:app"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert refused.returncode != 0 and "cannot import" in refused.stderr and refused.stdout == ""
