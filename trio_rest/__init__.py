@@ -9,6 +9,7 @@ import importlib
 import typing
 
 from ._app import App
+from ._asyncapi import asyncapi_document
 from ._broker import Broker, InMemoryBroker, Published
 from ._connection import ServerConnection
 from ._converter import configure_converter, make_converter
@@ -80,6 +81,7 @@ __all__ = [
     "Timer",
     "TrioRestError",
     "ValidationError",
+    "asyncapi_document",
     "configure_converter",
     "endpoint",
     "log_requests",

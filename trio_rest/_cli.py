@@ -1,4 +1,7 @@
-"""The command line: ``python -m trio_rest run MODULE:ATTR --host 127.0.0.1 --port 8080``."""
+"""The command line: ``python -m trio_rest run MODULE:ATTR --host 127.0.0.1 --port 8080``.
+
+``python -m trio_rest asyncapi MODULE:ATTR`` prints the App's AsyncAPI document instead.
+"""
 
 from __future__ import annotations
 
@@ -15,9 +18,11 @@ from collections.abc import Sequence
 from errno import EADDRINUSE
 
 import attrs
+import orjson
 import trio
 
 from ._app import App
+from ._asyncapi import asyncapi_document
 from ._config import configure
 from ._engine import ENGINE_NAMES
 from ._errors import ConfigurationError
@@ -100,6 +105,8 @@ async def _orphaned(parent: int, stop: trio.Event) -> None:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m trio_rest", description="Serve a trio-rest app.")
     commands = parser.add_subparsers(dest="command", required=True)
+    asyncapi = commands.add_parser("asyncapi", help="print an App's AsyncAPI 3.0 document (JSON)")
+    asyncapi.add_argument("target", help="MODULE:ATTR naming the App, e.g. examples.users.app:app")
     run = commands.add_parser("run", help="serve an App")
     run.add_argument("target", help="MODULE:ATTR naming the App, e.g. examples.users.app:app")
     env = os.environ.get
@@ -162,6 +169,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         The exit status.
     """
     args = _parser().parse_args(argv)
+    if args.command == "asyncapi":
+        return _print_asyncapi(args.target)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # The websockets library logs every handshake at INFO: keep it for DEBUG runs.
     logging.getLogger("websockets").setLevel(max(logging.WARNING, logging.getLogger().level))
@@ -209,6 +218,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         hint = " (is another server running there? choose another --port)" if in_use else ""
         print(f"trio-rest: {failure.strerror}{hint}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _print_asyncapi(target: str) -> int:
+    """Print the AsyncAPI document of the App `target` names, as `run` would serve it."""
+    sys.path.insert(0, ".")
+    app = load_app(target)
+    try:
+        # The environment may give the App its authentication (TRIO_REST_JWT_SECRET).
+        app.settings = configure(app.settings, os.environ, [])
+        document = asyncapi_document(app, secure=bool(os.environ.get("TRIO_REST_CERTFILE")))
+    except ConfigurationError as exc:
+        print(f"trio-rest: {exc}", file=sys.stderr)
+        return 2
+    sys.stdout.write(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode() + "\n")
+    sys.stdout.flush()
     return 0
 
 

@@ -249,6 +249,8 @@ def _action(viewset: type[ModelViewSet], action: str, method: str, **extra: Any)
         view.__trio_rest_endpoint__ = EndpointSpec(permissions=declared)  # type: ignore[attr-defined]
 
     view.__qualname__ = f"{viewset.__name__}.{action}"
+    # What the AsyncAPI document reads: the action's docstring and the viewset's serializer.
+    view.__trio_rest_viewset__ = (viewset, action)  # type: ignore[attr-defined]
     return view
 
 

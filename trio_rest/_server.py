@@ -5,13 +5,16 @@ from __future__ import annotations
 import contextlib
 import errno
 import logging
+import re
 import ssl
+from typing import Any, Final
 
 import orjson
 import trio
 
 from ._admission import Admission
 from ._app import App
+from ._asyncapi import asyncapi_document
 from ._budget import ByteBudget
 from ._connection import ServerConnection
 from ._engine import Engine, Handshake, make_engine
@@ -25,6 +28,9 @@ from .auth._jwt import Credentials
 __all__ = ["ListenError", "Server", "serve"]
 
 log = logging.getLogger("trio_rest")
+
+# A Host header fit to name the server in the AsyncAPI document: a name or an address, and a port.
+_HOST: Final = re.compile(r"(?:[A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?")
 
 
 def _peer_name(stream: trio.abc.Stream) -> str:
@@ -100,6 +106,7 @@ class Server:
         self._listeners: list[trio.SocketListener] = []
         self._stop = trio.Event()
         self._stopped = trio.Event()
+        self._asyncapi: dict[str, Any] | None = None  # built on the first GET /asyncapi.json
 
     async def serve(
         self,
@@ -356,7 +363,24 @@ class Server:
             from ._metrics import CONTENT_TYPE
 
             return render_response(200, self.app.metrics.render(), content_type=CONTENT_TYPE)
+        if request.path == "/asyncapi.json" and request.method in ("GET", "HEAD"):
+            return self._asyncapi_reply(request.header("host"))
         return render_response(404, json_detail("Not Found"))
+
+    def _asyncapi_reply(self, host: str | None) -> bytes:
+        """The App's AsyncAPI document, its server named as the client reached it (its Host)."""
+        if self._asyncapi is None:
+            try:
+                self._asyncapi = asyncapi_document(self.app, secure=self.ssl_context is not None)
+            except Exception:  # a serializer whose fields are inconsistent: the server goes on
+                log.exception("the AsyncAPI document could not be built")
+                return render_response(500, json_detail("The AsyncAPI document could not be built."))
+        document = self._asyncapi
+        if host is not None and _HOST.fullmatch(host):
+            server = {**document["servers"]["server"], "host": host}
+            server.pop("variables", None)
+            document = {**document, "servers": {"server": server}}
+        return render_response(200, orjson.dumps(document))
 
 
 async def _shared_listeners(host: str, port: int) -> list[trio.SocketListener]:

@@ -34,6 +34,10 @@ class MethodBasedView:
     every method, or a mapping from method to list (``"*"`` for the others); without
     it, the App's default applies.
 
+    ``serializer_class`` may name the serializer of the objects the view reads and
+    writes, as in Django REST framework. The framework does not call it for you; the
+    AsyncAPI document (`trio_rest.asyncapi_document`) describes the view's data with it.
+
     Example:
         class UserView(MethodBasedView):
             permission_classes = [IsAuthenticated]
@@ -43,6 +47,7 @@ class MethodBasedView:
     """
 
     permission_classes: ClassVar[Any] = None
+    serializer_class: ClassVar[Any] = None
 
 
 @attrs.frozen

@@ -46,9 +46,14 @@ def _create(request: Request, serializer_class: type) -> Response:
 
 
 class UserListView(MethodBasedView):
+    """Every user."""
+
+    serializer_class = UserSerializer  # what the AsyncAPI document describes the data with
+
     def get(self, request: Request) -> Any:
+        """Every user, by id."""
         users = request.session.scalars(select(User).order_by(User.id)).all()
-        return UserSerializer(users, many=True, context=_context(request)).data
+        return self.serializer_class(users, many=True, context=_context(request)).data
 
     async def subscribe(self, request: Request) -> None:
         """Live: each user created, updated or deleted, as soon as it is committed."""
@@ -57,8 +62,13 @@ class UserListView(MethodBasedView):
 
 
 class UserView(MethodBasedView):
+    """One user."""
+
+    serializer_class = UserSerializer
+
     def get(self, request: Request, id: int) -> Any:
-        return UserSerializer(_get(request, User, id), context=_context(request)).data
+        """The user, or 404."""
+        return self.serializer_class(_get(request, User, id), context=_context(request)).data
 
     async def subscribe(self, request: Request, id: int) -> None:
         """Live: this user's changes, as soon as they are committed."""
@@ -66,25 +76,38 @@ class UserView(MethodBasedView):
         await trio.sleep_forever()
 
     def put(self, request: Request, id: int) -> Any:
-        return _update(request, UserSerializer, User, id)
+        """Change the fields sent (a partial update, as the article's clients send it)."""
+        return _update(request, self.serializer_class, User, id)
 
 
 class CreateUserView(MethodBasedView):
+    serializer_class = UserSerializer
+
     def post(self, request: Request) -> Response:
-        return _create(request, UserSerializer)
+        """Create a user: 201 with it."""
+        return _create(request, self.serializer_class)
 
 
 class AddressView(MethodBasedView):
+    """One address."""
+
+    serializer_class = AddressSerializer
+
     def get(self, request: Request, id: int) -> Any:
-        return AddressSerializer(_get(request, Address, id), context=_context(request)).data
+        """The address, or 404."""
+        return self.serializer_class(_get(request, Address, id), context=_context(request)).data
 
     def put(self, request: Request, id: int) -> Any:
-        return _update(request, AddressSerializer, Address, id)
+        """Change the fields sent."""
+        return _update(request, self.serializer_class, Address, id)
 
 
 class CreateAddressView(MethodBasedView):
+    serializer_class = AddressSerializer
+
     def post(self, request: Request) -> Response:
-        return _create(request, AddressSerializer)
+        """Create an address: 201 with it."""
+        return _create(request, self.serializer_class)
 
 
 @endpoint
