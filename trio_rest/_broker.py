@@ -53,7 +53,17 @@ from ._stats import PushStats
 
 log = logging.getLogger("trio_rest")
 
-__all__ = ["Broker", "History", "InMemoryBroker", "Member", "Members", "Position", "Published", "Recovery"]
+__all__ = [
+    "Broker",
+    "History",
+    "InMemoryBroker",
+    "Member",
+    "Members",
+    "Position",
+    "Published",
+    "Recovery",
+    "TopicMembers",
+]
 
 
 @attrs.frozen
@@ -411,26 +421,13 @@ def recovery_after(since: Position | None, position: Position, messages: Iterabl
     return Recovery(complete, kept, position)
 
 
-class InMemoryBroker:
-    """The members and the history of every topic, in this process.
+class TopicMembers:
+    """What every broker does alike: the members of its topics in this process (`Members`)."""
 
-    Args:
-        history_size: messages kept per topic, for subscribers that come back (100).
-        history_ttl: seconds a topic's history outlives its last publish (300).
-        max_history_topics: histories kept at most (10,000).
-    """
+    __slots__ = ("_members",)
 
-    __slots__ = ("_history", "_kept", "_members", "_present", "max_kept")
-
-    def __init__(
-        self, *, history_size: int = 100, history_ttl: float = 300.0, max_history_topics: int = 10_000
-    ) -> None:
+    def __init__(self) -> None:
         self._members = Members()
-        self._history = History(history_size, history_ttl, max_history_topics)
-        #: Values `remember` keeps (idempotent replies), oldest first, at most `max_kept`.
-        self._kept: dict[str, tuple[float, bytes]] = {}
-        self.max_kept = 10_000
-        self._present: dict[str, dict[str, Any]] = {}  # topic -> client -> info
 
     def join(self, topic: str, member: Member) -> None:
         self._members.join(topic, member)
@@ -440,7 +437,7 @@ class InMemoryBroker:
 
     def leave_all(self, member: Member) -> None:
         for topic in self._members.topics_of(member):
-            self._members.leave(topic, member)
+            self.leave(topic, member)
 
     def members(self, topic: str) -> int:
         """How many members `topic` has in this process."""
@@ -454,6 +451,28 @@ class InMemoryBroker:
     @stats.setter
     def stats(self, stats: PushStats | None) -> None:
         self._members.stats = stats
+
+
+class InMemoryBroker(TopicMembers):
+    """The members and the history of every topic, in this process.
+
+    Args:
+        history_size: messages kept per topic, for subscribers that come back (100).
+        history_ttl: seconds a topic's history outlives its last publish (300).
+        max_history_topics: histories kept at most (10,000).
+    """
+
+    __slots__ = ("_history", "_kept", "_present", "max_kept")
+
+    def __init__(
+        self, *, history_size: int = 100, history_ttl: float = 300.0, max_history_topics: int = 10_000
+    ) -> None:
+        super().__init__()
+        self._history = History(history_size, history_ttl, max_history_topics)
+        #: Values `remember` keeps (idempotent replies), oldest first, at most `max_kept`.
+        self._kept: dict[str, tuple[float, bytes]] = {}
+        self.max_kept = 10_000
+        self._present: dict[str, dict[str, Any]] = {}  # topic -> client -> info
 
     async def publish(self, message: Published) -> int:
         await trio.lowlevel.checkpoint()

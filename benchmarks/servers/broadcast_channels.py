@@ -11,10 +11,8 @@ for sending from outside a consumer. JSON is orjson.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
-import time
 from typing import Any
 
 import django
@@ -44,7 +42,7 @@ from channels.layers import get_channel_layer  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import path  # noqa: E402
 
-PAD = "x" * 64
+from ._broadcast import paced, parse  # noqa: E402
 
 
 class FeedConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
@@ -66,29 +64,15 @@ application = ProtocolTypeRouter({"websocket": URLRouter([path("", FeedConsumer.
 
 async def _publish(rate: float, duration: float) -> int:
     layer = get_channel_layer()
-    count = int(rate * duration)
-    loop = asyncio.get_running_loop()
-    start = loop.time()
-    for n in range(count):
-        delay = start + n / rate - loop.time()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        text = orjson.dumps({"n": n, "t": time.time(), "pad": PAD}).decode()
-        await layer.group_send("feed", {"type": "note", "text": text})
-    return count
+
+    async def send(body: dict[str, Any]) -> None:
+        await layer.group_send("feed", {"type": "note", "text": orjson.dumps(body).decode()})
+
+    return await paced(rate, duration, send)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--serve", action="store_true")
-    parser.add_argument("--publish", action="store_true")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int)
-    parser.add_argument("--redis", required=True)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--rate", type=float)
-    parser.add_argument("--duration", type=float)
-    args = parser.parse_args()
+    args = parse(__doc__)
     if args.publish:
         print(asyncio.run(_publish(args.rate, args.duration)), flush=True)
         return

@@ -11,17 +11,14 @@ room, as python-socketio documents for emitting from another process. JSON is or
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
-import time
 from typing import Any
 
 import socketio
 
+from ._broadcast import paced, parse
 from .socketio_app import ORJSON
-
-PAD = "x" * 64
 
 
 def build() -> Any:
@@ -40,29 +37,17 @@ app = build() if "BROADCAST_REDIS" in os.environ else None
 
 async def _publish(redis: str, rate: float, duration: float) -> int:
     manager = socketio.AsyncRedisManager(redis, write_only=True, json=ORJSON)
-    count = int(rate * duration)
-    loop = asyncio.get_running_loop()
-    start = loop.time()
-    for n in range(count):
-        delay = start + n / rate - loop.time()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        await manager.emit("note", {"n": n, "t": time.time(), "pad": PAD}, room="feed")
-    await asyncio.sleep(0.1)
+
+    async def emit(body: dict[str, Any]) -> None:
+        await manager.emit("note", body, room="feed")
+
+    count = await paced(rate, duration, emit)
+    await asyncio.sleep(0.1)  # the last emit leaves the process
     return count
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--serve", action="store_true")
-    parser.add_argument("--publish", action="store_true")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int)
-    parser.add_argument("--redis", required=True)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--rate", type=float)
-    parser.add_argument("--duration", type=float)
-    args = parser.parse_args()
+    args = parse(__doc__)
     if args.publish:
         print(asyncio.run(_publish(args.redis, args.rate, args.duration)), flush=True)
         return

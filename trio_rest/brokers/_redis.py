@@ -41,9 +41,8 @@ import orjson
 import trio
 from trio_rest_protocol import LocalProtocolError, to_plain
 
-from .._broker import Member, Members, Position, Published, Recovery, new_epoch, recovery_after
+from .._broker import Member, Position, Published, Recovery, TopicMembers, new_epoch, recovery_after
 from .._errors import BrokerUnavailableError, ConfigurationError
-from .._stats import PushStats
 
 __all__ = ["RedisBroker"]
 
@@ -106,7 +105,7 @@ _LOST: tuple[type[BaseException], ...] = (OSError, TimeoutError) + (
 )
 
 
-class RedisBroker:
+class RedisBroker(TopicMembers):
     """Topics through Redis (5 or newer; streams and Lua), for processes on any machine.
 
     For a topic ``T`` it uses the hash ``{prefix}:meta:T`` (``epoch``, ``offset``), the stream
@@ -158,7 +157,7 @@ class RedisBroker:
         self._client = coredis.Redis.from_url(
             url, decode_responses=False, connect_timeout=connect_timeout, stream_timeout=_COMMAND_TIMEOUT
         )
-        self._members = Members()
+        super().__init__()
         #: The position of the last message delivered here, per topic with members (rule 2).
         self.last: dict[str, Position] = {}
         #: Redis is reachable and this process receives what is published.
@@ -176,29 +175,9 @@ class RedisBroker:
 
     # -- members -------------------------------------------------------------------
 
-    def join(self, topic: str, member: Member) -> None:
-        self._members.join(topic, member)
-
     def leave(self, topic: str, member: Member) -> None:
         if self._members.leave(topic, member):
             self.last.pop(topic, None)  # rule 3
-
-    def leave_all(self, member: Member) -> None:
-        for topic in self._members.topics_of(member):
-            self.leave(topic, member)
-
-    def members(self, topic: str) -> int:
-        """How many members `topic` has in this process."""
-        return self._members.count(topic)
-
-    @property
-    def stats(self) -> PushStats | None:
-        """Where deliveries are counted (the App's `push_stats`)."""
-        return self._members.stats
-
-    @stats.setter
-    def stats(self, stats: PushStats | None) -> None:
-        self._members.stats = stats
 
     # -- keys ------------------------------------------------------------------------
 
