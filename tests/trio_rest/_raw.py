@@ -33,6 +33,7 @@ class MemoryClient:
         self.closed = trio.Event()
         self.opened = trio.Event()
         self.arrived = trio.Event()
+        self._parts: list[str] = []
 
     async def send(self, envelope: dict[str, Any]) -> None:
         await self.stream.send_all(self.ws.send(wsproto.events.Message(data=orjson.dumps(envelope).decode())))
@@ -55,31 +56,55 @@ class MemoryClient:
             self.arrived = trio.Event()
             await self.arrived.wait()
 
-    async def read_forever(self) -> None:
+    def _feed(self, data: bytes) -> bool:
+        """Take bytes from the server; false once its close frame came."""
+        self.ws.receive_data(data)
+        for event in self.ws.events():
+            if isinstance(event, wsproto.events.AcceptConnection):
+                self.opened.set()
+            elif isinstance(event, wsproto.events.Message):
+                self._parts.append(event.data)  # a message read a little at a time comes in pieces
+                if event.message_finished:
+                    self.messages.append(orjson.loads("".join(self._parts)))
+                    self._parts.clear()
+                    self.arrived.set()
+            elif isinstance(event, wsproto.events.Ping):
+                self.pings += 1
+            elif isinstance(event, wsproto.events.CloseConnection):
+                self.close_code = event.code
+                self.closed.set()
+                self.arrived.set()
+                return False
+        return True
+
+    async def read_forever(self, size: int = 65536, pause: float = 0.0) -> None:
+        """Read until the stream ends, `size` bytes at a time, pausing `pause` seconds between reads."""
         try:
             while True:
-                data = await self.stream.receive_some(65536)
-                if not data:
+                data = await self.stream.receive_some(size)
+                if not data or not self._feed(data):
                     break
-                self.ws.receive_data(data)
-                for event in self.ws.events():
-                    if isinstance(event, wsproto.events.AcceptConnection):
-                        self.opened.set()
-                    elif isinstance(event, wsproto.events.Message):
-                        self.messages.append(orjson.loads(event.data))
-                        self.arrived.set()
-                    elif isinstance(event, wsproto.events.Ping):
-                        self.pings += 1
-                    elif isinstance(event, wsproto.events.CloseConnection):
-                        self.close_code = event.code
-                        self.closed.set()
-                        self.arrived.set()
-                        return
+                if pause:
+                    await trio.sleep(pause)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass
         finally:
             self.closed.set()
             self.arrived.set()
+
+    async def read_until(self, done: Any) -> None:
+        """Read only until ``done(self)`` holds (a client that reads when told)."""
+        while not done(self):
+            self._feed(await self.stream.receive_some(65536))
+
+
+async def open_lockstep(server: Server, nursery: trio.Nursery) -> MemoryClient:
+    """A client over a lockstep stream (the server's writes wait for its reads), handshake sent."""
+    client_stream, server_stream = trio.testing.lockstep_stream_pair()
+    client = MemoryClient(client_stream)  # type: ignore[arg-type]
+    nursery.start_soon(server.handle_stream, server_stream)
+    await client.stream.send_all(client.ws.send(wsproto.events.Request(host="t", target="/")))
+    return client
 
 
 @asynccontextmanager

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime
 from typing import Any, ClassVar
 
-import orjson
 import pytest
 import trio
 import trio.testing
@@ -17,7 +16,7 @@ from trio_rest import App, InMemoryBroker, MethodBasedView, Request, Server, Set
 from trio_rest.auth import BasePermission
 from trio_rest.testing import TestClient
 
-from ._raw import MemoryClient
+from ._raw import MemoryClient, open_lockstep
 
 
 @endpoint
@@ -148,16 +147,13 @@ async def test_a_subscription_follows_a_topic_with_its_id_and_gapless_seq() -> N
     app.broker.check_invariants()  # type: ignore[attr-defined]
 
 
-async def _read_until(client: MemoryClient, done: Any) -> None:
-    """Read frames until `done(client)` holds (a client that reads only when told)."""
-    while not done(client):
-        data = await client.stream.receive_some(65536)
-        client.ws.receive_data(data)
-        for event in client.ws.events():
-            if isinstance(event, wsproto.events.AcceptConnection):
-                client.opened.set()
-            elif isinstance(event, wsproto.events.Message):
-                client.messages.append(orjson.loads(event.data))
+async def _joined(server: Server, nursery: trio.Nursery) -> MemoryClient:
+    """A client that joined ``news`` and then reads only when told."""
+    client = await open_lockstep(server, nursery)
+    await client.read_until(lambda c: c.opened.is_set())
+    await client.send({"method": "POST", "url": "/join", "id": 1})
+    await client.read_until(lambda c: c.responses())
+    return client
 
 
 def _notes(client: MemoryClient) -> list[dict[str, Any]]:
@@ -169,16 +165,10 @@ async def test_drop_oldest_tells_a_slow_client_how_many_it_missed() -> None:
     app = _app(max_outbound_bytes=8 * 1024, notification_overflow="drop_oldest", ping_interval=600)
     app = App(app.router, settings=app.settings, metrics=lambda name, n: metrics.append((name, n)))
     server = Server(app)
-    client_stream, server_stream = trio.testing.lockstep_stream_pair()
-    client = MemoryClient(client_stream)  # type: ignore[arg-type]
     count = 100
     with trio.fail_after(30):
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(server.handle_stream, server_stream)
-            await client.stream.send_all(client.ws.send(wsproto.events.Request(host="t", target="/")))
-            await _read_until(client, lambda c: c.opened.is_set())
-            await client.send({"method": "POST", "url": "/join", "id": 1})
-            await _read_until(client, lambda c: c.responses())
+            client = await _joined(server, nursery)
             for n in range(count):  # the client reads nothing meanwhile
                 await app.publish("news", "n", {"n": n, "pad": "x" * 1000})
             (connection,) = server.connections
@@ -225,15 +215,9 @@ async def test_the_metrics_hook_counts_publishes_deliveries_and_slow_disconnects
 async def test_a_stalled_client_is_counted_as_a_slow_disconnect() -> None:
     app = _app(max_outbound_bytes=4 * 1024, ping_interval=600)
     server = Server(app)
-    client_stream, server_stream = trio.testing.lockstep_stream_pair()
-    client = MemoryClient(client_stream)  # type: ignore[arg-type]
     with trio.fail_after(30):
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(server.handle_stream, server_stream)
-            await client.stream.send_all(client.ws.send(wsproto.events.Request(host="t", target="/")))
-            await _read_until(client, lambda c: c.opened.is_set())
-            await client.send({"method": "POST", "url": "/join", "id": 1})
-            await _read_until(client, lambda c: c.responses())
+            await _joined(server, nursery)
             for _ in range(20):
                 await app.publish("news", "n", "x" * 1000)
             while server.connections:

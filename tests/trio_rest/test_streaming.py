@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
 from typing import Any
 
-import orjson
 import pytest
 import trio
 import trio.testing
-import wsproto
-import wsproto.events
 
 from trio_rest import App, MethodBasedView, NotFound, Request, Server, Settings, SimpleRouter, endpoint
 from trio_rest.testing import TestClient
 
-from ._raw import MemoryClient
+from ._raw import open_lockstep
 
 #: What the generators saw, for the tests to check.
 seen: dict[str, Any] = {}
@@ -133,13 +131,11 @@ async def test_a_slow_consumer_slows_the_stream_down_and_misses_nothing() -> Non
     limit, count = 16 * 1024, 200
     app = _app(max_outbound_bytes=limit, ping_interval=600)
     server = Server(app)
-    client_stream, server_stream = trio.testing.lockstep_stream_pair()
-    client = MemoryClient(client_stream)  # type: ignore[arg-type]
     with trio.fail_after(30):
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(server.handle_stream, server_stream)
-            nursery.start_soon(_read_slowly, client)
-            await client.stream.send_all(client.ws.send(wsproto.events.Request(host="t", target="/")))
+            client = await open_lockstep(server, nursery)
+            # As a client on a slow network: a little at a time, with pauses.
+            nursery.start_soon(functools.partial(client.read_forever, 2048, pause=0.001))
             await client.opened.wait()
             await client.send({"method": "SUBSCRIBE", "url": "/big", "args": {"n": count}, "id": "s"})
             while not any(m.get("final") for m in client.messages):
@@ -150,23 +146,3 @@ async def test_a_slow_consumer_slows_the_stream_down_and_misses_nothing() -> Non
     assert got == list(range(count))  # every item, in order, none dropped
     assert seen["most"] <= limit // 2 + 1100  # paced at half the limit (one item past it at most)
     assert client.close_code is None
-
-
-async def _read_slowly(client: MemoryClient) -> None:
-    """Read a little at a time, with pauses, as a client on a slow network does."""
-    parts: list[str] = []
-    while True:
-        data = await client.stream.receive_some(2048)
-        if not data:
-            return
-        client.ws.receive_data(data)
-        for event in client.ws.events():
-            if isinstance(event, wsproto.events.AcceptConnection):
-                client.opened.set()
-            elif isinstance(event, wsproto.events.Message):
-                parts.append(event.data)  # a message arrives in pieces when read a little at a time
-                if event.message_finished:
-                    client.messages.append(orjson.loads("".join(parts)))
-                    parts.clear()
-                    client.arrived.set()
-        await trio.sleep(0.001)
