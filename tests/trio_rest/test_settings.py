@@ -32,6 +32,8 @@ def test_invalid_settings(options: dict[str, object]) -> None:
 SWITCHES = (
     "engine",
     "aiorest_ws_errors",
+    "metrics",
+    "notification_overflow",
     "allowed_origins",
     "jwt_secret",
     "jwt_algorithm",
