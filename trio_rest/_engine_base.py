@@ -7,14 +7,20 @@ are written here, bypassing the libraries: an unmasked server frame is only a he
 A fragmented message is reassembled into one ``bytearray`` (text is validated as its
 fragments arrive, and decoded once at the end), so a flood of tiny continuation frames
 costs about one byte of memory per payload byte, bounded by the message size limit.
+
+With permessage-deflate agreed, a data frame of at least ``DeflateOptions.min_size`` bytes
+is compressed by the library's extension (``_compress``) and sent with RSV1 set (RFC 7692
+section 6); shorter ones go out as they are. Without it, the path is the plain one.
 """
 
 from __future__ import annotations
 
 import enum
 import struct
+import sys
 from collections.abc import Sequence
 
+from ._deflate import DeflateOptions, DeflateParameters
 from ._engine import Closed, Event, Handshake
 from ._http import HTTPRequest, check_header, json_detail, render_response
 
@@ -34,6 +40,8 @@ OP_BINARY = 0x2
 _SHORT_HEADERS = {op: tuple(bytes((0x80 | op, n)) for n in range(126)) for op in (OP_TEXT, OP_BINARY)}
 _HEADER_16 = struct.Struct("!BBH").pack
 _HEADER_64 = struct.Struct("!BBQ").pack
+_RSV1 = 0x40  # RFC 7692 section 6: the "Per-Message Compressed" bit, on a message's first frame
+_NEVER = sys.maxsize  # the compression threshold when nothing is compressed
 
 
 def close_reason(code: int, reason: str) -> str:
@@ -76,16 +84,22 @@ class BaseEngine:
     about 50 bytes), dropped as soon as the connection ends.
 
     Args:
-        max_message_size: The largest incoming message in bytes.
+        max_message_size: The largest incoming message in bytes (inflated, when compressed).
+        deflate: What the server allows of permessage-deflate, or None.
 
     Raises:
         ValueError: When the size is not positive.
     """
 
-    def __init__(self, *, max_message_size: int) -> None:
+    def __init__(self, *, max_message_size: int, deflate: DeflateOptions | None = None) -> None:
         if max_message_size <= 0:
             raise ValueError("max_message_size must be positive")
         self._max_message_size = max_message_size
+        self._deflate_options = deflate
+        self._deflate: DeflateParameters | None = None  # what the handshake agreed
+        # Outgoing messages at least this long are compressed: _NEVER until the extension
+        # is in use, so the plain path pays one comparison.
+        self._compress_from = _NEVER
         self._phase = _Phase.NEW
         self._buffer = bytearray()  # bytes received before accept()
         self._handshake: Handshake | None = None
@@ -99,6 +113,11 @@ class BaseEngine:
     def closed(self) -> bool:
         """True once the connection is over and the TCP socket should be closed."""
         return self._phase is _Phase.DONE
+
+    @property
+    def deflate(self) -> DeflateParameters | None:
+        """The permessage-deflate parameters agreed; see ``Engine.deflate``."""
+        return self._deflate
 
     def receive_handshake(self, request: HTTPRequest, rest: bytes = b"") -> Handshake | Closed:
         """Validate the parsed upgrade request; see ``Engine.receive_handshake``."""
@@ -176,6 +195,9 @@ class BaseEngine:
         self._accept(subprotocol, extra_headers)
         self._phase = _Phase.OPEN
         self._can_send = True
+        if self._deflate is not None:
+            assert self._deflate_options is not None
+            self._compress_from = self._deflate_options.min_size
         early, self._buffer = self._buffer, bytearray()
         if early:
             self._pending.extend(self._receive_frames(early))
@@ -228,6 +250,9 @@ class BaseEngine:
             self._check_started()
             return
         length = len(data)
+        if length >= self._compress_from:
+            self._send_compressed(opcode, data)
+            return
         out = self._out
         if length < 126:
             out.append(_SHORT_HEADERS[opcode][length])
@@ -236,6 +261,20 @@ class BaseEngine:
         else:
             out.append(_HEADER_64(0x80 | opcode, 127, length))
         out.append(data)
+
+    def _send_compressed(self, opcode: int, data: bytes) -> None:
+        # The library's extension compresses (and keeps or resets its context as agreed);
+        # the header is ours, as for any data frame, with RSV1 marking the compression.
+        payload = self._compress(opcode, data)
+        length = len(payload)
+        first = 0x80 | _RSV1 | opcode
+        if length < 126:
+            self._out.append(bytes((first, length)))
+        elif length < 65536:
+            self._out.append(_HEADER_16(first, 126, length))
+        else:
+            self._out.append(_HEADER_64(first, 127, length))
+        self._out.append(payload)
 
     def _check_started(self) -> None:
         if self._phase is _Phase.NEW or self._phase is _Phase.ACCEPTING:
@@ -279,6 +318,10 @@ class BaseEngine:
         raise NotImplementedError
 
     def _ping(self, payload: bytes) -> None:
+        raise NotImplementedError
+
+    def _compress(self, opcode: int, data: bytes) -> bytes:
+        """Compress one whole message with the agreed extension; only called once agreed."""
         raise NotImplementedError
 
     def _close(self, code: int, reason: str) -> None:
