@@ -132,7 +132,8 @@ class Engine(Protocol):
     Usage: hand the parsed request head to ``receive_handshake`` and answer the
     ``Handshake`` it returns with ``accept`` or ``reject`` (a ``Closed`` means the engine
     refused the upgrade and queued the HTTP error: write it and close); then feed every
-    read to ``receive_data`` and handle the returned events in order; queue replies with
+    read to ``receive_data`` and handle the returned events in order (and while
+    ``input_pending``, call ``receive_pending`` instead of reading); queue replies with
     the ``send_*`` methods; after each batch write ``data_to_send()`` with one
     ``send_all``; close the socket once ``closed`` is true.
     """
@@ -184,6 +185,24 @@ class Engine(Protocol):
     @property
     def has_data_to_send(self) -> bool:
         """Whether ``data_to_send()`` would return something (a pong, a close reply...)."""
+        ...
+
+    @property
+    def input_pending(self) -> bool:
+        """Whether the last call held input back: call ``receive_pending`` before reading more.
+
+        Only with permessage-deflate: one read of small compressed messages can inflate to
+        many times the message size limit, so once the messages a call returns pass the
+        limit, the rest of its input waits until the server has handled them.
+        """
+        ...
+
+    def receive_pending(self) -> list[Event]:
+        """Parse the input the last call held back (see ``input_pending``).
+
+        Returns:
+            The events, as ``receive_data`` returns them; it may hold input back again.
+        """
         ...
 
     def take_pending(self) -> list[Event]:

@@ -164,10 +164,10 @@ class WebsocketsEngine(BaseEngine):
             assert isinstance(extension, PerMessageDeflate)
             self._compressor = extension
 
-    def _receive_frames(self, data: bytes | bytearray) -> list[Event]:
+    def _receive_frames(self, data: bytes | bytearray | memoryview) -> list[Event]:
         proto = self._proto
         if data:
-            proto.receive_data(data)
+            proto.receive_data(data)  # type: ignore[arg-type]  # a memoryview works too (appended to a bytearray)
         else:
             proto.receive_eof()
             self._can_send = False

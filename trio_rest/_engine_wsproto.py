@@ -13,10 +13,9 @@ permessage-deflate is wsproto's ``PerMessageDeflate``, set up with the parameter
 ``_deflate.negotiate`` agreed (wsproto's own server negotiation lives in its handshake
 layer, which this engine does not use, and accepts whatever window a client names). The
 extension inflates each piece of payload whole, with no limit: fed a whole read at once, a
-64 KiB read could inflate to 64 MiB before any size check. So while it is in use, reads
-are fed to wsproto in slices small enough that one slice inflates to at most a quarter
-of the message size limit (deflate expands at most 1032 to 1), and the size check that
-follows each slice ends a deflate bomb with 1009 before it grows further.
+64 KiB read could inflate to 64 MiB before any size check. ``BaseEngine`` feeds it slices
+that inflate to at most a quarter of the limit, and the size check that follows each one
+ends a deflate bomb with 1009 before it grows further.
 """
 
 from __future__ import annotations
@@ -44,9 +43,6 @@ _OPEN = ConnectionState.OPEN
 _REMOTE_CLOSING = ConnectionState.REMOTE_CLOSING
 _CLOSED = ConnectionState.CLOSED
 
-# Deflate expands at most about 1032 to 1 (RFC 1951's longest match, 258 bytes, costs at
-# best two bits); a slice of input inflates to at most this many times its size.
-_DEFLATE_RATIO = 1032
 _NO_RSV = RsvBits(False, False, False)
 _DATA_OPCODES = {0x1: Opcode.TEXT, 0x2: Opcode.BINARY}
 
@@ -69,9 +65,6 @@ class WsprotoEngine(BaseEngine):
         self._conn: Connection | None = None  # wsproto's frame layer, once accepted
         self._extension: PerMessageDeflate | None = None  # once agreed and accepted
         self._framer: FrameProtocol | None = None  # what the extension's sender is given
-        # Input fed to wsproto at once while compression is in use (see the module's
-        # docstring): a quarter of the limit once inflated, within sane bounds.
-        self._slice = min(max(max_message_size // (4 * _DEFLATE_RATIO), 64), 65536)
 
     def _start_handshake(self, request: HTTPRequest) -> Handshake | Closed:
         try:
@@ -101,19 +94,7 @@ class WsprotoEngine(BaseEngine):
         self._extension = extension
         self._framer = FrameProtocol(client=False, extensions=[])
 
-    def _receive_frames(self, data: bytes | bytearray) -> list[Event]:
-        step = self._slice
-        if self._extension is None or len(data) <= step:
-            return self._parse(data)
-        view = memoryview(data)
-        events: list[Event] = []
-        for start in range(0, len(data), step):
-            events += self._parse(view[start : start + step])
-            if self.closed:
-                break
-        return events
-
-    def _parse(self, data: bytes | bytearray | memoryview) -> list[Event]:
+    def _receive_frames(self, data: bytes | bytearray | memoryview) -> list[Event]:
         conn = self._conn
         assert conn is not None
         if not data:

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import struct
 import tracemalloc
@@ -37,6 +38,7 @@ from trio_rest._deflate import (
 )
 from trio_rest._engine import ENGINE_NAMES, Closed, Engine, Handshake, Message, make_engine
 from trio_rest._http import parse_request_head
+from trio_rest.testing import serve_echo
 
 from ._handshakes import HANDSHAKE, http_status
 
@@ -626,3 +628,58 @@ async def test_the_setting_turns_compression_on_for_the_server(engine: str) -> N
     # Off by default: the offer is ignored.
     accepted, compressed, reply = await exchange_over_a_server(Settings(engine=engine))
     assert accepted == [] and not compressed and reply["data"] == orjson.loads(LISTING)
+
+
+def test_a_read_of_many_compressed_messages_is_inflated_a_limit_at_a_time(engine_name: str) -> None:
+    # 64 messages just under the limit, 1 KiB each on the wire: one read would hold 64 MiB.
+    engine = make_engine(engine_name, max_message_size=MiB, deflate=DeflateOptions())
+    open_connection(engine, deflate_client())
+    message = bytes(MiB - 1)
+    wire = client_frame(0x2, deflated(message), rsv1=True) * 64
+    assert len(wire) < 128 * 1024
+    calls = [engine.receive_data(wire)]
+    while engine.input_pending:
+        calls.append(engine.receive_pending())
+    assert [event for events in calls for event in events] == [Message(message)] * 64
+    # Each call stops once its messages reach the limit: at most one slice's worth more.
+    assert max(len(events) for events in calls) == 2 and len(calls) >= 32
+    assert engine.receive_pending() == [] and not engine.input_pending
+
+
+async def test_the_server_reads_what_a_read_held_back_without_waiting_for_more(engine_name: str) -> None:
+    # The client sends 100 compressed messages at once, then only waits for their echoes:
+    # what the engine held back must be handled without another read.
+    count, size = 100, 200_000
+    async with trio.open_nursery() as nursery:
+        echo = functools.partial(
+            serve_echo, engine=engine_name, max_message_size=MiB, permessage_deflate=True
+        )
+        server: Server = await nursery.start(echo)
+        with trio.fail_after(10):
+            stream = await trio.open_tcp_stream("127.0.0.1", server.port)
+            ws = wsproto.WSConnection(wsproto.ConnectionType.CLIENT)
+            offer = wsproto.extensions.PerMessageDeflate()
+            await stream.send_all(ws.send(wse.Request(host="x", target="/", extensions=[offer])))
+            opened = False
+            while not opened:
+                ws.receive_data(await stream.receive_some(65536))
+                opened = any(isinstance(event, wse.AcceptConnection) for event in ws.events())
+            # Control bytes: the connection reads a binary message that looks like base64 as
+            # base64 (aiorest-ws clients send that), even when echoing.
+            messages = [bytes([i % 32]) * size for i in range(count)]
+            data = b"".join(ws.send(wse.BytesMessage(message)) for message in messages)
+            assert len(data) < count * 1000  # all of it fits in one or two reads
+            await stream.send_all(data)
+            echoed: list[bytes] = []
+            pieces = b""
+            while len(echoed) < count:
+                ws.receive_data(await stream.receive_some(65536))
+                for event in ws.events():
+                    if isinstance(event, wse.BytesMessage):
+                        pieces += event.data
+                        if event.message_finished:
+                            echoed.append(pieces)
+                            pieces = b""
+            assert echoed == messages
+            await stream.aclose()
+        nursery.cancel_scope.cancel()
