@@ -105,7 +105,7 @@ class Server:
             DeflateOptions(
                 max_window_bits=settings.deflate_window_bits,
                 context_takeover=settings.deflate_context_takeover,
-                min_size=int(settings.deflate_min_size),
+                min_size=settings.deflate_min_size,
             )
             if settings.permessage_deflate
             else None

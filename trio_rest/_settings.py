@@ -27,6 +27,11 @@ def _positive(instance: object, attribute: attrs.Attribute[Any], value: Any) -> 
         raise ConfigurationError(f"Settings.{attribute.name} must be positive, not {value!r}")
 
 
+def _positive_int(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ConfigurationError(f"Settings.{attribute.name} must be a positive integer, not {value!r}")
+
+
 def _switch(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
     if not isinstance(value, bool):
         raise ConfigurationError(f"Settings.{attribute.name} must be True or False, not {value!r}")
@@ -188,7 +193,7 @@ class Settings:
     permessage_deflate: bool = attrs.field(default=False, validator=_switch)
     deflate_window_bits: int = attrs.field(default=12, validator=_window_bits)
     deflate_context_takeover: bool = attrs.field(default=False, validator=_switch)
-    deflate_min_size: int = attrs.field(default=256, validator=_positive)
+    deflate_min_size: int = attrs.field(default=256, validator=_positive_int)
     max_depth: int = attrs.field(default=32, validator=_positive)
     max_in_flight: int = attrs.field(default=256, validator=_positive)
     max_concurrency: int = attrs.field(default=32, validator=_positive)

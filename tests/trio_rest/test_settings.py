@@ -31,6 +31,7 @@ def test_defaults() -> None:
         {"permessage_deflate": "yes"},
         {"permessage_deflate": 1},
         {"deflate_context_takeover": None},
+        {"deflate_min_size": 2.5},
     ],
 )
 def test_invalid_settings(options: dict[str, object]) -> None:
