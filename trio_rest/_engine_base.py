@@ -53,7 +53,7 @@ _NEVER = sys.maxsize  # the compression threshold when nothing is compressed
 # Deflate's largest expansion: RFC 1951's longest match (258 bytes) costs at best a
 # quarter of a byte, so a slice of compressed input inflates to at most this many times
 # its size.
-DEFLATE_RATIO = 1032
+_DEFLATE_RATIO = 1032
 
 
 def close_reason(code: int, reason: str) -> str:
@@ -251,7 +251,7 @@ class BaseEngine:
         if self._deflate is not None:
             assert self._deflate_options is not None
             self._compress_from = self._deflate_options.min_size
-            slice_size = self._max_message_size // (4 * DEFLATE_RATIO)
+            slice_size = self._max_message_size // (4 * _DEFLATE_RATIO)
             self._inflate_slice = min(max(slice_size, 64), 65536)
         early, self._buffer = self._buffer, bytearray()
         if early:
