@@ -673,6 +673,14 @@ class ServerConnection:
                 self._paused = True
                 await trio.sleep_until(throttle.until)
                 self._paused = False
+            if engine.input_pending:
+                # A read of compressed messages that inflated past the limit: the rest of
+                # it, now that the first ones are handled, before reading more.
+                await trio.lowlevel.checkpoint()
+                backlog.extend(engine.receive_pending())
+                if engine.has_data_to_send:
+                    outbox.poke()
+                continue
             if at_rest is not None:
                 at_rest(self)
             try:

@@ -11,7 +11,10 @@ sans-IO ``ServerProtocol``, the default: its frame parser is about four times fa
 answers our close, dead-peer pings) are the server's job.
 
 The plumbing both engines share is ``_engine_base.BaseEngine``; the RFC 6455 handshake
-checks that an engine's library cannot do itself are in ``_handshake``.
+checks that an engine's library cannot do itself are in ``_handshake``. permessage-deflate
+(RFC 7692) is negotiated when ``make_engine`` is given ``DeflateOptions`` and the client
+offers it (``_deflate``); the libraries compress and inflate, and the message size limit
+counts inflated bytes.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Protocol, TypeAlias
 
 import attrs
 
+from ._deflate import DeflateOptions, DeflateParameters
 from ._http import HTTPRequest, header_value
 
 __all__ = [
@@ -128,7 +132,8 @@ class Engine(Protocol):
     Usage: hand the parsed request head to ``receive_handshake`` and answer the
     ``Handshake`` it returns with ``accept`` or ``reject`` (a ``Closed`` means the engine
     refused the upgrade and queued the HTTP error: write it and close); then feed every
-    read to ``receive_data`` and handle the returned events in order; queue replies with
+    read to ``receive_data`` and handle the returned events in order (and while
+    ``input_pending``, call ``receive_pending`` instead of reading); queue replies with
     the ``send_*`` methods; after each batch write ``data_to_send()`` with one
     ``send_all``; close the socket once ``closed`` is true.
     """
@@ -180,6 +185,24 @@ class Engine(Protocol):
     @property
     def has_data_to_send(self) -> bool:
         """Whether ``data_to_send()`` would return something (a pong, a close reply...)."""
+        ...
+
+    @property
+    def input_pending(self) -> bool:
+        """Whether the last call held input back: call ``receive_pending`` before reading more.
+
+        Only with permessage-deflate: one read of small compressed messages can inflate to
+        many times the message size limit, so once the messages a call returns pass the
+        limit, the rest of its input waits until the server has handled them.
+        """
+        ...
+
+    def receive_pending(self) -> list[Event]:
+        """Parse the input the last call held back (see ``input_pending``).
+
+        Returns:
+            The events, as ``receive_data`` returns them; it may hold input back again.
+        """
         ...
 
     def take_pending(self) -> list[Event]:
@@ -291,15 +314,29 @@ class Engine(Protocol):
         """True once the connection is over and the TCP socket should be closed."""
         ...
 
+    @property
+    def deflate(self) -> DeflateParameters | None:
+        """The permessage-deflate parameters agreed with the client, or None.
 
-def make_engine(name: str, *, max_message_size: int) -> Engine:
+        Set by ``receive_handshake`` (the ``accept()`` that follows answers with them),
+        None when the engine was given no ``DeflateOptions`` or the client offered nothing
+        acceptable.
+        """
+        ...
+
+
+def make_engine(name: str, *, max_message_size: int, deflate: DeflateOptions | None = None) -> Engine:
     """Build a fresh engine for one incoming connection.
 
     Args:
         name: ``"websockets"`` or ``"wsproto"`` (see ``ENGINE_NAMES``).
         max_message_size: The largest incoming message in bytes; a bigger one ends the
             connection with close code 1009. A fragmented message being reassembled
-            holds at most this many bytes.
+            holds at most this many bytes. A compressed message counts its inflated
+            bytes, and inflating stops at the limit: a small frame that would inflate
+            past it (a deflate bomb) is a 1009 too.
+        deflate: What the server allows of permessage-deflate; None (the default): the
+            extension is never negotiated.
 
     Returns:
         The engine, waiting for ``receive_handshake``.
@@ -311,9 +348,9 @@ def make_engine(name: str, *, max_message_size: int) -> Engine:
     if name == "websockets":
         from ._engine_websockets import WebsocketsEngine
 
-        return WebsocketsEngine(max_message_size=max_message_size)
+        return WebsocketsEngine(max_message_size=max_message_size, deflate=deflate)
     if name == "wsproto":
         from ._engine_wsproto import WsprotoEngine
 
-        return WsprotoEngine(max_message_size=max_message_size)
+        return WsprotoEngine(max_message_size=max_message_size, deflate=deflate)
     raise ValueError(f"unknown WebSocket engine {name!r}; expected one of {ENGINE_NAMES}")

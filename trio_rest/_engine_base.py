@@ -7,15 +7,29 @@ are written here, bypassing the libraries: an unmasked server frame is only a he
 A fragmented message is reassembled into one ``bytearray`` (text is validated as its
 fragments arrive, and decoded once at the end), so a flood of tiny continuation frames
 costs about one byte of memory per payload byte, bounded by the message size limit.
+
+With permessage-deflate agreed, a data frame of at least ``DeflateOptions.min_size`` bytes
+is compressed by the library's extension (``_compress``) and sent with RSV1 set (RFC 7692
+section 6); shorter ones go out as they are. Without it, the path is the plain one.
+
+Inflating is bounded twice while compression is in use. Deflate expands at most about
+1032 to 1, so input reaches the library in slices that cannot inflate past a quarter of the
+message size limit: a message that would pass the limit (a deflate bomb) fails with 1009
+before it grows further, even in wsproto, which inflates each piece it is given whole. And
+one read may carry many small compressed messages, each within the limit but together far
+beyond it: once the messages of one call pass the limit, the rest of the input is held
+(``input_pending``) until the server has handled them and calls ``receive_pending``.
 """
 
 from __future__ import annotations
 
 import enum
 import struct
+import sys
 from collections.abc import Sequence
 
-from ._engine import Closed, Event, Handshake
+from ._deflate import DeflateOptions, DeflateParameters
+from ._engine import Closed, Event, Handshake, Message
 from ._http import HTTPRequest, check_header, json_detail, render_response
 
 __all__ = ["OP_BINARY", "OP_TEXT", "BaseEngine", "close_reason"]
@@ -34,6 +48,12 @@ OP_BINARY = 0x2
 _SHORT_HEADERS = {op: tuple(bytes((0x80 | op, n)) for n in range(126)) for op in (OP_TEXT, OP_BINARY)}
 _HEADER_16 = struct.Struct("!BBH").pack
 _HEADER_64 = struct.Struct("!BBQ").pack
+_RSV1 = 0x40  # RFC 7692 section 6: the "Per-Message Compressed" bit, on a message's first frame
+_NEVER = sys.maxsize  # the compression threshold when nothing is compressed
+# Deflate's largest expansion: RFC 1951's longest match (258 bytes) costs at best a
+# quarter of a byte, so a slice of compressed input inflates to at most this many times
+# its size.
+_DEFLATE_RATIO = 1032
 
 
 def close_reason(code: int, reason: str) -> str:
@@ -76,16 +96,26 @@ class BaseEngine:
     about 50 bytes), dropped as soon as the connection ends.
 
     Args:
-        max_message_size: The largest incoming message in bytes.
+        max_message_size: The largest incoming message in bytes (inflated, when compressed).
+        deflate: What the server allows of permessage-deflate, or None.
 
     Raises:
         ValueError: When the size is not positive.
     """
 
-    def __init__(self, *, max_message_size: int) -> None:
+    def __init__(self, *, max_message_size: int, deflate: DeflateOptions | None = None) -> None:
         if max_message_size <= 0:
             raise ValueError("max_message_size must be positive")
         self._max_message_size = max_message_size
+        self._deflate_options = deflate
+        self._deflate: DeflateParameters | None = None  # what the handshake agreed
+        # Outgoing messages at least this long are compressed: _NEVER until the extension
+        # is in use, so the plain path pays one comparison.
+        self._compress_from = _NEVER
+        # While compression is in use: how much input is parsed at once (a quarter of the
+        # limit once inflated, within sane bounds), and the input held back (see above).
+        self._inflate_slice = 0
+        self._held = bytearray()
         self._phase = _Phase.NEW
         self._buffer = bytearray()  # bytes received before accept()
         self._handshake: Handshake | None = None
@@ -99,6 +129,11 @@ class BaseEngine:
     def closed(self) -> bool:
         """True once the connection is over and the TCP socket should be closed."""
         return self._phase is _Phase.DONE
+
+    @property
+    def deflate(self) -> DeflateParameters | None:
+        """The permessage-deflate parameters agreed; see ``Engine.deflate``."""
+        return self._deflate
 
     def receive_handshake(self, request: HTTPRequest, rest: bytes = b"") -> Handshake | Closed:
         """Validate the parsed upgrade request; see ``Engine.receive_handshake``."""
@@ -123,7 +158,12 @@ class BaseEngine:
         """Feed bytes read from the socket; see ``Engine.receive_data``."""
         phase = self._phase
         if phase is _Phase.OPEN:
-            events = self._receive_frames(data)
+            if self._inflate_slice:
+                if self._held:  # only when the caller did not take it first
+                    data, self._held = self._held + data, bytearray()
+                events = self._receive_bounded(data)
+            else:
+                events = self._receive_frames(data)
         elif phase is _Phase.DONE:
             events = []
         elif phase is _Phase.ACCEPTING:
@@ -140,6 +180,38 @@ class BaseEngine:
     def has_data_to_send(self) -> bool:
         """Whether anything is queued; see ``Engine.has_data_to_send``."""
         return bool(self._out or self._tail)
+
+    @property
+    def input_pending(self) -> bool:
+        """Whether input was held back; see ``Engine.input_pending``."""
+        return bool(self._held)
+
+    def receive_pending(self) -> list[Event]:
+        """Parse input held back by the last call; see ``Engine.receive_pending``."""
+        if not self._held or self._phase is not _Phase.OPEN:
+            self._held = bytearray()
+            return []
+        data, self._held = self._held, bytearray()
+        return self._receive_bounded(data)
+
+    def _receive_bounded(self, data: bytes | bytearray) -> list[Event]:
+        """Parse ``data`` slice by slice, holding the rest back once the messages pass the limit."""
+        if not data:
+            return self._receive_frames(data)  # EOF
+        step, limit = self._inflate_slice, self._max_message_size
+        view = memoryview(data)
+        events: list[Event] = []
+        produced = 0
+        for start in range(0, len(data), step):
+            new = self._receive_frames(view[start : start + step])
+            events += new
+            if self._phase is _Phase.DONE:
+                break
+            produced += sum(len(event.data) for event in new if type(event) is Message)
+            if produced >= limit and start + step < len(data):
+                self._held = bytearray(view[start + step :])
+                break
+        return events
 
     def take_pending(self) -> list[Event]:
         """Return the events of frames that arrived before ``accept()``; see ``Engine.take_pending``."""
@@ -176,9 +248,14 @@ class BaseEngine:
         self._accept(subprotocol, extra_headers)
         self._phase = _Phase.OPEN
         self._can_send = True
+        if self._deflate is not None:
+            assert self._deflate_options is not None
+            self._compress_from = self._deflate_options.min_size
+            slice_size = self._max_message_size // (4 * _DEFLATE_RATIO)
+            self._inflate_slice = min(max(slice_size, 64), 65536)
         early, self._buffer = self._buffer, bytearray()
         if early:
-            self._pending.extend(self._receive_frames(early))
+            self._pending.extend(self.receive_data(early))
 
     def reject(self, status: int, body: bytes, content_type: str = "application/json") -> None:
         """Answer the pending handshake with plain HTTP; see ``Engine.reject``."""
@@ -228,6 +305,9 @@ class BaseEngine:
             self._check_started()
             return
         length = len(data)
+        if length >= self._compress_from:
+            self._send_compressed(opcode, data)
+            return
         out = self._out
         if length < 126:
             out.append(_SHORT_HEADERS[opcode][length])
@@ -236,6 +316,20 @@ class BaseEngine:
         else:
             out.append(_HEADER_64(0x80 | opcode, 127, length))
         out.append(data)
+
+    def _send_compressed(self, opcode: int, data: bytes) -> None:
+        # The library's extension compresses (and keeps or resets its context as agreed);
+        # the header is ours, as for any data frame, with RSV1 marking the compression.
+        payload = self._compress(opcode, data)
+        length = len(payload)
+        first = 0x80 | _RSV1 | opcode
+        if length < 126:
+            self._out.append(bytes((first, length)))
+        elif length < 65536:
+            self._out.append(_HEADER_16(first, 126, length))
+        else:
+            self._out.append(_HEADER_64(first, 127, length))
+        self._out.append(payload)
 
     def _check_started(self) -> None:
         if self._phase is _Phase.NEW or self._phase is _Phase.ACCEPTING:
@@ -275,10 +369,14 @@ class BaseEngine:
     def _accept(self, subprotocol: str | None, extra_headers: Sequence[tuple[str, str]]) -> None:
         raise NotImplementedError
 
-    def _receive_frames(self, data: bytes | bytearray) -> list[Event]:
+    def _receive_frames(self, data: bytes | bytearray | memoryview) -> list[Event]:
         raise NotImplementedError
 
     def _ping(self, payload: bytes) -> None:
+        raise NotImplementedError
+
+    def _compress(self, opcode: int, data: bytes) -> bytes:
+        """Compress one whole message with the agreed extension; only called once agreed."""
         raise NotImplementedError
 
     def _close(self, code: int, reason: str) -> None:

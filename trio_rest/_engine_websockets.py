@@ -7,6 +7,11 @@ close handshake. The request head reaches it already parsed by the server, as a
 HTTP parser never runs. It hands back frames, not messages, so this module reassembles
 fragments and validates the UTF-8 of text messages (RFC 6455 section 8.1), which the
 library leaves to its I/O layers.
+
+permessage-deflate is the library's too: ``ServerPerMessageDeflateFactory`` negotiates it
+inside ``ServerProtocol.accept``, and the agreed ``PerMessageDeflate`` inflates each frame
+as it is parsed, never past what is left of the message size limit (a deflate bomb is a
+``PayloadTooBig``, so a 1009), and compresses what ``_compress`` hands it.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from typing import cast
 
 from websockets.datastructures import Headers
 from websockets.exceptions import PayloadTooBig, ProtocolError
+from websockets.extensions.permessage_deflate import PerMessageDeflate, ServerPerMessageDeflateFactory
 from websockets.frames import Frame, Opcode
 from websockets.headers import parse_subprotocol
 from websockets.http11 import Request, Response
@@ -25,6 +31,7 @@ from websockets.protocol import State
 from websockets.server import ServerProtocol
 from websockets.typing import Subprotocol
 
+from ._deflate import DeflateOptions, DeflateParameters
 from ._engine import Closed, Event, Handshake, Message, Pong
 from ._engine_base import BaseEngine
 from ._http import HTTPRequest
@@ -52,6 +59,23 @@ _FAILURE_CODES: tuple[tuple[type[BaseException], int], ...] = (
 # Allow on a 405 and Upgrade on a 426).
 _HINT_HEADERS = frozenset({"allow", "upgrade", "sec-websocket-version"})
 
+# zlib's memLevel for the compressor: 5 (the library's own recommendation) costs 16 KiB of
+# hash tables instead of the default 8's 128 KiB, for a slightly worse ratio on the small
+# messages an API sends.
+_MEM_LEVEL = 5
+_DATA_OPCODES = {0x1: _TEXT, 0x2: _BINARY}
+
+
+def _deflate_factory(options: DeflateOptions) -> ServerPerMessageDeflateFactory:
+    """The library's negotiator, configured with what the server allows (see ``_deflate``)."""
+    return ServerPerMessageDeflateFactory(
+        server_no_context_takeover=not options.context_takeover,
+        client_no_context_takeover=not options.context_takeover,
+        server_max_window_bits=options.max_window_bits,
+        client_max_window_bits=options.max_window_bits,
+        compress_settings={"memLevel": _MEM_LEVEL},
+    )
+
 
 class _ServerProtocol(ServerProtocol):
     """``ServerProtocol`` that accepts a close frame in the middle of a fragmented message.
@@ -71,17 +95,25 @@ class WebsocketsEngine(BaseEngine):
     """An ``Engine`` on ``websockets.server.ServerProtocol``; see ``trio_rest._engine.Engine``.
 
     Args:
-        max_message_size: The largest incoming message in bytes (a bigger one: 1009).
+        max_message_size: The largest incoming message in bytes (a bigger one: 1009),
+            inflated bytes when compressed.
+        deflate: What the server allows of permessage-deflate, or None.
 
     Raises:
         ValueError: When the size is not positive.
     """
 
-    def __init__(self, *, max_message_size: int) -> None:
-        super().__init__(max_message_size=max_message_size)
+    def __init__(self, *, max_message_size: int, deflate: DeflateOptions | None = None) -> None:
+        super().__init__(max_message_size=max_message_size, deflate=deflate)
         # OPEN from the start: the library's HTTP parser (which only runs while CONNECTING)
         # is skipped, since the request arrives parsed; accept() works in any state.
-        self._proto = _ServerProtocol(state=_OPEN, max_size=max_message_size, logger=_logger)
+        self._proto = _ServerProtocol(
+            state=_OPEN,
+            max_size=max_message_size,
+            logger=_logger,
+            extensions=None if deflate is None else [_deflate_factory(deflate)],
+        )
+        self._compressor: PerMessageDeflate | None = None  # the agreed extension, once accepted
         # Never log frames or handshakes at DEBUG, whatever the logging level: they carry
         # message bodies, and the handshake's headers carry credentials and cookies.
         self._proto.debug = False
@@ -103,6 +135,10 @@ class WebsocketsEngine(BaseEngine):
             hints = [(k, v) for k, v in response.headers.raw_items() if k.lower() in _HINT_HEADERS]
             return self._fail_handshake(response.status_code, _describe(proto.handshake_exc), hints)
         self._response = response
+        agreed = response.headers.get("Sec-WebSocket-Extensions")
+        if agreed is not None:
+            # What the client will read; the library wrote it, from our DeflateOptions.
+            self._deflate = DeflateParameters.from_header(agreed)
         # accept() already parsed these headers successfully, so this cannot raise.
         offered = [
             subprotocol
@@ -123,11 +159,15 @@ class WebsocketsEngine(BaseEngine):
         # expects the CONNECTING state the protocol skipped.
         self._out.append(response.serialize())
         self._response = None
+        if self._deflate is not None:
+            [extension] = self._proto.extensions
+            assert isinstance(extension, PerMessageDeflate)
+            self._compressor = extension
 
-    def _receive_frames(self, data: bytes | bytearray) -> list[Event]:
+    def _receive_frames(self, data: bytes | bytearray | memoryview) -> list[Event]:
         proto = self._proto
         if data:
-            proto.receive_data(data)
+            proto.receive_data(data)  # type: ignore[arg-type]  # a memoryview works too (appended to a bytearray)
         else:
             proto.receive_eof()
             self._can_send = False
@@ -211,6 +251,12 @@ class WebsocketsEngine(BaseEngine):
         if self._proto.state is _OPEN:
             self._proto.send_close(code, reason)
             self._out += self._proto.data_to_send()
+
+    def _compress(self, opcode: int, data: bytes) -> bytes:
+        assert self._compressor is not None
+        payload = self._compressor.encode(Frame(_DATA_OPCODES[opcode], data)).data
+        # The library returns a memoryview for large payloads; the batch joins bytes.
+        return payload if type(payload) is bytes else bytes(payload)
 
 
 def _describe(exc: BaseException | None) -> str:

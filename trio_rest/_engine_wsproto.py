@@ -8,18 +8,30 @@ is then built directly. wsproto also does less than websockets on its own: it de
 every fragment (even part of a frame) as soon as bytes arrive, has no message size limit,
 does not answer pings and does not send the close frame a parse error calls for. This
 module does those four.
+
+permessage-deflate is wsproto's ``PerMessageDeflate``, set up with the parameters
+``_deflate.negotiate`` agreed (wsproto's own server negotiation lives in its handshake
+layer, which this engine does not use, and accepts whatever window a client names). The
+extension inflates each piece of payload whole, with no limit: fed a whole read at once, a
+64 KiB read could inflate to 64 MiB before any size check. ``BaseEngine`` feeds it slices
+that inflate to at most a quarter of the limit, and the size check that follows each one
+ends a deflate bomb with 1009 before it grows further.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import attrs
 from wsproto import ConnectionType
 from wsproto.connection import Connection, ConnectionState
 from wsproto.events import BytesMessage, CloseConnection, TextMessage
 from wsproto.events import Ping as WsPing
 from wsproto.events import Pong as WsPong
+from wsproto.extensions import PerMessageDeflate
+from wsproto.frame_protocol import CloseReason, FrameDecoder, FrameProtocol, Opcode, RsvBits
 
+from ._deflate import DeflateOptions, DeflateParameters, negotiate, parse_extensions
 from ._engine import Closed, Event, Handshake, Message, Pong
 from ._engine_base import BaseEngine
 from ._handshake import check_upgrade_request, render_switching_protocols
@@ -31,21 +43,28 @@ _OPEN = ConnectionState.OPEN
 _REMOTE_CLOSING = ConnectionState.REMOTE_CLOSING
 _CLOSED = ConnectionState.CLOSED
 
+_NO_RSV = RsvBits(False, False, False)
+_DATA_OPCODES = {0x1: Opcode.TEXT, 0x2: Opcode.BINARY}
+
 
 class WsprotoEngine(BaseEngine):
     """An ``Engine`` on ``wsproto``; see ``trio_rest._engine.Engine``.
 
     Args:
-        max_message_size: The largest incoming message in bytes (a bigger one: 1009).
+        max_message_size: The largest incoming message in bytes (a bigger one: 1009),
+            inflated bytes when compressed.
+        deflate: What the server allows of permessage-deflate, or None.
 
     Raises:
         ValueError: When the size is not positive.
     """
 
-    def __init__(self, *, max_message_size: int) -> None:
-        super().__init__(max_message_size=max_message_size)
+    def __init__(self, *, max_message_size: int, deflate: DeflateOptions | None = None) -> None:
+        super().__init__(max_message_size=max_message_size, deflate=deflate)
         self._key = ""  # the client's Sec-WebSocket-Key, for the 101
         self._conn: Connection | None = None  # wsproto's frame layer, once accepted
+        self._extension: PerMessageDeflate | None = None  # once agreed and accepted
+        self._framer: FrameProtocol | None = None  # what the extension's sender is given
 
     def _start_handshake(self, request: HTTPRequest) -> Handshake | Closed:
         try:
@@ -53,14 +72,29 @@ class WsprotoEngine(BaseEngine):
         except HTTPError as exc:
             return self._fail_handshake(exc.status, exc.detail, exc.headers)
         self._key = handshake.header("sec-websocket-key") or ""
+        offered = handshake.header("sec-websocket-extensions")
+        if self._deflate_options is not None and offered is not None:
+            try:
+                offers = parse_extensions(offered)
+            except ValueError as exc:
+                return self._fail_handshake(400, str(exc))
+            self._deflate = negotiate(offers, self._deflate_options)
         return handshake
 
     def _accept(self, subprotocol: str | None, extra_headers: Sequence[tuple[str, str]]) -> None:
-        self._out.append(render_switching_protocols(self._key, subprotocol, extra_headers))
-        # No extensions are negotiated, so the frame layer needs none.
-        self._conn = Connection(ConnectionType.SERVER)
+        agreed = self._deflate
+        if agreed is None:
+            self._out.append(render_switching_protocols(self._key, subprotocol, extra_headers))
+            self._conn = Connection(ConnectionType.SERVER)
+            return
+        extension = _deflate_extension(agreed)
+        headers = [*extra_headers, ("Sec-WebSocket-Extensions", agreed.header())]
+        self._out.append(render_switching_protocols(self._key, subprotocol, headers))
+        self._conn = Connection(ConnectionType.SERVER, extensions=[extension])
+        self._extension = extension
+        self._framer = FrameProtocol(client=False, extensions=[])
 
-    def _receive_frames(self, data: bytes | bytearray) -> list[Event]:
+    def _receive_frames(self, data: bytes | bytearray | memoryview) -> list[Event]:
         conn = self._conn
         assert conn is not None
         if not data:
@@ -147,3 +181,44 @@ class WsprotoEngine(BaseEngine):
         assert self._conn is not None
         if self._conn.state is _OPEN:
             self._out.append(self._conn.send(CloseConnection(code=code, reason=reason)))
+
+    def _compress(self, opcode: int, data: bytes) -> bytes:
+        # The extension's own sender hook: it compresses, flushes and strips the trailer
+        # (RFC 7692 section 7.2.1), and keeps or drops its context as agreed. It only
+        # reads the framer's side; the frame header is written by the caller.
+        assert self._extension is not None and self._framer is not None
+        _, payload = self._extension.frame_outbound(self._framer, _DATA_OPCODES[opcode], _NO_RSV, data, True)
+        return payload
+
+
+class _PerMessageDeflate(PerMessageDeflate):
+    """wsproto's ``PerMessageDeflate``, minding control frames between compressed fragments.
+
+    wsproto's extension forgets, at the end of any control frame, that the message it
+    interrupts is compressed: a ping between two fragments of a compressed message (allowed
+    by RFC 6455 section 5.4) makes it read the next fragments as plain bytes. So the end of
+    a control frame inside a compressed message leaves the message's state alone.
+    """
+
+    def frame_inbound_complete(
+        self, proto: FrameDecoder | FrameProtocol, fin: bool
+    ) -> bytes | CloseReason | None:
+        if self._inbound_compressed and not self._inbound_is_compressible:  # a control frame
+            return None
+        return super().frame_inbound_complete(proto, fin)
+
+
+def _deflate_extension(agreed: DeflateParameters) -> PerMessageDeflate:
+    """wsproto's extension, enabled with the agreed parameters.
+
+    ``accept()`` is wsproto's server-side entry: handed the agreed parameters as the offer,
+    it takes them as they are and enables itself. wsproto cannot inflate with a 256-byte
+    window setting (it accepts 9 to 15 bits), but a larger window inflates what a smaller
+    one compressed, so a client limited to 8 bits is inflated with 9.
+    """
+    client_bits = agreed.client_max_window_bits
+    offer = attrs.evolve(agreed, client_max_window_bits=None if client_bits is None else max(client_bits, 9))
+    extension = _PerMessageDeflate()
+    accepted = extension.accept(offer.header())
+    assert accepted is not None and extension.enabled()
+    return extension

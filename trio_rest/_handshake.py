@@ -27,9 +27,9 @@ def check_upgrade_request(request: HTTPRequest) -> Handshake:
 
     This is for an engine whose library cannot validate a request that is already parsed
     (wsproto's only such path is private). The websockets engine does not use it:
-    ``ServerProtocol.accept`` checks the parsed request itself. Extensions are not
-    negotiated, so ``Sec-WebSocket-Extensions`` is ignored; ``Origin`` is the
-    application's business.
+    ``ServerProtocol.accept`` checks the parsed request itself. ``Sec-WebSocket-Extensions``
+    is left to the engine (``_deflate`` negotiates permessage-deflate when it is
+    allowed); ``Origin`` is the application's business.
 
     Args:
         request: The parsed request head.

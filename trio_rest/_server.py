@@ -17,6 +17,7 @@ from ._app import App
 from ._asyncapi import asyncapi_document
 from ._budget import ByteBudget
 from ._connection import ServerConnection
+from ._deflate import DeflateOptions
 from ._engine import Engine, Handshake, make_engine
 from ._errors import AuthenticationError
 from ._http import HTTPError, HTTPRequest, json_detail, parse_request_head, render_response
@@ -83,6 +84,8 @@ class Server:
         connections: the open WebSocket connections.
         budget: the bytes of requests all connections hold, against
             `Settings.max_server_buffered_bytes`.
+        deflate: what a connection may agree of permessage-deflate, from the
+            settings (None unless `Settings.permessage_deflate`).
     """
 
     def __init__(
@@ -102,6 +105,17 @@ class Server:
         #: The per-address rate buckets (and the settings of each connection's own).
         self.limits = Limits(app.settings)
         self.budget = ByteBudget(app.settings.max_server_buffered_bytes)
+        settings = app.settings
+        #: What each connection may agree of permessage-deflate (None: never offered back).
+        self.deflate = (
+            DeflateOptions(
+                max_window_bits=settings.deflate_window_bits,
+                context_takeover=settings.deflate_context_takeover,
+                min_size=settings.deflate_min_size,
+            )
+            if settings.permessage_deflate
+            else None
+        )
         self._connection_class = connection_class
         self._listeners: list[trio.SocketListener] = []
         self._stop = trio.Event()
@@ -275,7 +289,9 @@ class Server:
             if not request.is_websocket_upgrade:
                 await stream.send_all(self._http_reply(request))
                 return None
-            engine = make_engine(settings.engine, max_message_size=settings.max_frame_size)
+            engine = make_engine(
+                settings.engine, max_message_size=settings.max_frame_size, deflate=self.deflate
+            )
             # The head was parsed once, above: the engine validates the parsed request.
             event = engine.receive_handshake(request, rest)
             if type(event) is not Handshake:

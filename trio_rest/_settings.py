@@ -27,6 +27,22 @@ def _positive(instance: object, attribute: attrs.Attribute[Any], value: Any) -> 
         raise ConfigurationError(f"Settings.{attribute.name} must be positive, not {value!r}")
 
 
+def _positive_int(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ConfigurationError(f"Settings.{attribute.name} must be a positive integer, not {value!r}")
+
+
+def _switch(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if not isinstance(value, bool):
+        raise ConfigurationError(f"Settings.{attribute.name} must be True or False, not {value!r}")
+
+
+def _window_bits(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    # RFC 7692 section 7.1.2 allows 8 to 15; zlib cannot compress with 8.
+    if isinstance(value, bool) or not isinstance(value, int) or not 9 <= value <= 15:
+        raise ConfigurationError(f"Settings.{attribute.name} must be an integer from 9 to 15, not {value!r}")
+
+
 def _origins(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
     for origin in value or ():
         if not isinstance(origin, str) or origin_key(origin) is None:
@@ -58,7 +74,27 @@ class Settings:
         max_frame_size: largest WebSocket message the transport accepts
             (4 MiB); beyond it the socket is closed with 1009. Between the two,
             a message is read and refused with a 413, so an honest client
-            learns what went wrong.
+            learns what went wrong. A compressed message counts its inflated
+            size, and inflating stops at this limit (a deflate bomb is a 1009).
+        permessage_deflate: accept the permessage-deflate compression (RFC
+            7692) a client offers (False). Off by default: compressing costs CPU
+            on every message and zlib memory on every connection, and
+            compressing what an attacker can influence next to a secret in one
+            context leaks the secret through sizes (CRIME, BREACH). Turn it on
+            for clients on slow links that receive large, repetitive replies.
+        deflate_window_bits: the largest LZ77 window, as a power of two, for the
+            server's compression and, when the client lets the server choose, for
+            the client's (12: 4 KiB; from 9 to 15). A compressing context then
+            costs about 36 KiB, an inflating one about 11 KiB (39 KiB when the
+            client keeps its own 32 KiB window).
+        deflate_context_takeover: keep each direction's compression context from
+            one message to the next (False). Off, both reset after every message:
+            no zlib memory outlives a message and no message's content shapes how
+            another compresses; on, small similar messages compress much better,
+            and each connection keeps its contexts (see `deflate_window_bits`).
+        deflate_min_size: outgoing messages shorter than this many bytes are
+            sent uncompressed (256): on a short envelope the CPU outweighs the
+            bytes saved.
         max_depth: deepest nesting of an envelope (32).
         max_in_flight: requests a connection may have unanswered, running or
             waiting (256): beyond it the server stops reading that socket, so
@@ -157,6 +193,10 @@ class Settings:
     engine: str = attrs.field(default=DEFAULT_ENGINE)
     max_message_size: int = attrs.field(default=2**20, validator=_positive)
     max_frame_size: int = attrs.field(default=4 * 2**20, validator=_positive)
+    permessage_deflate: bool = attrs.field(default=False, validator=_switch)
+    deflate_window_bits: int = attrs.field(default=12, validator=_window_bits)
+    deflate_context_takeover: bool = attrs.field(default=False, validator=_switch)
+    deflate_min_size: int = attrs.field(default=256, validator=_positive_int)
     max_depth: int = attrs.field(default=32, validator=_positive)
     max_in_flight: int = attrs.field(default=256, validator=_positive)
     max_concurrency: int = attrs.field(default=32, validator=_positive)

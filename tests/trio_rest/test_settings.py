@@ -14,6 +14,9 @@ def test_defaults() -> None:
     assert settings.max_message_size == 2**20 and settings.max_frame_size == 4 * 2**20
     assert settings.max_concurrency == 32 and settings.max_in_flight == 256
     assert settings.request_timeout == 60.0
+    # permessage-deflate is off unless asked for (docs/server.md says why).
+    assert settings.permessage_deflate is False and settings.deflate_context_takeover is False
+    assert settings.deflate_window_bits == 12 and settings.deflate_min_size == 256
 
 
 @pytest.mark.parametrize(
@@ -21,6 +24,14 @@ def test_defaults() -> None:
     [
         {"engine": "tornado"},
         {"max_message_size": 10, "max_frame_size": 5},
+        {"deflate_window_bits": 8},  # zlib cannot compress with a 256-byte window
+        {"deflate_window_bits": 16},
+        {"deflate_window_bits": 12.5},
+        {"deflate_window_bits": True},
+        {"permessage_deflate": "yes"},
+        {"permessage_deflate": 1},
+        {"deflate_context_takeover": None},
+        {"deflate_min_size": 2.5},
     ],
 )
 def test_invalid_settings(options: dict[str, object]) -> None:
@@ -34,6 +45,8 @@ SWITCHES = (
     "aiorest_ws_errors",
     "metrics",
     "notification_overflow",
+    "permessage_deflate",
+    "deflate_context_takeover",
     "allowed_origins",
     "jwt_secret",
     "jwt_algorithm",
@@ -74,3 +87,8 @@ def test_none_is_refused_where_it_means_nothing() -> None:
             pass
         wrong.append(name)
     assert not wrong, f"None accepted (or crashing) for {wrong}"
+
+
+@pytest.mark.parametrize("bits", [9, 12, 15])
+def test_every_window_size_zlib_can_compress_with_is_accepted(bits: int) -> None:
+    assert Settings(permessage_deflate=True, deflate_window_bits=bits).deflate_window_bits == bits
