@@ -1,7 +1,7 @@
 // The JavaScript client (trio_rest/static/trio-rest.js) against a real server: tests/js/server.py,
 // started here in a child process on a free port and a SQLite file in a temporary directory.
 //
-//     node --experimental-websocket --test tests/js/     (Node 20; Node >= 22 needs no flag)
+//     node --experimental-websocket --test tests/js/client.test.mjs   (Node 20; 22 needs no flag)
 //
 // TRIO_REST_PYTHON names the Python that runs the server (default: python3); PYTHONPATH must let
 // it import trio_rest and examples (tests/test_js_client.py sets both).
