@@ -188,6 +188,25 @@ describe("against a real server", { skip: noWebSocket }, () => {
     }
   });
 
+  test("a write sent again under its idempotency key runs once", async () => {
+    const client = await connect(url);
+    try {
+      const user = newUser();
+      const key = `create-${user.name}`;
+      const first = await client.post("/user/", user, { idempotencyKey: key });
+      const again = await client.post("/user/", user, { idempotencyKey: key });
+      assert.equal(first.status, 201);
+      // Without the key, the same body is a 400 (the name is taken): with it, the same reply.
+      assert.equal(again.status, 201);
+      assert.deepEqual(again.data, first.data);
+      const other = await client.post("/user/", newUser(), { idempotencyKey: key });
+      assert.equal(other.status, 409);
+      assert.equal(other.code, "idempotency_conflict");
+    } finally {
+      client.close();
+    }
+  });
+
   test("ping gets its pong", async () => {
     const client = await connect(url);
     try {
@@ -265,6 +284,22 @@ describe("against a real server", { skip: noWebSocket }, () => {
     } finally {
       watcher.close();
       writer.close();
+    }
+  });
+
+  test("a write whose connection drops before its reply is sent again, under its key", async () => {
+    const client = await connect(url, { reconnect: true, maxBackoff: 0.2 });
+    try {
+      const user = newUser();
+      const writing = client.post("/user/", user);
+      client._socket.close(); // the write goes nowhere: the socket is closing
+      const reply = await writing;
+      assert.equal(reply.status, 201);
+      assert.equal(reply.data.name, user.name);
+      const list = (await client.get("/user/list")).data;
+      assert.equal(list.filter((found) => found.name === user.name).length, 1);
+    } finally {
+      client.close();
     }
   });
 });

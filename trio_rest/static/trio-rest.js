@@ -46,15 +46,19 @@ export class SubscriptionError extends TrioRestError {
 }
 
 const WRITES = new Set(["POST", "PUT", "PATCH", "DELETE"]);
+/** Times a write with an idempotency key is sent, at most, when connections drop before its reply. */
+const WRITE_ATTEMPTS = 3;
 
 /** A final notification's error body saying the server closes (503 `closing`). */
 function isClosing(data) {
   return data !== null && typeof data === "object" && data.code === "closing";
 }
 
+/** A fresh idempotency key: 32 hex digits (from Math.random where Web Crypto is missing, Node 18). */
 function randomKey() {
   const bytes = new Uint8Array(16);
-  globalThis.crypto.getRandomValues(bytes);
+  if (globalThis.crypto?.getRandomValues) globalThis.crypto.getRandomValues(bytes);
+  else for (let i = 0; i < bytes.length; i++) bytes[i] = Math.floor(Math.random() * 256);
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
@@ -331,7 +335,8 @@ export class Client {
    * @param {number} [options.timeout] seconds to wait for the reply (the client's default if
    *   omitted); past it a `cancel` is sent and the promise rejects with `RequestTimeoutError`.
    * @param {string} [options.idempotencyKey] sent as `idempotency_key`: the server runs a write
-   *   with the same key once. A client that reconnects gives every write one by itself.
+   *   with the same key once. A client that reconnects gives every write one by itself, and
+   *   sends a keyed write again (up to 3 times) when the connection drops before its reply.
    * @returns {Promise<object>} the response envelope: `{type, id, status, data, code, detail, errors}`.
    */
   request(method, url, options = {}) {
@@ -343,7 +348,20 @@ export class Client {
     let key = options.idempotencyKey;
     if (key === undefined && this.reconnect && WRITES.has(method)) key = randomKey();
     if (key !== undefined) envelope.idempotency_key = key;
-    return this._exchange(envelope, this._nextId++, options.timeout ?? this.timeout);
+    const timeout = options.timeout ?? this.timeout;
+    if (key === undefined || !this.reconnect) return this._exchange(envelope, this._nextId++, timeout);
+    return this._resend(envelope, timeout);
+  }
+
+  /** A keyed write, sent again on the next connection when one drops before its reply. */
+  async _resend(envelope, timeout) {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this._exchange(envelope, this._nextId++, timeout);
+      } catch (error) {
+        if (!(error instanceof ConnectionClosedError) || attempt >= WRITE_ATTEMPTS || this._closed) throw error;
+      }
+    }
   }
 
   /** `request("GET", url, options)` */
