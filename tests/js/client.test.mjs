@@ -238,6 +238,33 @@ describe("against a real server", { skip: noWebSocket }, () => {
     }
   });
 
+  test("onToken's token is the one the reconnected client sends", async () => {
+    const anonymous = await connect(url);
+    const first = { name: newUser().name, password: "secret-password" };
+    const second = { name: newUser().name, password: "secret-password" };
+    let client;
+    try {
+      const tokens = [];
+      for (const login of [first, second]) {
+        assert.equal((await anonymous.post("/user/", { ...newUser(), ...login })).status, 201);
+        tokens.push((await anonymous.post("/login", login)).data.token);
+      }
+      client = await connect(url, { token: tokens[0], reconnect: true, maxBackoff: 0.2, onToken: () => tokens[1] });
+      assert.equal((await client.get("/me")).data.name, first.name);
+      client._socket.close();
+      let me;
+      for (let i = 0; i < 50; i++) {
+        me = await client.get("/me").catch((error) => error);
+        if (!(me instanceof ConnectionClosedError)) break;
+      }
+      assert.equal(me.status, 200);
+      assert.equal(me.data.name, second.name);
+    } finally {
+      client?.close();
+      anonymous.close();
+    }
+  });
+
   test("close rejects what waits, and later requests", async () => {
     const client = await connect(url);
     const waiting = client.get("/slow");

@@ -48,6 +48,8 @@ export class SubscriptionError extends TrioRestError {
 const WRITES = new Set(["POST", "PUT", "PATCH", "DELETE"]);
 /** Times a write with an idempotency key is sent, at most, when connections drop before its reply. */
 const WRITE_ATTEMPTS = 3;
+/** Times a subscription is sent again after a reconnection while the server answers 503. */
+const RESUBSCRIBE_ATTEMPTS = 8;
 
 /** A final notification's error body saying the server closes (503 `closing`). */
 function isClosing(data) {
@@ -284,15 +286,30 @@ export class Client {
     }
   }
 
+  /**
+   * Send a subscription again after a reconnection, from the positions it reached. A 503 (the
+   * server, or its broker, is not ready yet) is retried with backoff, a few times.
+   */
   async _resubscribe(sub) {
-    const args = { ...sub.args, since: { ...sub.positions } };
-    try {
-      const reply = await this._exchange({ method: "SUBSCRIBE", url: sub.url, args, data: sub.data }, sub.id);
-      if (reply.status !== 200) sub._finish(new SubscriptionError(reply));
-      else sub.response = reply;
-    } catch (error) {
-      if (!(error instanceof ConnectionClosedError)) sub._finish(error);
-      // else: the connection dropped again, and the next reconnection resubscribes
+    for (let attempt = 1; !sub._done; attempt++) {
+      const args = { ...sub.args, since: { ...sub.positions } };
+      let reply;
+      try {
+        reply = await this._exchange({ method: "SUBSCRIBE", url: sub.url, args, data: sub.data }, sub.id);
+      } catch (error) {
+        if (!(error instanceof ConnectionClosedError)) sub._finish(error);
+        return; // the connection dropped again: the next reconnection resubscribes
+      }
+      if (reply.status === 200) {
+        sub.response = reply;
+        return;
+      }
+      if (reply.status !== 503 || attempt >= RESUBSCRIBE_ATTEMPTS) {
+        sub._finish(new SubscriptionError(reply));
+        return;
+      }
+      const delay = Math.min(this.maxBackoff, 0.2 * 2 ** attempt) * (0.5 + Math.random() / 2);
+      await new Promise((resolve) => setTimeout(resolve, delay * 1000));
     }
   }
 
