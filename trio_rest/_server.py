@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
+import importlib.resources
 import logging
 import re
 import ssl
@@ -381,6 +383,8 @@ class Server:
             return render_response(200, self.app.metrics.render(), content_type=CONTENT_TYPE)
         if request.path == "/asyncapi.json" and request.method in ("GET", "HEAD"):
             return self._asyncapi_reply(request.header("host"))
+        if request.path == "/trio-rest.js" and request.method in ("GET", "HEAD"):
+            return render_response(200, _javascript_client(), content_type=JAVASCRIPT)
         return render_response(404, json_detail("Not Found"))
 
     def _asyncapi_reply(self, host: str | None) -> bytes:
@@ -397,6 +401,16 @@ class Server:
             server.pop("variables", None)
             document = {**document, "servers": {"server": server}}
         return render_response(200, orjson.dumps(document))
+
+
+#: The media type of ``GET /trio-rest.js`` (RFC 9239).
+JAVASCRIPT: Final = "text/javascript; charset=utf-8"
+
+
+@functools.cache
+def _javascript_client() -> bytes:
+    """``trio_rest/static/trio-rest.js``, the JavaScript client, read once from the package."""
+    return importlib.resources.files("trio_rest").joinpath("static/trio-rest.js").read_bytes()
 
 
 async def _shared_listeners(host: str, port: int) -> list[trio.SocketListener]:

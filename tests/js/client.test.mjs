@@ -1,0 +1,332 @@
+// The JavaScript client (trio_rest/static/trio-rest.js) against a real server: tests/js/server.py,
+// started here in a child process on a free port and a SQLite file in a temporary directory.
+//
+//     node --experimental-websocket --test tests/js/client.test.mjs   (Node 20; 22 needs no flag)
+//
+// TRIO_REST_PYTHON names the Python that runs the server (default: python3); PYTHONPATH must let
+// it import trio_rest and examples (tests/test_js_client.py sets both).
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { after, before, describe, test } from "node:test";
+import { fileURLToPath } from "node:url";
+
+import {
+  ConnectionClosedError,
+  RequestTimeoutError,
+  SubscriptionError,
+  TrioRestError,
+  connect,
+} from "../../trio_rest/static/trio-rest.js";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const noWebSocket =
+  typeof globalThis.WebSocket === "function"
+    ? false
+    : `this Node (${process.version}) has no global WebSocket: run it with --experimental-websocket`;
+
+let server;
+let directory;
+let url;
+
+function startServer() {
+  directory = mkdtempSync(path.join(tmpdir(), "trio-rest-js-"));
+  const python = process.env.TRIO_REST_PYTHON ?? "python3";
+  server = spawn(python, [path.join(here, "server.py"), directory], { stdio: ["ignore", "pipe", "pipe"] });
+  let log = "";
+  server.stderr.on("data", (chunk) => (log += chunk));
+  return new Promise((resolve, reject) => {
+    let out = "";
+    server.stdout.on("data", (chunk) => {
+      out += chunk;
+      const found = /port (\d+)/.exec(out);
+      if (found) resolve(Number(found[1]));
+    });
+    server.on("exit", (code) => reject(new Error(`the server exited (${code}) before listening:\n${log}`)));
+  });
+}
+
+function stopServer() {
+  if (server && server.exitCode === null) server.kill("SIGTERM");
+  if (directory) rmSync(directory, { recursive: true, force: true });
+}
+
+/** A user the list has not seen: names are unique. */
+let made = 0;
+function newUser() {
+  made += 1;
+  return { name: `js${process.pid}x${made}`, fullname: "From JavaScript", password: "password", addresses: [] };
+}
+
+/** The next value of an async iterator, or a failure after `ms`. */
+function nextWithin(iterator, ms = 5000) {
+  let timer;
+  const late = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`nothing in ${ms} ms`)), ms);
+  });
+  return Promise.race([iterator.next(), late]).finally(() => clearTimeout(timer));
+}
+
+test("without a WebSocket constructor, connect says what to pass", { skip: !noWebSocket }, async () => {
+  await assert.rejects(connect("ws://127.0.0.1:1/"), /options\.WebSocket/);
+});
+
+describe("against a real server", { skip: noWebSocket }, () => {
+  before(async () => {
+    url = `ws://127.0.0.1:${await startServer()}/`;
+  });
+  after(stopServer);
+
+  test("a request gets its reply", async () => {
+    const client = await connect(url);
+    try {
+      const created = await client.post("/user/", newUser(), { eventName: "create-user" });
+      assert.equal(created.type, "response");
+      assert.equal(created.status, 201);
+      assert.equal(created.event_name, "create-user");
+      assert.equal(typeof created.id, "number");
+      const found = await client.get(`/user/${created.data.id}`);
+      assert.equal(found.status, 200);
+      assert.equal(found.data.name, created.data.name);
+      assert.ok(!("password" in found.data));
+      const invalid = await client.post("/user/", { fullname: "no name" });
+      assert.equal(invalid.status, 400);
+      assert.equal(invalid.code, "invalid");
+      assert.ok("name" in invalid.errors);
+    } finally {
+      client.close();
+    }
+  });
+
+  test("an unknown user is a 404 with its code", async () => {
+    const client = await connect(url);
+    try {
+      const reply = await client.get("/user/987654");
+      assert.equal(reply.status, 404);
+      assert.equal(reply.code, "not_found");
+      assert.equal(typeof reply.detail, "string");
+      const nowhere = await client.request("get", "/nowhere");
+      assert.equal(nowhere.status, 404);
+    } finally {
+      client.close();
+    }
+  });
+
+  test("concurrent requests are matched to their replies by id", async () => {
+    const client = await connect(url);
+    try {
+      const users = [];
+      for (let i = 0; i < 5; i++) users.push((await client.post("/user/", newUser())).data);
+      // Sent together, on one socket; each promise gets the reply to its own request.
+      const replies = await Promise.all(users.map((user) => client.get(`/user/${user.id}`)));
+      assert.deepEqual(
+        replies.map((reply) => reply.data.name),
+        users.map((user) => user.name),
+      );
+      assert.equal(new Set(replies.map((reply) => reply.id)).size, users.length);
+    } finally {
+      client.close();
+    }
+  });
+
+  test("a timeout sends a cancel, and the server cancels the request", async () => {
+    const client = await connect(url);
+    try {
+      const before = (await client.get("/slow/cancelled")).data.cancelled;
+      await assert.rejects(client.get("/slow", { timeout: 0.3 }), RequestTimeoutError);
+      let count = before;
+      for (let i = 0; i < 50 && count === before; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        count = (await client.get("/slow/cancelled")).data.cancelled;
+      }
+      assert.equal(count, before + 1);
+      // The connection goes on.
+      assert.equal((await client.get("/user/list")).status, 200);
+    } finally {
+      client.close();
+    }
+  });
+
+  test("a subscription receives what another client caused, and its cancel ends it", async () => {
+    const watcher = await connect(url);
+    const writer = await connect(url);
+    try {
+      const sub = await watcher.subscribe("/user/list");
+      assert.equal(sub.response.status, 200);
+      const user = newUser();
+      const created = await writer.post("/user/", user);
+      assert.equal(created.status, 201);
+      const { value: note } = await nextWithin(sub);
+      assert.equal(note.type, "notification");
+      assert.equal(note.id, sub.id);
+      assert.equal(note.event_name, "created");
+      assert.equal(note.data.name, user.name);
+
+      await sub.cancel();
+      assert.deepEqual(await sub.next(), { value: undefined, done: true });
+      // The server forgot it: the id may be used again at once (an in-flight id would be a 409).
+      const again = await writer.post("/user/", newUser());
+      assert.equal(again.status, 201);
+      const reused = await watcher._exchange({ method: "GET", url: "/user/list" }, sub.id);
+      assert.equal(reused.status, 200);
+    } finally {
+      watcher.close();
+      writer.close();
+    }
+  });
+
+  test("a refused subscription rejects with its reply", async () => {
+    const client = await connect(url);
+    try {
+      const error = await client.subscribe("/user/987654/nowhere").catch((e) => e);
+      assert.ok(error instanceof SubscriptionError);
+      assert.equal(error.response.status, 404);
+    } finally {
+      client.close();
+    }
+  });
+
+  test("a write sent again under its idempotency key runs once", async () => {
+    const client = await connect(url);
+    try {
+      const user = newUser();
+      const key = `create-${user.name}`;
+      const first = await client.post("/user/", user, { idempotencyKey: key });
+      const again = await client.post("/user/", user, { idempotencyKey: key });
+      assert.equal(first.status, 201);
+      // Without the key, the same body is a 400 (the name is taken): with it, the same reply.
+      assert.equal(again.status, 201);
+      assert.deepEqual(again.data, first.data);
+      const other = await client.post("/user/", newUser(), { idempotencyKey: key });
+      assert.equal(other.status, 409);
+      assert.equal(other.code, "idempotency_conflict");
+    } finally {
+      client.close();
+    }
+  });
+
+  test("ping gets its pong", async () => {
+    const client = await connect(url);
+    try {
+      const elapsed = await client.ping();
+      assert.ok(elapsed >= 0);
+    } finally {
+      client.close();
+    }
+  });
+
+  test("a token is sent in an auth message, and a bad one is refused", async () => {
+    const anonymous = await connect(url);
+    const login = { name: newUser().name, password: "secret-password" };
+    try {
+      assert.equal((await anonymous.post("/user/", { ...newUser(), ...login })).status, 201);
+      const { token } = (await anonymous.post("/login", login)).data;
+      assert.equal((await anonymous.get("/me")).status, 401);
+      const client = await connect(url, { token });
+      try {
+        const me = await client.get("/me");
+        assert.equal(me.status, 200);
+        assert.equal(me.data.name, login.name);
+      } finally {
+        client.close();
+      }
+      await assert.rejects(connect(url, { token: "not.a.token" }), TrioRestError);
+    } finally {
+      anonymous.close();
+    }
+  });
+
+  test("onToken's token is the one the reconnected client sends", async () => {
+    const anonymous = await connect(url);
+    const first = { name: newUser().name, password: "secret-password" };
+    const second = { name: newUser().name, password: "secret-password" };
+    let client;
+    try {
+      const tokens = [];
+      for (const login of [first, second]) {
+        assert.equal((await anonymous.post("/user/", { ...newUser(), ...login })).status, 201);
+        tokens.push((await anonymous.post("/login", login)).data.token);
+      }
+      client = await connect(url, { token: tokens[0], reconnect: true, maxBackoff: 0.2, onToken: () => tokens[1] });
+      assert.equal((await client.get("/me")).data.name, first.name);
+      client._socket.close();
+      let me;
+      for (let i = 0; i < 50; i++) {
+        me = await client.get("/me").catch((error) => error);
+        if (!(me instanceof ConnectionClosedError)) break;
+      }
+      assert.equal(me.status, 200);
+      assert.equal(me.data.name, second.name);
+    } finally {
+      client?.close();
+      anonymous.close();
+    }
+  });
+
+  test("close rejects what waits, and later requests", async () => {
+    const client = await connect(url);
+    const waiting = client.get("/slow");
+    client.close();
+    await assert.rejects(waiting, ConnectionClosedError);
+    await assert.rejects(client.get("/user/list"), ConnectionClosedError);
+  });
+
+  test("a dropped connection is reopened, and the subscription recovers what it missed", async () => {
+    let refreshed = 0;
+    const watcher = await connect(url, {
+      reconnect: true,
+      maxBackoff: 0.2,
+      onToken: () => {
+        refreshed += 1;
+        return null;
+      },
+    });
+    const writer = await connect(url);
+    try {
+      const sub = await watcher.subscribe("/user/list");
+      // Asked with an empty args.since, the server first says where the topic stands.
+      const { value: start } = await nextWithin(sub);
+      assert.equal(start.event_name, "recovery");
+      await writer.post("/user/", newUser());
+      const { value: first } = await nextWithin(sub);
+      assert.equal(first.event_name, "created");
+      assert.ok(sub.positions[first.topic], "the position of the topic is kept");
+
+      // The socket drops (not a close() of the client): what happens while it is away...
+      watcher._socket.close();
+      const missed = newUser();
+      assert.equal((await writer.post("/user/", missed)).status, 201);
+
+      // ...is recovered once it is back: first the recovery notice, then what was missed.
+      const { value: notice } = await nextWithin(sub);
+      assert.equal(notice.event_name, "recovery");
+      assert.equal(notice.data.recovered, true);
+      const { value: caught } = await nextWithin(sub);
+      assert.equal(caught.event_name, "created");
+      assert.equal(caught.data.name, missed.name);
+      assert.ok(refreshed >= 1, "onToken is called before reconnecting");
+      assert.equal((await watcher.get("/user/list")).status, 200);
+    } finally {
+      watcher.close();
+      writer.close();
+    }
+  });
+
+  test("a write whose connection drops before its reply is sent again, under its key", async () => {
+    const client = await connect(url, { reconnect: true, maxBackoff: 0.2 });
+    try {
+      const user = newUser();
+      const writing = client.post("/user/", user);
+      client._socket.close(); // the write goes nowhere: the socket is closing
+      const reply = await writing;
+      assert.equal(reply.status, 201);
+      assert.equal(reply.data.name, user.name);
+      const list = (await client.get("/user/list")).data;
+      assert.equal(list.filter((found) => found.name === user.name).length, 1);
+    } finally {
+      client.close();
+    }
+  });
+});

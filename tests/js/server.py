@@ -1,0 +1,57 @@
+"""The server the JavaScript client's tests talk to: the users example, plus two test routes.
+
+``python tests/js/server.py DIRECTORY`` serves on 127.0.0.1, a free port, the users app on a
+SQLite file in DIRECTORY, and prints ``port N`` once it listens. ``GET /slow`` never replies
+(a client's timeout must cancel it); ``GET /slow/cancelled`` counts the slow requests the
+server saw cancelled.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from examples.users.app import build_router, create_tables
+from examples.users.models import User
+from examples.users.serializers import UserSerializer
+from trio_rest import App, Request, Server, endpoint
+from trio_rest.auth import JWTAuth
+from trio_rest.db import Database
+
+SECRET = "the secret of the JavaScript client tests"
+
+
+def build_app(directory: Path) -> App:
+    cancelled = 0
+
+    @endpoint
+    async def slow(request: Request) -> Any:
+        nonlocal cancelled
+        try:
+            await trio.sleep_forever()
+        finally:
+            cancelled += 1
+
+    @endpoint
+    def count(request: Request) -> Any:
+        return {"cancelled": cancelled}
+
+    router = build_router()
+    router.register("/slow", slow, "GET")
+    router.register("/slow/cancelled", count, "GET")
+    database = Database(f"sqlite:///{directory / 'users.db'}")
+    database.observe(User, UserSerializer, topic="/user/list", detail_topic="/user/{id}")
+    return App(router, database=database, lifespan=create_tables, auth=JWTAuth(SECRET))
+
+
+async def main(directory: Path) -> None:
+    async with trio.open_nursery() as nursery:
+        server: Server = await nursery.start(Server(build_app(directory)).serve, "127.0.0.1", 0)
+        print(f"port {server.port}", flush=True)
+
+
+if __name__ == "__main__":
+    trio.run(main, Path(sys.argv[1]))
