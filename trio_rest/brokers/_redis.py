@@ -48,27 +48,10 @@ __all__ = ["RedisBroker"]
 
 log = logging.getLogger("trio_rest.broker")
 
-# KEYS: meta, stream. ARGV: channel, body, a new epoch (used when the meta hash is missing),
-# history size, history ttl (seconds). Returns {offset, epoch, receivers}.
-_PUBLISH = """
-local epoch = redis.call('HGET', KEYS[1], 'epoch')
-if not epoch then
-  epoch = ARGV[3]
-  redis.call('DEL', KEYS[2])
-  redis.call('HSET', KEYS[1], 'epoch', epoch, 'offset', 0)
-end
-local offset = redis.call('HINCRBY', KEYS[1], 'offset', 1)
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], offset .. '-0', 'b', ARGV[2])
-redis.call('EXPIRE', KEYS[1], ARGV[5])
-redis.call('EXPIRE', KEYS[2], ARGV[5])
-local receivers = redis.call('PUBLISH', ARGV[1], offset .. ':' .. epoch .. ':' .. ARGV[2])
-return {offset, epoch, receivers}
-"""
-
-# KEYS: meta, stream. ARGV: first offset wanted, (unused), a new epoch, history ttl.
-# Returns {offset, epoch, entries}: the position now, and every entry from the first wanted
-# (the stream holds about `history_size` of them: MAXLEN ~ keeps whole nodes).
-_HISTORY = """
+# Both scripts first find the topic's epoch, and start a new history (a new epoch, an empty
+# stream) when its meta hash is gone. KEYS: meta, stream. ARGV[3]: a new epoch, ARGV[4]: the
+# history's ttl (seconds).
+_EPOCH = """
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
 if not epoch then
   epoch = ARGV[3]
@@ -76,6 +59,27 @@ if not epoch then
   redis.call('HSET', KEYS[1], 'epoch', epoch, 'offset', 0)
   redis.call('EXPIRE', KEYS[1], ARGV[4])
 end
+"""
+
+# ARGV: channel, body, a new epoch, history ttl, history size. Returns {offset, epoch, receivers}.
+_PUBLISH = (
+    _EPOCH
+    + """
+local offset = redis.call('HINCRBY', KEYS[1], 'offset', 1)
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], offset .. '-0', 'b', ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+redis.call('EXPIRE', KEYS[2], ARGV[4])
+local receivers = redis.call('PUBLISH', ARGV[1], offset .. ':' .. epoch .. ':' .. ARGV[2])
+return {offset, epoch, receivers}
+"""
+)
+
+# ARGV: first offset wanted, (unused), a new epoch, history ttl. Returns {offset, epoch,
+# entries}: the position now, and every entry from the first wanted (the stream holds about
+# `history_size` of them: MAXLEN ~ keeps whole nodes).
+_HISTORY = (
+    _EPOCH
+    + """
 local offset = tonumber(redis.call('HGET', KEYS[1], 'offset'))
 local entries = {}
 if tonumber(ARGV[1]) <= offset then
@@ -83,6 +87,7 @@ if tonumber(ARGV[1]) <= offset then
 end
 return {offset, epoch, entries}
 """
+)
 
 try:  # an optional extra: pip install trio-rest[redis]
     import coredis
@@ -199,7 +204,7 @@ class RedisBroker(TopicMembers):
             BrokerUnavailableError: Redis cannot be reached (nothing was published).
         """
         body = orjson.dumps(message.event_name) + b"\n" + message.encoded
-        args = [self._channel(message.topic), body, new_epoch(), self.history_size, self.history_ttl]
+        args = [self._channel(message.topic), body, new_epoch(), self.history_ttl, self.history_size]
         offset, epoch, receivers = await self._call("_publish_script", self._keys(message.topic), args)
         message.stamp(_text(epoch), int(offset))
         if message.obj is not None and self.receive:
@@ -307,21 +312,17 @@ class RedisBroker(TopicMembers):
                     break  # Redis is away: the next round tries again
 
     async def _command(self, command: Any) -> Any:
+        """Await a command to Redis; a lost connection is `BrokerUnavailableError` (logged)."""
         try:
             return await command
         except BaseException as exc:
             if not _lost(exc):
                 raise
+            log.warning("Redis at %s: %s", self.url, _describe(exc))
             raise BrokerUnavailableError() from None
 
     async def _call(self, script: str, keys: list[str], args: list[Any]) -> Any:
-        try:
-            return await getattr(self, script)(keys=keys, args=args)
-        except BaseException as exc:
-            if not _lost(exc):
-                raise
-            log.warning("Redis at %s: %s", self.url, _describe(exc))
-            raise BrokerUnavailableError() from None
+        return await self._command(getattr(self, script)(keys=keys, args=args))
 
     def _entries(self, topic: str, epoch: str, entries: Iterable[Any]) -> Iterable[Published]:
         """Stream entries (``(id, {b"b": body})``) as messages, in order."""
