@@ -26,6 +26,21 @@ def parse(description: str | None) -> argparse.Namespace:
     return parser.parse_args()
 
 
+def serve(target: str, args: argparse.Namespace) -> None:
+    """Serve the ASGI app `target` (``module:attr``) under uvicorn with ``--workers`` processes."""
+    import uvicorn
+
+    uvicorn.run(
+        target,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+    )
+
+
 async def paced(rate: float, duration: float, send: Callable[[dict[str, Any]], Awaitable[None]]) -> int:
     """Call ``send(body)`` `rate` times a second for `duration` seconds; how many it sent."""
     count = int(rate * duration)

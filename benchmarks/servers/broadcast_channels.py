@@ -42,7 +42,7 @@ from channels.layers import get_channel_layer  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import path  # noqa: E402
 
-from ._broadcast import paced, parse  # noqa: E402
+from ._broadcast import paced, parse, serve  # noqa: E402
 
 
 class FeedConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
@@ -76,17 +76,7 @@ def main() -> None:
     if args.publish:
         print(asyncio.run(_publish(args.rate, args.duration)), flush=True)
         return
-    import uvicorn
-
-    uvicorn.run(
-        "benchmarks.servers.broadcast_channels:application",
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        log_level="warning",
-        access_log=False,
-        lifespan="off",
-    )
+    serve("benchmarks.servers.broadcast_channels:application", args)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from typing import Any
 
 import socketio
 
-from ._broadcast import paced, parse
+from ._broadcast import paced, parse, serve
 from .socketio_app import ORJSON
 
 
@@ -51,18 +51,8 @@ def main() -> None:
     if args.publish:
         print(asyncio.run(_publish(args.redis, args.rate, args.duration)), flush=True)
         return
-    import uvicorn
-
     os.environ["BROADCAST_REDIS"] = args.redis  # read by each worker process when it imports `app`
-    uvicorn.run(
-        "benchmarks.servers.broadcast_socketio:app",
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        log_level="warning",
-        access_log=False,
-        lifespan="off",
-    )
+    serve("benchmarks.servers.broadcast_socketio:app", args)
 
 
 if __name__ == "__main__":
