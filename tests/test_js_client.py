@@ -12,29 +12,19 @@ import pytest
 import trio
 
 from examples import hello
+from tests.trio_rest._sockets import http_get
 from trio_rest import Server
 
 ROOT = Path(__file__).parents[1]
 CLIENT = ROOT / "trio_rest" / "static" / "trio-rest.js"
 
 
-async def _http(port: int, method: str, target: str) -> tuple[bytes, bytes]:
-    stream = await trio.open_tcp_stream("127.0.0.1", port)
-    async with stream:
-        await stream.send_all(f"{method} {target} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode())
-        received = b""
-        while chunk := await stream.receive_some(65536):
-            received += chunk
-    head, _, body = received.partition(b"\r\n\r\n")
-    return head, body
-
-
 async def test_get_trio_rest_js_serves_the_client_as_javascript() -> None:
     with trio.fail_after(10):
         async with trio.open_nursery() as nursery:
             server: Server = await nursery.start(Server(hello.app).serve, "127.0.0.1", 0)
-            head, body = await _http(server.port, "GET", "/trio-rest.js")
-            missing, _ = await _http(server.port, "GET", "/trio-rest.jsx")
+            head, body = await http_get(server.port, "/trio-rest.js")
+            missing, _ = await http_get(server.port, "/trio-rest.jsx")
             nursery.cancel_scope.cancel()
     assert head.startswith(b"HTTP/1.1 200 ")
     assert b"\r\nContent-Type: text/javascript; charset=utf-8\r\n" in head

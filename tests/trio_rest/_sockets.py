@@ -25,6 +25,24 @@ async def running(app: App) -> AsyncIterator[Server]:
             nursery.cancel_scope.cancel()
 
 
+async def http_exchange(port: int, request: bytes) -> bytes:
+    """Send one plain HTTP request to 127.0.0.1:`port`; everything the server sent before closing."""
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    async with stream:
+        await stream.send_all(request)
+        received = b""
+        while chunk := await stream.receive_some(65536):
+            received += chunk
+    return received
+
+
+async def http_get(port: int, target: str, *, method: str = "GET", host: str = "x") -> tuple[bytes, bytes]:
+    """A plain ``GET`` (or `method`) of `target`: the response's head and body."""
+    received = await http_exchange(port, f"{method} {target} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+    head, _, body = received.partition(b"\r\n\r\n")
+    return head, body
+
+
 class RawClient:
     """A WebSocket client that only writes when told, and never reads by itself."""
 

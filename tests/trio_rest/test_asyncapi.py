@@ -23,7 +23,7 @@ from examples.users.serializers import UserSerializer
 from trio_rest import App, ModelViewSet, SimpleRouter, asyncapi_document
 from trio_rest.db import Database
 
-from ._sockets import running
+from ._sockets import http_get, running
 from .conftest import build_app
 
 ROOT = Path(__file__).parents[2]
@@ -292,24 +292,13 @@ async def test_the_example_client_requests_and_real_replies_fit_the_document(use
             assert missing["status"] == 404
 
 
-async def _http_get(port: int, target: str, host: str) -> tuple[bytes, bytes]:
-    stream = await trio.open_tcp_stream("127.0.0.1", port)
-    async with stream:
-        await stream.send_all(f"GET {target} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
-        received = b""
-        while chunk := await stream.receive_some(65536):
-            received += chunk
-    head, _, body = received.partition(b"\r\n\r\n")
-    return head, body
-
-
 @pytest.mark.parametrize(
     ("host", "served_as"), [("api.example.test:9000", "api.example.test:9000"), ("a b", "{host}")]
 )
 async def test_get_asyncapi_json_over_a_real_socket(users_app: App, host: str, served_as: str) -> None:
     with trio.fail_after(10):
         async with running(users_app) as server:
-            head, body = await _http_get(server.port, "/asyncapi.json", host)
+            head, body = await http_get(server.port, "/asyncapi.json", host=host)
     assert head.startswith(b"HTTP/1.1 200 ")
     assert b"\r\nContent-Type: application/json\r\n" in head
     document = orjson.loads(body)

@@ -11,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from trio_rest import App, NotFound, Request, Settings, SimpleRouter, endpoint
 from trio_rest.client import connect
 
-from ._sockets import running
+from ._sockets import http_get, running
 
 
 @endpoint
@@ -38,17 +38,6 @@ def _app(**settings: Any) -> App:
     return App(router, settings=Settings(**settings))
 
 
-async def _get(port: int, path: str) -> tuple[bytes, bytes]:
-    stream = await trio.open_tcp_stream("127.0.0.1", port)
-    async with stream:
-        await stream.send_all(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % path.encode())
-        received = b""
-        while chunk := await stream.receive_some(65536):
-            received += chunk
-    head, _, body = received.partition(b"\r\n\r\n")
-    return head, body
-
-
 def _samples(text: bytes) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     samples = {}
     for family in text_string_to_metric_families(text.decode()):
@@ -59,7 +48,7 @@ def _samples(text: bytes) -> dict[tuple[str, tuple[tuple[str, str], ...]], float
 
 async def test_metrics_are_off_by_default() -> None:
     async with running(_app()) as server:
-        head, _ = await _get(server.port, "/metrics")
+        head, _ = await http_get(server.port, "/metrics")
     assert head.split(b" ")[1] == b"404"
 
 
@@ -74,7 +63,7 @@ async def test_requests_connections_and_notifications_are_counted() -> None:
             await client.post("/join")
             await app.publish("news", "n", 1)
             await client.notifications.receive()
-            head, body = await _get(server.port, "/metrics")
+            head, body = await http_get(server.port, "/metrics")
     assert head.split(b" ")[1] == b"200" and b"text/plain" in head
     samples = _samples(body)
     assert samples[("trio_rest_requests_total", (("method", "GET"), ("status", "200"), ("view", "ok")))] == 3

@@ -16,7 +16,7 @@ from trio_rest._engine import ENGINE_NAMES
 from trio_rest._keepalive import keepalive
 
 from ..protocol.test_readers import BAD_INPUTS
-from ._sockets import RawClient, running
+from ._sockets import RawClient, http_exchange, running
 from .conftest import build_app
 from .test_engines import masked_frame
 
@@ -262,16 +262,6 @@ async def test_a_client_that_answers_pings_stays(engine: str) -> None:
             assert orjson.loads(await ws.get_message())["status"] == 200
 
 
-async def _http(port: int, request: bytes) -> bytes:
-    stream = await trio.open_tcp_stream("127.0.0.1", port)
-    async with stream:
-        await stream.send_all(request)
-        received = b""
-        while chunk := await stream.receive_some(65536):
-            received += chunk
-    return received
-
-
 @pytest.mark.parametrize(
     ("request_bytes", "status"),
     [
@@ -285,7 +275,7 @@ async def _http(port: int, request: bytes) -> bytes:
 async def test_plain_http_is_answered(engine: str, request_bytes: bytes, status: bytes) -> None:
     with trio.fail_after(10):
         async with running(build_app(engine=engine)) as server:
-            reply = await _http(server.port, request_bytes)
+            reply = await http_exchange(server.port, request_bytes)
     assert reply.split(b" ")[1] == status
     if status == b"200":
         assert orjson.loads(reply.partition(b"\r\n\r\n")[2]) == {"status": "ok", "connections": 0}
@@ -391,6 +381,6 @@ async def test_a_refused_upgrade_gets_the_engines_http_error(
     )
     with trio.fail_after(10):
         async with running(build_app(engine=engine, close_timeout=0.2)) as server:
-            reply = await _http(server.port, head.replace(*change))
+            reply = await http_exchange(server.port, head.replace(*change))
     assert reply.split(b" ")[1] in statuses
     assert b"Connection: close\r\n" in reply and b"invalid WebSocket handshake" in reply
