@@ -15,6 +15,7 @@ import pytest
 import trio
 
 from examples import hello, hello_client, protocol_exchange
+from tests.trio_rest._sockets import http_get
 from trio_rest import Server
 from trio_rest.testing import TestClient
 
@@ -125,6 +126,8 @@ async def test_the_demo_twice_then_the_client_twice(tmp_path: Path) -> None:
                 statuses = [status for _, status, _ in replies]
                 assert statuses == [201, 200, 201, 400, 400, 200, 200, 200, 200], server.log()
                 names.append({name: body for name, _, body in replies}["get-user"]["name"])
+            head, page = await http_get(server.port, "/")  # the demo turns the explorer on
+            assert head.startswith(b"HTTP/1.1 200 ") and b"<title>trio-rest explorer</title>" in page
     assert names == ["Neyton", "Neyton2", "Neyton3", "Neyton4"]
 
 
@@ -162,6 +165,7 @@ def test_the_demo_on_a_busy_port_says_so_in_one_line(tmp_path: Path) -> None:
         " (is another server running there? choose another --port)\n"
     ), done.stderr
     assert f"python -m examples.users.client ws://127.0.0.1:{port}/" in done.stdout
+    assert f"Open http://127.0.0.1:{port}/ in a browser" in done.stdout
 
 
 def test_make_demo_takes_the_port() -> None:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import functools
-import importlib.resources
 import logging
 import re
 import ssl
@@ -24,6 +22,7 @@ from ._engine import Engine, Handshake, make_engine
 from ._errors import AuthenticationError
 from ._http import HTTPError, HTTPRequest, json_detail, parse_request_head, render_response
 from ._ratelimit import Limits, Throttle
+from ._static import find_static
 from ._subprotocols import choose_subprotocol
 from .auth._credentials import handshake_token, user_label
 from .auth._jwt import Credentials
@@ -374,17 +373,26 @@ class Server:
         return conn
 
     def _http_reply(self, request: HTTPRequest) -> bytes:
-        if request.path == "/health" and request.method in ("GET", "HEAD"):
+        reply = self._http_response(request)
+        if request.method == "HEAD":  # the GET's status and headers, Content-Length included
+            reply = reply[: reply.index(b"\r\n\r\n") + 4]
+        return reply
+
+    def _http_response(self, request: HTTPRequest) -> bytes:
+        if request.method not in ("GET", "HEAD"):
+            return render_response(404, json_detail("Not Found"))
+        if request.path == "/health":
             body = orjson.dumps({"status": "ok", "connections": len(self.connections)})
             return render_response(200, body)
-        if request.path == "/metrics" and request.method == "GET" and self.app.settings.metrics:
+        if request.path == "/metrics" and self.app.settings.metrics:
             from ._metrics import CONTENT_TYPE
 
             return render_response(200, self.app.metrics.render(), content_type=CONTENT_TYPE)
-        if request.path == "/asyncapi.json" and request.method in ("GET", "HEAD"):
+        if request.path == "/asyncapi.json":
             return self._asyncapi_reply(request.header("host"))
-        if request.path == "/trio-rest.js" and request.method in ("GET", "HEAD"):
-            return render_response(200, _javascript_client(), content_type=JAVASCRIPT)
+        static = find_static(request.path, explorer=self.app.settings.explorer)
+        if static is not None:
+            return render_response(200, static.body, static.content_type, static.headers)
         return render_response(404, json_detail("Not Found"))
 
     def _asyncapi_reply(self, host: str | None) -> bytes:
@@ -401,16 +409,6 @@ class Server:
             server.pop("variables", None)
             document = {**document, "servers": {"server": server}}
         return render_response(200, orjson.dumps(document))
-
-
-#: The media type of ``GET /trio-rest.js`` (RFC 9239).
-JAVASCRIPT: Final = "text/javascript; charset=utf-8"
-
-
-@functools.cache
-def _javascript_client() -> bytes:
-    """``trio_rest/static/trio-rest.js``, the JavaScript client, read once from the package."""
-    return importlib.resources.files("trio_rest").joinpath("static/trio-rest.js").read_bytes()
 
 
 async def _shared_listeners(host: str, port: int) -> list[trio.SocketListener]:

@@ -177,6 +177,11 @@ class Settings:
         metrics: serve Prometheus metrics at ``GET /metrics`` on the same port (False:
             off by default, since anyone who reaches the port could read them; turn it on
             where the port is private, or behind a proxy that guards the path).
+        explorer: serve the explorer page at ``GET /`` on the same port (False): a
+            page that lists the routes of the API's AsyncAPI document, sends requests
+            over the WebSocket and shows replies and notifications. Off by default,
+            since it shows the whole API to anyone who reaches the port; ``make demo``
+            turns it on.
         idempotency_ttl: seconds the reply to a write with an ``idempotency_key`` is
             remembered, so that a retry gets it instead of writing again (300).
         max_head_size: largest HTTP request head (16 KiB); beyond it, 431.
@@ -231,6 +236,7 @@ class Settings:
         default=None, converter=attrs.converters.optional(tuple), validator=_origins
     )
     metrics: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
+    explorer: bool = attrs.field(default=False, validator=_switch)
     idempotency_ttl: float = attrs.field(default=300.0, validator=_positive)
     max_head_size: int = attrs.field(default=DEFAULT_MAX_HEAD_SIZE, validator=_positive)
     read_size: int = attrs.field(default=64 * 2**10, validator=_positive)

@@ -1,5 +1,7 @@
 """``make demo``: serve the example on SQLite (its lifespan makes the tables), say how to talk to it.
 
+The explorer page is on (``--set explorer=true``): the API can be seen and called from a browser.
+
 python -m examples.users [--port 8080] [--host 127.0.0.1]
 """
 
@@ -12,6 +14,8 @@ from trio_rest._cli import main
 
 HELP = """\
 Users and addresses on SQLite (users.db in this folder).
+Open {page} in a browser to see the routes and call them (the explorer).
+
 In another terminal, replay the article's client session:
 
     .venv/bin/python -m examples.users.client {url}
@@ -37,9 +41,12 @@ def run(argv: list[str]) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080, help="0 picks a free one (printed below)")
     args = parser.parse_args(argv)
-    url = f"ws://{args.host}:{args.port}/" if args.port else "URL  (the address printed below)"
-    print(HELP.format(url=url), flush=True)
-    return main(["run", "examples.users.app:app", "--host", args.host, "--port", str(args.port)])
+    address = f"{args.host}:{args.port}" if args.port else None
+    url = f"ws://{address}/" if address else "URL  (the address printed below)"
+    page = f"http://{address}/" if address else "the address printed below (http://)"
+    print(HELP.format(url=url, page=page), flush=True)
+    serve = ["run", "examples.users.app:app", "--host", args.host, "--port", str(args.port)]
+    return main([*serve, "--set", "explorer=true"])
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The server the JavaScript client's tests talk to: the users example, plus two test routes.
+"""The server the JavaScript tests talk to: the users example with its explorer, plus two test routes.
 
 ``python tests/js/server.py DIRECTORY`` serves on 127.0.0.1, a free port, the users app on a
 SQLite file in DIRECTORY, and prints ``port N`` once it listens. ``GET /slow`` never replies
@@ -17,7 +17,7 @@ import trio
 from examples.users.app import build_router, create_tables
 from examples.users.models import User
 from examples.users.serializers import UserSerializer
-from trio_rest import App, Request, Server, endpoint
+from trio_rest import App, Request, Server, Settings, endpoint
 from trio_rest.auth import JWTAuth
 from trio_rest.db import Database
 
@@ -44,7 +44,8 @@ def build_app(directory: Path) -> App:
     router.register("/slow/cancelled", count, "GET")
     database = Database(f"sqlite:///{directory / 'users.db'}")
     database.observe(User, UserSerializer, topic="/user/list", detail_topic="/user/{id}")
-    return App(router, database=database, lifespan=create_tables, auth=JWTAuth(SECRET))
+    settings = Settings(explorer=True)  # the browser test opens it
+    return App(router, database=database, lifespan=create_tables, auth=JWTAuth(SECRET), settings=settings)
 
 
 async def main(directory: Path) -> None:

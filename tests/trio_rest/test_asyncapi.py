@@ -20,6 +20,7 @@ from referencing.jsonschema import DRAFT7
 from examples.users.app import build_app as build_users_app
 from examples.users.models import User
 from examples.users.serializers import UserSerializer
+from tests._node import need_package, run_node_tests
 from trio_rest import App, ModelViewSet, SimpleRouter, asyncapi_document
 from trio_rest.db import Database
 
@@ -371,3 +372,10 @@ def test_the_cli_prints_the_document(users_app: App) -> None:
         timeout=60,
     )
     assert refused.returncode != 0 and "cannot import" in refused.stderr and refused.stdout == ""
+
+
+def test_the_seed_document_is_valid_for_the_asyncapi_parser_in_node() -> None:
+    """tests/js/asyncapi.test.mjs: @asyncapi/parser validates the seed example's document."""
+    need_package("@asyncapi/parser")
+    counts = run_node_tests("asyncapi.test.mjs")
+    assert counts["pass"] == counts["tests"] == 2, counts

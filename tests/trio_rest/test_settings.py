@@ -17,6 +17,7 @@ def test_defaults() -> None:
     # permessage-deflate is off unless asked for (docs/server.md says why).
     assert settings.permessage_deflate is False and settings.deflate_context_takeover is False
     assert settings.deflate_window_bits == 12 and settings.deflate_min_size == 256
+    assert settings.explorer is False and settings.metrics is False  # both show the API to anyone
 
 
 @pytest.mark.parametrize(
@@ -32,6 +33,7 @@ def test_defaults() -> None:
         {"permessage_deflate": 1},
         {"deflate_context_takeover": None},
         {"deflate_min_size": 2.5},
+        {"explorer": "on"},
     ],
 )
 def test_invalid_settings(options: dict[str, object]) -> None:
@@ -44,6 +46,7 @@ SWITCHES = (
     "engine",
     "aiorest_ws_errors",
     "metrics",
+    "explorer",
     "notification_overflow",
     "permessage_deflate",
     "deflate_context_takeover",

@@ -163,6 +163,8 @@ export class Client {
     this.tokenIn = options.tokenIn ?? "message";
     /** Called with each notification that belongs to no subscription of this client. */
     this.onNotification = options.onNotification ?? null;
+    /** Called with "open", "reconnecting" or "closed" as the connection's state changes. */
+    this.onState = options.onState ?? null;
     this._WebSocket = options.WebSocket ?? globalThis.WebSocket;
     if (typeof this._WebSocket !== "function") {
       throw new TrioRestError(
@@ -195,6 +197,16 @@ export class Client {
         ws.close(1000);
         throw new AuthenticationError(reply);
       }
+    }
+    this._state("open");
+  }
+
+  _state(state) {
+    if (!this.onState) return;
+    try {
+      this.onState(state);
+    } catch {
+      // a hook that throws must not break the connection
     }
   }
 
@@ -256,9 +268,11 @@ export class Client {
       this._pending.delete(id);
     }
     if (this._closed || !this.reconnect) {
+      this._state("closed");
       for (const sub of [...this._subscriptions.values()]) sub._finish(this._closed ? null : error);
       return;
     }
+    this._state("reconnecting");
     this._opening = this._reopen();
   }
 
@@ -275,6 +289,7 @@ export class Client {
         if (error instanceof AuthenticationError) {
           // The token (even a refreshed one) is refused: the client stops for good.
           this._closed = true;
+          this._state("closed");
           for (const sub of [...this._subscriptions.values()]) sub._finish(error);
           return;
         }
@@ -467,6 +482,8 @@ export class Client {
  * @param {Function} [options.onNotification] receives notifications tied to no subscription.
  * @param {Function} [options.onToken] called (and awaited) before each reconnection; its result
  *   is the token sent on the new connection (to refresh an expired one).
+ * @param {Function} [options.onState] called with `"open"` (and after each reconnection),
+ *   `"reconnecting"` or `"closed"`.
  * @returns {Promise<Client>}
  */
 export async function connect(url, options = {}) {

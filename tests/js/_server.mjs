@@ -1,0 +1,37 @@
+// The server the JavaScript tests talk to (server.py: the users example with its explorer), in a
+// child process on a free port of 127.0.0.1 and a SQLite file in a new temporary directory.
+//
+// TRIO_REST_PYTHON names the Python that runs it (default: python3); PYTHONPATH must let it
+// import trio_rest and examples (tests/test_js_client.py sets both).
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+
+/** Start a server; resolves with `{port, stop}` once it listens. */
+export function startServer() {
+  const directory = mkdtempSync(path.join(tmpdir(), "trio-rest-js-"));
+  const python = process.env.TRIO_REST_PYTHON ?? "python3";
+  const child = spawn(python, [path.join(here, "server.py"), directory], { stdio: ["ignore", "pipe", "pipe"] });
+  const stop = () => {
+    if (child.exitCode === null) child.kill("SIGTERM");
+    rmSync(directory, { recursive: true, force: true });
+  };
+  let log = "";
+  child.stderr.on("data", (chunk) => (log += chunk));
+  return new Promise((resolve, reject) => {
+    let out = "";
+    child.stdout.on("data", (chunk) => {
+      out += chunk;
+      const found = /port (\d+)/.exec(out);
+      if (found) resolve({ port: Number(found[1]), stop });
+    });
+    child.on("exit", (code) => {
+      stop();
+      reject(new Error(`the server exited (${code}) before listening:\n${log}`));
+    });
+  });
+}

@@ -1,0 +1,177 @@
+// The explorer page (GET /) in a real browser: Debian's chromium, headless, driven by
+// playwright-core (from npm: `npm ci` in tests/js; it downloads no browser). The page of a
+// running users example sends a request and shows the reply, logs in with the token a reply
+// carried, subscribes, shows a notification another client caused, and cancels.
+//
+//     CHROMIUM=/usr/bin/chromium node --experimental-websocket --test tests/js/explorer.test.mjs
+//
+// A screenshot of the page after a request is saved to $TRIO_REST_ARTIFACTS (default
+// tests/js/artifacts/), explorer.png, and one of a failing test as explorer-failure.png.
+import assert from "node:assert/strict";
+import { mkdirSync } from "node:fs";
+import path from "node:path";
+import { after, before, test } from "node:test";
+import { fileURLToPath } from "node:url";
+
+import { chromium } from "playwright-core";
+
+import { connect } from "../../trio_rest/static/trio-rest.js";
+import { startServer } from "./_server.mjs";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const artifacts = process.env.TRIO_REST_ARTIFACTS ?? path.join(here, "artifacts");
+const executablePath = process.env.CHROMIUM ?? "/usr/bin/chromium";
+// This machine's network is closed: keep Chromium from calling home at start.
+const flags = [
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
+
+let server;
+let browser;
+let page;
+/** What the page printed as errors, and what it threw: a test ends with none. */
+const problems = [];
+
+before(async () => {
+  server = await startServer();
+  browser = await chromium.launch({ executablePath, headless: true, args: flags });
+  page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+  page.on("pageerror", (error) => problems.push(`uncaught: ${error.message}`));
+  page.on("console", (message) => {
+    if (message.type() === "error") problems.push(`console: ${message.text()}`);
+  });
+  page.setDefaultTimeout(10_000);
+});
+
+after(async () => {
+  await browser?.close();
+  server?.stop();
+});
+
+/** Run `body`; on failure keep a screenshot of the page, then fail. */
+async function step(name, body) {
+  problems.length = 0;
+  try {
+    await body();
+    assert.deepEqual(problems, []);
+  } catch (error) {
+    mkdirSync(artifacts, { recursive: true });
+    await page?.screenshot({ path: path.join(artifacts, "explorer-failure.png"), fullPage: true }).catch(() => {});
+    error.message = `${name}: ${error.message}`;
+    throw error;
+  }
+}
+
+/** The newest log entry whose heading starts with `heading`. */
+function entry(heading) {
+  return page.locator("#log > li", { has: page.locator(".head strong", { hasText: heading }) }).first();
+}
+
+async function chooseRoute(title) {
+  const [method, template] = title.split(" ");
+  await page
+    .locator("#routes button")
+    .filter({ has: page.locator(".method", { hasText: new RegExp(`^${method}$`) }) })
+    .filter({ has: page.locator("code", { hasText: new RegExp(`^${template.replace(/[{}]/g, "\\$&")}$`) }) })
+    .click();
+}
+
+const name = `explorer${process.pid}`;
+
+test("the page lists the routes and connects", async () => {
+  await step("open", async () => {
+    await page.goto(`http://127.0.0.1:${server.port}/`);
+    await page.locator("#state", { hasText: "connected" }).waitFor();
+    const titles = await page.locator("#routes button").evaluateAll((buttons) =>
+      buttons.map((b) => `${b.querySelector(".method").textContent} ${b.querySelector("code").textContent}`),
+    );
+    for (const title of ["GET /user/list", "SUBSCRIBE /user/list", "POST /user/", "GET /user/{id:int}", "POST /login"]) {
+      assert.ok(titles.includes(title), `${title} not in ${titles}`);
+    }
+    await page.fill("#filter", "login");
+    assert.equal(await page.locator("#routes li:visible").count(), 1);
+    await page.fill("#filter", "");
+  });
+});
+
+test("a request built in the form gets its reply", async () => {
+  await step("request", async () => {
+    await chooseRoute("POST /user/");
+    // The body starts from the serializer's schema: the fields a client sends, none read-only.
+    const skeleton = JSON.parse(await page.inputValue("#data"));
+    assert.deepEqual(Object.keys(skeleton).sort(), ["addresses", "fullname", "name", "password"]);
+    await page.fill("#data", JSON.stringify({ name, fullname: "From the browser", password: "secret" }));
+    await page.click("#send");
+    const reply = entry("← 201 POST /user/");
+    await reply.waitFor();
+    assert.match(await reply.locator("pre").textContent(), new RegExp(`"name": "${name}"`));
+    mkdirSync(artifacts, { recursive: true });
+    await page.screenshot({ path: path.join(artifacts, "explorer.png"), fullPage: true });
+  });
+});
+
+test("what the form cannot send is said, not sent", async () => {
+  await step("mistakes", async () => {
+    await chooseRoute("GET /user/{id:int}");
+    await page.click("#send");
+    assert.equal(await page.textContent("#request-error"), "Replace {id} in the URL with a value.");
+    await page.fill("#url", "/user/1");
+    await page.fill("#args", "[1, 2]");
+    await page.click("#send");
+    assert.match(await page.textContent("#request-error"), /args must be a JSON object/);
+    await page.fill("#args", "{");
+    await page.click("#send");
+    assert.match(await page.textContent("#request-error"), /^args is not valid JSON/);
+    await page.fill("#args", "");
+    await page.fill("#url", "/user/987654");
+    await page.click("#send");
+    await entry("← 404 GET /user/987654").waitFor();
+    assert.equal(await page.textContent("#request-error"), "");
+  });
+});
+
+test("a token a reply carries logs the page in", async () => {
+  await step("login", async () => {
+    await chooseRoute("POST /login");
+    await page.fill("#data", JSON.stringify({ name, password: "secret" }));
+    await page.click("#send");
+    const reply = entry("← 200 POST /login");
+    await reply.getByRole("button", { name: "Use this token" }).click();
+    await page.locator("#state", { hasText: "connected, with a token" }).waitFor();
+    await chooseRoute("GET /me");
+    await page.click("#send");
+    assert.match(await entry("← 200 GET /me").locator("pre").textContent(), new RegExp(`"name": "${name}"`));
+  });
+});
+
+test("a subscription shows what another client causes, until cancelled", async () => {
+  await step("subscribe", async () => {
+    await chooseRoute("SUBSCRIBE /user/list");
+    await page.click("#send");
+    await entry("← 200 SUBSCRIBE /user/list").waitFor();
+    const listed = page.locator("#subscriptions li", { hasText: "SUBSCRIBE /user/list" });
+    await listed.waitFor();
+    const other = await connect(`ws://127.0.0.1:${server.port}/`);
+    try {
+      const created = await other.post("/user/", { name: `${name}b`, fullname: "Another client", password: "x" });
+      assert.equal(created.status, 201);
+    } finally {
+      other.close();
+    }
+    const note = entry("◆ notification created · SUBSCRIBE /user/list");
+    assert.match(await note.locator("pre").textContent(), new RegExp(`"name": "${name}b"`));
+    // The client follows with recovery on (it reconnects): a "recovery" notice comes first.
+    await entry("◆ notification recovery · SUBSCRIBE /user/list").waitFor();
+    await listed.locator(".count", { hasText: "2 notifications" }).waitFor();
+    await listed.getByRole("button", { name: "Cancel" }).click();
+    await entry("subscription SUBSCRIBE /user/list cancelled").waitFor();
+    assert.equal(await page.locator("#subscriptions li").count(), 0);
+    assert.ok(await page.locator("#no-subscriptions").isVisible());
+  });
+});
