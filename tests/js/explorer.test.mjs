@@ -96,6 +96,9 @@ test("the page lists the routes and connects", async () => {
     }
     await page.fill("#filter", "login");
     assert.equal(await page.locator("#routes li:visible").count(), 1);
+    // A docstring's code spans are shown as code, as text: never as markup.
+    const code = page.locator("#routes li:visible .summary code");
+    assert.deepEqual(await code.allTextContents(), ['{"name", "password"}', '{"token"}']);
     await page.fill("#filter", "");
   });
 });

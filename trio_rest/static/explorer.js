@@ -29,6 +29,18 @@ function element(tag, attributes = {}, ...children) {
   return node;
 }
 
+/** Text whose Markdown code spans (`x`, ``x``) become <code> elements; the rest stays text. */
+function prose(text) {
+  const nodes = [];
+  let last = 0;
+  for (const span of text.matchAll(/(`+)(.+?)\1/g)) {
+    nodes.push(text.slice(last, span.index), element("code", { text: span[2] }));
+    last = span.index + span[0].length;
+  }
+  nodes.push(text.slice(last));
+  return nodes;
+}
+
 // ---- The AsyncAPI document -------------------------------------------------------------------
 
 /** Follow local `$ref`s ("#/a/b") to the node they name; null for one that leads nowhere. */
@@ -115,7 +127,7 @@ async function loadDocument() {
           { type: "button", onclick: () => choose(doc, route) },
           element("span", { class: "method", text: route.method }),
           element("code", { text: route.template }),
-          element("span", { class: "summary", text: route.summary }),
+          element("span", { class: "summary" }, ...prose(route.summary)),
         ),
       ),
     ),
@@ -126,7 +138,7 @@ async function loadDocument() {
 function choose(doc, route) {
   $("method").value = route.method;
   $("url").value = route.template.replace(/\{([^}:]+)(:[^}]*)?\}/g, "{$1}");
-  $("route-summary").textContent = route.summary;
+  $("route-summary").replaceChildren(...prose(route.summary));
   $("args").value = "";
   const body = BODY_METHODS.has(route.method) && route.dataSchema ? skeleton(doc, route.dataSchema) : undefined;
   $("data").value = body === undefined ? "" : JSON.stringify(body, null, 2);
