@@ -1,8 +1,10 @@
 /**
  * trio-rest.js: the JavaScript client of trio-rest, an ES module with no dependencies.
  *
- * It speaks the JSON subprotocol (`trio-rest.json`) of docs/protocol.md over one WebSocket;
- * MessagePack is not supported here. It runs in browsers and in Node >= 18: it uses
+ * It speaks the protocol of docs/protocol.md over one WebSocket, in JSON (the `trio-rest.json`
+ * subprotocol, text frames) or, with `{codec: "msgpack"}`, in MessagePack (`trio-rest.msgpack`,
+ * binary frames; the codec is below, `encodeMessagePack` and `decodeMessagePack`). It runs in
+ * browsers and in Node >= 18: it uses
  * `globalThis.WebSocket` (Node 22, or Node 20 run with `--experimental-websocket`), or the
  * constructor passed as `options.WebSocket` (for example the `ws` package's).
  *
@@ -47,6 +49,9 @@ export class SubscriptionError extends TrioRestError {
 
 /** A value cannot be encoded to MessagePack, or bytes are not a MessagePack value this client reads. */
 export class MessagePackError extends TrioRestError {}
+
+/** The server did not agree to the subprotocol of the client's `codec` (it cannot speak it). */
+export class SubprotocolError extends TrioRestError {}
 
 // MessagePack (https://github.com/msgpack/msgpack/blob/master/spec.md), the subset and mapping
 // this client uses; the format bytes are the spec's names.
@@ -581,10 +586,18 @@ export class Subscription {
   }
 }
 
+/** The subprotocol each `codec` option means. */
+const SUBPROTOCOLS = { json: "trio-rest.json", msgpack: "trio-rest.msgpack" };
+
 /** A client on one WebSocket; made by `connect`. */
 export class Client {
   constructor(url, options = {}) {
     this.url = url;
+    /** `"json"` or `"msgpack"`: how envelopes are encoded. */
+    this.codec = options.codec ?? "json";
+    if (!Object.hasOwn(SUBPROTOCOLS, this.codec)) {
+      throw new TrioRestError(`codec must be "json" or "msgpack", not ${JSON.stringify(String(this.codec))}`);
+    }
     this.token = options.token ?? null;
     /** Seconds a request waits for its reply by default. */
     this.timeout = options.timeout ?? 65;
@@ -643,20 +656,35 @@ export class Client {
 
   _openSocket() {
     return new Promise((resolve, reject) => {
+      const subprotocol = SUBPROTOCOLS[this.codec];
+      // MessagePack is asked for with JSON second: a server without MessagePack then agrees to
+      // JSON, and the client can say so. (Asked for alone, such a server answers with no
+      // subprotocol, and the WebSocket fails with no reason a browser would tell.)
+      const offered = this.codec === "msgpack" ? [subprotocol, SUBPROTOCOLS.json] : subprotocol;
       let ws;
       try {
-        ws = new this._WebSocket(this._socketUrl(), "trio-rest.json");
+        ws = new this._WebSocket(this._socketUrl(), offered);
       } catch (error) {
         reject(new ConnectionClosedError(`cannot open ${this.url}: ${error.message}`));
         return;
       }
+      if (this.codec === "msgpack") ws.binaryType = "arraybuffer"; // a browser's default is Blob
       let opened = false;
       ws.onopen = () => {
+        // A server without MessagePack agrees to JSON: it would read and write JSON, which this
+        // client must not take for MessagePack. (JSON is the protocol's default: a server that
+        // names no subprotocol speaks it, so only MessagePack needs the server's agreement.)
+        if (this.codec === "msgpack" && ws.protocol !== subprotocol) {
+          const agreed = ws.protocol ? `"${ws.protocol}"` : "no subprotocol";
+          reject(new SubprotocolError(`${this.url} answered with ${agreed}, not "${subprotocol}": it does not speak MessagePack`));
+          ws.close(1000);
+          return;
+        }
         opened = true;
         this._socket = ws;
         resolve();
       };
-      ws.onmessage = (event) => this._receive(event.data);
+      ws.onmessage = (event) => this._receive(ws, event.data);
       ws.onclose = () => {
         if (!opened) {
           reject(new ConnectionClosedError(`cannot open ${this.url}`));
@@ -664,18 +692,44 @@ export class Client {
         }
         if (this._socket === ws) this._dropped();
       };
-      ws.onerror = () => {}; // a close event follows
+      ws.onerror = (event) => {
+        // A close event follows, but not always one that failed to open (Node 20's WebSocket
+        // stays "connecting" after a refused handshake): it is rejected here.
+        if (opened) return;
+        reject(new ConnectionClosedError(`cannot open ${this.url}${event?.message ? `: ${event.message}` : ""}`));
+      };
     });
   }
 
-  _receive(text) {
-    if (typeof text !== "string") return; // binary frames are MessagePack: not spoken here
+  /** An envelope as the connection's codec writes it: a string (text frame) or bytes (binary). */
+  _encode(envelope) {
+    return this.codec === "msgpack" ? encodeMessagePack(envelope) : JSON.stringify(envelope);
+  }
+
+  _receive(ws, data) {
     let message;
-    try {
-      message = JSON.parse(text);
-    } catch {
-      return;
+    if (typeof data === "string") {
+      // Text frames are JSON (the server sends none on a MessagePack connection).
+      try {
+        message = JSON.parse(data);
+      } catch {
+        return;
+      }
+    } else if (this.codec === "msgpack") {
+      try {
+        message = decodeMessagePack(data);
+      } catch (error) {
+        // Which request it answered cannot be known: rather than leave that request waiting,
+        // the connection is given up, saying why (and reopened with `reconnect`).
+        if (this._socket !== ws) return;
+        this._dropped(new ConnectionClosedError(`the server sent a message this client cannot read: ${error.message}`));
+        ws.close(1000);
+        return;
+      }
+    } else {
+      return; // binary frames on a JSON connection: the server sends none to this client
     }
+    if (message === null || typeof message !== "object") return;
     if (message.type === "notification") {
       const sub = message.id != null ? this._subscriptions.get(message.id) : undefined;
       if (sub) sub._push(message);
@@ -690,9 +744,8 @@ export class Client {
     }
   }
 
-  _dropped() {
+  _dropped(error = new ConnectionClosedError("the connection closed")) {
     this._socket = null;
-    const error = new ConnectionClosedError("the connection closed");
     for (const [id, waiter] of this._pending) {
       clearTimeout(waiter.timer);
       waiter.reject(error);
@@ -717,8 +770,9 @@ export class Client {
         if (this.onToken) this.token = await this.onToken();
         await this._open();
       } catch (error) {
-        if (error instanceof AuthenticationError) {
-          // The token (even a refreshed one) is refused: the client stops for good.
+        if (error instanceof AuthenticationError || error instanceof SubprotocolError) {
+          // The token (even a refreshed one) is refused, or the server no longer speaks the
+          // client's codec: the client stops for good.
           this._closed = true;
           this._state("closed");
           for (const sub of [...this._subscriptions.values()]) sub._finish(error);
@@ -770,6 +824,7 @@ export class Client {
   async _exchange(envelope, id, timeout = this.timeout) {
     const ws = await this._ready();
     if (this._socket !== ws) throw new ConnectionClosedError("the connection closed");
+    const frame = this._encode({ ...envelope, id }); // may throw: then nothing waits for a reply
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this._pending.delete(id);
@@ -777,14 +832,14 @@ export class Client {
         reject(new RequestTimeoutError(`no reply to ${envelope.method} ${envelope.url} in ${timeout}s`));
       }, timeout * 1000);
       this._pending.set(id, { resolve, reject, timer });
-      ws.send(JSON.stringify({ ...envelope, id }));
+      ws.send(frame);
     });
   }
 
   /** Send a `cancel` for `id` (its request's reply, a 499, is then ignored). */
   async _cancel(id) {
     const ws = this._socket;
-    if (ws) ws.send(JSON.stringify({ type: "cancel", id }));
+    if (ws) ws.send(this._encode({ type: "cancel", id }));
   }
 
   /**
@@ -910,6 +965,10 @@ export class Client {
  * @param {number} [options.maxBackoff=10] the longest wait between two attempts, in seconds.
  * @param {Function} [options.WebSocket] the WebSocket constructor (default `globalThis.WebSocket`).
  * @param {string} [options.tokenIn="message"] `"message"` (an `auth` message) or `"query"`.
+ * @param {string} [options.codec="json"] `"json"` (the `trio-rest.json` subprotocol) or
+ *   `"msgpack"` (`trio-rest.msgpack`: binary frames, see `encodeMessagePack` and
+ *   `decodeMessagePack` for what values become). A server that does not agree to
+ *   MessagePack makes `connect` reject with `SubprotocolError`.
  * @param {Function} [options.onNotification] receives notifications tied to no subscription.
  * @param {Function} [options.onToken] called (and awaited) before each reconnection; its result
  *   is the token sent on the new connection (to refresh an expired one).
