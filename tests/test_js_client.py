@@ -34,3 +34,9 @@ def test_the_node_tests_of_the_javascript_client_pass() -> None:
     """``node --test tests/js/client.test.mjs``, against a server started from this tree's sources."""
     counts = run_node_tests("client.test.mjs")
     assert counts["skipped"] == 1, counts  # only the test of a Node without WebSocket
+
+
+def test_the_node_tests_of_the_messagepack_codec_pass() -> None:
+    """``node --test tests/js/msgpack.test.mjs``: the client's codec against this Python's ``msgpack``."""
+    counts = run_node_tests("msgpack.test.mjs")
+    assert counts["skipped"] == 0 and counts["pass"] == counts["tests"], counts

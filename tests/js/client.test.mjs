@@ -16,9 +16,11 @@ import { fileURLToPath } from "node:url";
 import {
   ConnectionClosedError,
   RequestTimeoutError,
+  SubprotocolError,
   SubscriptionError,
   TrioRestError,
   connect,
+  encodeMessagePack,
 } from "../../trio_rest/static/trio-rest.js";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -28,29 +30,41 @@ const noWebSocket =
     : `this Node (${process.version}) has no global WebSocket: run it with --experimental-websocket`;
 
 let server;
-let directory;
 let url;
 
-function startServer() {
-  directory = mkdtempSync(path.join(tmpdir(), "trio-rest-js-"));
+// tests/js/server.py as it runs where the `msgpack` extra is not installed.
+const WITHOUT_MSGPACK = `
+import runpy, sys
+import trio_rest_protocol._codecs
+trio_rest_protocol._codecs.msgpack = None
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+`;
+
+/** Start tests/js/server.py; resolves with `{child, directory, port}` once it listens. */
+function startServer({ withoutMessagePack = false } = {}) {
+  const directory = mkdtempSync(path.join(tmpdir(), "trio-rest-js-"));
   const python = process.env.TRIO_REST_PYTHON ?? "python3";
-  server = spawn(python, [path.join(here, "server.py"), directory], { stdio: ["ignore", "pipe", "pipe"] });
+  const script = [path.join(here, "server.py"), directory];
+  const args = withoutMessagePack ? ["-c", WITHOUT_MSGPACK, ...script] : script;
+  const child = spawn(python, args, { stdio: ["ignore", "pipe", "pipe"] });
   let log = "";
-  server.stderr.on("data", (chunk) => (log += chunk));
+  child.stderr.on("data", (chunk) => (log += chunk));
   return new Promise((resolve, reject) => {
     let out = "";
-    server.stdout.on("data", (chunk) => {
+    child.stdout.on("data", (chunk) => {
       out += chunk;
       const found = /port (\d+)/.exec(out);
-      if (found) resolve(Number(found[1]));
+      if (found) resolve({ child, directory, port: Number(found[1]) });
     });
-    server.on("exit", (code) => reject(new Error(`the server exited (${code}) before listening:\n${log}`)));
+    child.on("exit", (code) => reject(new Error(`the server exited (${code}) before listening:\n${log}`)));
   });
 }
 
-function stopServer() {
-  if (server && server.exitCode === null) server.kill("SIGTERM");
-  if (directory) rmSync(directory, { recursive: true, force: true });
+function stopServer(started) {
+  if (!started) return;
+  if (started.child.exitCode === null) started.child.kill("SIGTERM");
+  rmSync(started.directory, { recursive: true, force: true });
 }
 
 /** A user the list has not seen: names are unique. */
@@ -73,11 +87,90 @@ test("without a WebSocket constructor, connect says what to pass", { skip: !noWe
   await assert.rejects(connect("ws://127.0.0.1:1/"), /options\.WebSocket/);
 });
 
+/** A WebSocket stand-in: it opens with the subprotocol it is told, and the test plays the server. */
+class ScriptedSocket {
+  static agreed = "trio-rest.msgpack";
+  static last = null;
+
+  constructor(url, protocol) {
+    this.url = url;
+    this.asked = protocol;
+    this.protocol = ScriptedSocket.agreed;
+    this.sent = [];
+    this.closed = false;
+    ScriptedSocket.last = this;
+    setTimeout(() => this.onopen());
+  }
+
+  send(data) {
+    this.sent.push(data);
+  }
+
+  close() {
+    this.closed = true;
+    setTimeout(() => this.onclose({ code: 1000 }));
+  }
+}
+
+test("an unknown codec is refused", async () => {
+  await assert.rejects(connect("ws://127.0.0.1:1/", { codec: "cbor", WebSocket: ScriptedSocket }), /codec must be/);
+});
+
+test("a server that does not agree to MessagePack makes connect reject, saying so", async () => {
+  try {
+    for (const agreed of ["trio-rest.json", ""]) {
+      ScriptedSocket.agreed = agreed;
+      const connecting = connect("ws://127.0.0.1:1/", { codec: "msgpack", WebSocket: ScriptedSocket });
+      const error = await connecting.catch((e) => e);
+      assert.ok(error instanceof SubprotocolError, String(error));
+      const named = agreed ? `"${agreed}"` : "no subprotocol";
+      assert.match(error.message, new RegExp(`answered with ${named}, not "trio-rest\\.msgpack"`));
+      assert.deepEqual(ScriptedSocket.last.asked, ["trio-rest.msgpack", "trio-rest.json"]);
+      assert.ok(ScriptedSocket.last.closed);
+    }
+  } finally {
+    ScriptedSocket.agreed = "trio-rest.msgpack";
+  }
+});
+
+test("a binary frame the client cannot read closes the connection, saying why", async () => {
+  const client = await connect("ws://127.0.0.1:1/", { codec: "msgpack", WebSocket: ScriptedSocket });
+  const socket = ScriptedSocket.last;
+  assert.equal(socket.binaryType, "arraybuffer");
+  const waiting = client.get("/user/list");
+  await new Promise((resolve) => setTimeout(resolve));
+  assert.equal(socket.sent.length, 1);
+  assert.ok(socket.sent[0] instanceof Uint8Array);
+  const reply = encodeMessagePack({ type: "response", id: 1, status: 200, data: [] });
+  socket.onmessage({ data: reply.slice(0, -1).buffer });
+  await assert.rejects(waiting, (error) => {
+    assert.ok(error instanceof ConnectionClosedError);
+    assert.match(error.message, /cannot read: truncated/);
+    return true;
+  });
+  assert.ok(socket.closed);
+  await assert.rejects(client.get("/user/list"), ConnectionClosedError);
+});
+
+test("a request MessagePack cannot carry is refused before it is sent", async () => {
+  const client = await connect("ws://127.0.0.1:1/", { codec: "msgpack", WebSocket: ScriptedSocket });
+  try {
+    const socket = ScriptedSocket.last;
+    await assert.rejects(client.post("/user/", { name: "x", extra: new Map() }), /Map cannot be encoded/);
+    await assert.rejects(client.get("/user/list", { args: { big: 2n ** 64n } }), /does not fit in 64 bits/);
+    assert.equal(socket.sent.length, 0);
+    assert.equal(client._pending.size, 0);
+  } finally {
+    client.close();
+  }
+});
+
 describe("against a real server", { skip: noWebSocket }, () => {
   before(async () => {
-    url = `ws://127.0.0.1:${await startServer()}/`;
+    server = await startServer();
+    url = `ws://127.0.0.1:${server.port}/`;
   });
-  after(stopServer);
+  after(() => stopServer(server));
 
   test("a request gets its reply", async () => {
     const client = await connect(url);
@@ -328,5 +421,153 @@ describe("against a real server", { skip: noWebSocket }, () => {
     } finally {
       client.close();
     }
+  });
+
+  describe("over MessagePack", () => {
+    /** A WebSocket that keeps what went through it: frames sent, and the data of frames received. */
+    function recording() {
+      const sockets = [];
+      class RecordingWebSocket extends WebSocket {
+        constructor(...args) {
+          super(...args);
+          this.sent = [];
+          this.received = [];
+          this.addEventListener("message", (event) => this.received.push(event.data));
+          sockets.push(this);
+        }
+
+        send(data) {
+          this.sent.push(data);
+          super.send(data);
+        }
+      }
+      return { sockets, WebSocket: RecordingWebSocket };
+    }
+
+    test("requests get their replies, in binary frames both ways", async () => {
+      const { sockets, WebSocket } = recording();
+      const client = await connect(url, { codec: "msgpack", WebSocket });
+      try {
+        assert.equal(client.codec, "msgpack");
+        const user = newUser();
+        const created = await client.post("/user/", user, { eventName: "create-user" });
+        assert.equal(created.type, "response");
+        assert.equal(created.status, 201);
+        assert.equal(created.event_name, "create-user");
+        assert.equal(created.data.name, user.name);
+        const found = await client.get(`/user/${created.data.id}`);
+        assert.equal(found.status, 200);
+        assert.deepEqual(found.data.addresses, []);
+        const [socket] = sockets;
+        assert.equal(socket.protocol, "trio-rest.msgpack");
+        assert.ok(socket.sent.length >= 2 && socket.sent.every((frame) => frame instanceof Uint8Array));
+        assert.ok(socket.received.length >= 2 && socket.received.every((data) => data instanceof ArrayBuffer));
+      } finally {
+        client.close();
+      }
+    });
+
+    test("error replies carry their code, detail and errors", async () => {
+      const client = await connect(url, { codec: "msgpack" });
+      try {
+        const invalid = await client.post("/user/", { fullname: "no name" });
+        assert.equal(invalid.status, 400);
+        assert.equal(invalid.code, "invalid");
+        assert.ok(Array.isArray(invalid.errors.name));
+        const missing = await client.get("/user/987654");
+        assert.equal(missing.status, 404);
+        assert.equal(missing.code, "not_found");
+        assert.equal(typeof missing.detail, "string");
+        // Bytes are MessagePack, but not JSON-shaped: the server refuses them, echoing the id.
+        const refused = await client.post("/user/", { ...newUser(), name: new Uint8Array([1]) });
+        assert.equal(refused.status, 400);
+        assert.equal(refused.code, "parse_error");
+        assert.match(refused.detail, /JSON-shaped/);
+        const infinite = await client.post("/user/", { ...newUser(), age: Infinity });
+        assert.equal(infinite.status, 400);
+        assert.equal(infinite.code, "parse_error");
+        assert.match(infinite.detail, /finite/);
+      } finally {
+        client.close();
+      }
+    });
+
+    test("a 64-bit id travels exactly, as a BigInt", async () => {
+      const client = await connect(url, { codec: "msgpack" });
+      try {
+        const id = 2n ** 64n - 1n;
+        const reply = await client._exchange({ method: "GET", url: "/user/list" }, id);
+        assert.equal(reply.status, 200);
+        assert.equal(reply.id, id);
+      } finally {
+        client.close();
+      }
+    });
+
+    test("a subscription receives its notifications, and its cancel ends it", async () => {
+      const watcher = await connect(url, { codec: "msgpack" });
+      const writer = await connect(url); // JSON: the server encodes each subscriber's way
+      try {
+        const sub = await watcher.subscribe("/user/list");
+        assert.equal(sub.response.status, 200);
+        const user = newUser();
+        assert.equal((await writer.post("/user/", user)).status, 201);
+        const { value: note } = await nextWithin(sub);
+        assert.equal(note.type, "notification");
+        assert.equal(note.id, sub.id);
+        assert.equal(note.event_name, "created");
+        assert.equal(note.data.name, user.name);
+        await sub.cancel();
+        assert.deepEqual(await sub.next(), { value: undefined, done: true });
+        const reused = await watcher._exchange({ method: "GET", url: "/user/list" }, sub.id);
+        assert.equal(reused.status, 200);
+      } finally {
+        watcher.close();
+        writer.close();
+      }
+    });
+
+    test("a dropped connection is reopened, and the subscription recovers what it missed", async () => {
+      const watcher = await connect(url, { codec: "msgpack", reconnect: true, maxBackoff: 0.2 });
+      const writer = await connect(url, { codec: "msgpack" });
+      try {
+        const sub = await watcher.subscribe("/user/list");
+        assert.equal((await nextWithin(sub)).value.event_name, "recovery");
+        await writer.post("/user/", newUser());
+        const { value: first } = await nextWithin(sub);
+        assert.equal(first.event_name, "created");
+        assert.equal(typeof first.offset, "number");
+        watcher._socket.close();
+        const missed = newUser();
+        assert.equal((await writer.post("/user/", missed)).status, 201);
+        const { value: notice } = await nextWithin(sub);
+        assert.equal(notice.event_name, "recovery");
+        assert.equal(notice.data.recovered, true);
+        const { value: caught } = await nextWithin(sub);
+        assert.equal(caught.data.name, missed.name);
+      } finally {
+        watcher.close();
+        writer.close();
+      }
+    });
+
+    test("a server without MessagePack makes connect reject with SubprotocolError", async () => {
+      const plain = await startServer({ withoutMessagePack: true });
+      try {
+        const address = `ws://127.0.0.1:${plain.port}/`;
+        const error = await connect(address, { codec: "msgpack" }).catch((e) => e);
+        assert.ok(error instanceof SubprotocolError, String(error));
+        assert.match(error.message, /answered with "trio-rest\.json", not "trio-rest\.msgpack"/);
+        // The same server still speaks JSON.
+        const client = await connect(address);
+        try {
+          assert.equal((await client.get("/user/list")).status, 200);
+        } finally {
+          client.close();
+        }
+      } finally {
+        stopServer(plain);
+      }
+    });
   });
 });
