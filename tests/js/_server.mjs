@@ -11,11 +11,25 @@ import { fileURLToPath } from "node:url";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
-/** Start a server; resolves with `{port, stop}` once it listens. */
-export function startServer() {
+// server.py as it runs where the `msgpack` extra is not installed.
+const WITHOUT_MSGPACK = `
+import runpy, sys
+import trio_rest_protocol._codecs
+trio_rest_protocol._codecs.msgpack = None
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+`;
+
+/**
+ * Start a server; resolves with `{port, stop}` once it listens.
+ * @param {object} [options] `{withoutMessagePack}`: serve as if the msgpack extra were missing.
+ */
+export function startServer({ withoutMessagePack = false } = {}) {
   const directory = mkdtempSync(path.join(tmpdir(), "trio-rest-js-"));
   const python = process.env.TRIO_REST_PYTHON ?? "python3";
-  const child = spawn(python, [path.join(here, "server.py"), directory], { stdio: ["ignore", "pipe", "pipe"] });
+  const script = [path.join(here, "server.py"), directory];
+  const args = withoutMessagePack ? ["-c", WITHOUT_MSGPACK, ...script] : script;
+  const child = spawn(python, args, { stdio: ["ignore", "pipe", "pipe"] });
   const stop = () => {
     if (child.exitCode === null) child.kill("SIGTERM");
     rmSync(directory, { recursive: true, force: true });

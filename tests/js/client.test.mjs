@@ -1,17 +1,12 @@
 // The JavaScript client (trio_rest/static/trio-rest.js) against a real server: tests/js/server.py,
-// started here in a child process on a free port and a SQLite file in a temporary directory.
+// started by _server.mjs in a child process on a free port and a SQLite file of its own.
 //
 //     node --experimental-websocket --test tests/js/client.test.mjs   (Node 20; 22 needs no flag)
 //
 // TRIO_REST_PYTHON names the Python that runs the server (default: python3); PYTHONPATH must let
 // it import trio_rest and examples (tests/test_js_client.py sets both).
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import path from "node:path";
 import { after, before, describe, test } from "node:test";
-import { fileURLToPath } from "node:url";
 
 import {
   ConnectionClosedError,
@@ -22,8 +17,8 @@ import {
   connect,
   encodeMessagePack,
 } from "../../trio_rest/static/trio-rest.js";
+import { startServer } from "./_server.mjs";
 
-const here = path.dirname(fileURLToPath(import.meta.url));
 const noWebSocket =
   typeof globalThis.WebSocket === "function"
     ? false
@@ -31,41 +26,6 @@ const noWebSocket =
 
 let server;
 let url;
-
-// tests/js/server.py as it runs where the `msgpack` extra is not installed.
-const WITHOUT_MSGPACK = `
-import runpy, sys
-import trio_rest_protocol._codecs
-trio_rest_protocol._codecs.msgpack = None
-sys.argv = sys.argv[1:]
-runpy.run_path(sys.argv[0], run_name="__main__")
-`;
-
-/** Start tests/js/server.py; resolves with `{child, directory, port}` once it listens. */
-function startServer({ withoutMessagePack = false } = {}) {
-  const directory = mkdtempSync(path.join(tmpdir(), "trio-rest-js-"));
-  const python = process.env.TRIO_REST_PYTHON ?? "python3";
-  const script = [path.join(here, "server.py"), directory];
-  const args = withoutMessagePack ? ["-c", WITHOUT_MSGPACK, ...script] : script;
-  const child = spawn(python, args, { stdio: ["ignore", "pipe", "pipe"] });
-  let log = "";
-  child.stderr.on("data", (chunk) => (log += chunk));
-  return new Promise((resolve, reject) => {
-    let out = "";
-    child.stdout.on("data", (chunk) => {
-      out += chunk;
-      const found = /port (\d+)/.exec(out);
-      if (found) resolve({ child, directory, port: Number(found[1]) });
-    });
-    child.on("exit", (code) => reject(new Error(`the server exited (${code}) before listening:\n${log}`)));
-  });
-}
-
-function stopServer(started) {
-  if (!started) return;
-  if (started.child.exitCode === null) started.child.kill("SIGTERM");
-  rmSync(started.directory, { recursive: true, force: true });
-}
 
 /** A user the list has not seen: names are unique. */
 let made = 0;
@@ -170,7 +130,7 @@ describe("against a real server", { skip: noWebSocket }, () => {
     server = await startServer();
     url = `ws://127.0.0.1:${server.port}/`;
   });
-  after(() => stopServer(server));
+  after(() => server?.stop());
 
   test("a request gets its reply", async () => {
     const client = await connect(url);
@@ -407,6 +367,30 @@ describe("against a real server", { skip: noWebSocket }, () => {
     }
   });
 
+  test("onState follows the connection: open, reconnecting, open again, closed", async () => {
+    const states = [];
+    const client = await connect(url, { reconnect: true, maxBackoff: 0.2, onState: (state) => states.push(state) });
+    assert.deepEqual(states, ["open"]);
+    client._socket.close(); // a drop, not a close() of the client
+    for (let i = 0; i < 100 && states.length < 3; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.deepEqual(states, ["open", "reconnecting", "open"]);
+    assert.equal((await client.get("/user/list")).status, 200);
+    client.close();
+    assert.deepEqual(states, ["open", "reconnecting", "open", "closed"]);
+    // Without reconnect a drop is the end; a hook that throws breaks nothing.
+    const once = [];
+    const plain = await connect(url, {
+      onState: (state) => {
+        once.push(state);
+        throw new Error("a careless hook");
+      },
+    });
+    assert.equal((await plain.get("/user/list")).status, 200);
+    plain._socket.close();
+    for (let i = 0; i < 100 && once.length < 2; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.deepEqual(once, ["open", "closed"]);
+  });
+
   test("a write whose connection drops before its reply is sent again, under its key", async () => {
     const client = await connect(url, { reconnect: true, maxBackoff: 0.2 });
     try {
@@ -566,7 +550,7 @@ describe("against a real server", { skip: noWebSocket }, () => {
           client.close();
         }
       } finally {
-        stopServer(plain);
+        plain.stop();
       }
     });
   });
