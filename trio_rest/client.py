@@ -16,6 +16,7 @@ they reached in their topics (see `Subscription`).
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import random
@@ -597,6 +598,34 @@ def _closing(data: Any) -> bool:
     return isinstance(data, dict) and data.get("code") == "closing"
 
 
+async def _hold_websocket(
+    url: str,
+    ssl_context: ssl.SSLContext | None,
+    *,
+    task_status: trio.TaskStatus[trio_websocket.WebSocketConnection] = trio.TASK_STATUS_IGNORED,
+    **options: Any,
+) -> None:
+    """Open a WebSocket, hand it over, and hold its reader task in a nursery of its own.
+
+    trio-websocket raises a refused handshake (`trio_websocket.ConnectionRejected`, a 401
+    or a 403) from the reader task, in the nursery it was given: in the client's nursery,
+    it would end the client, wrapped in an exception group, even while it reconnects.
+    Here it is raised, alone, to whoever opens the connection, like a refused TCP
+    connection, so `connect` and a reconnecting client handle both the same way.
+    """
+    started = False
+    try:
+        async with trio.open_nursery() as nursery:
+            ws = await trio_websocket.connect_websocket_url(nursery, url, ssl_context, **options)
+            started = True
+            task_status.started(ws)
+    except BaseExceptionGroup as group:
+        failure = group.exceptions[0] if len(group.exceptions) == 1 else None
+        if not started and isinstance(failure, OSError | trio_websocket.HandshakeError):
+            raise failure from None
+        raise
+
+
 @asynccontextmanager
 async def connect(
     url: str,
@@ -640,14 +669,17 @@ async def connect(
     extra = [(name.encode(), value.encode()) for name, value in (headers or {}).items()]
 
     async def opener(nursery: trio.Nursery) -> trio_websocket.WebSocketConnection:
-        return await trio_websocket.connect_websocket_url(
-            nursery,
-            url,
-            ssl_context,
-            subprotocols=[subprotocol],
-            extra_headers=extra,
-            max_message_size=max_message_size,
+        ws: trio_websocket.WebSocketConnection = await nursery.start(
+            functools.partial(
+                _hold_websocket,
+                url,
+                ssl_context,
+                subprotocols=[subprotocol],
+                extra_headers=extra,
+                max_message_size=max_message_size,
+            )
         )
+        return ws
 
     failure: BaseException | None = None
     async with trio.open_nursery() as nursery:
