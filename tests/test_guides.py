@@ -19,8 +19,9 @@ directory of everything on the page. What each kind of block means:
 ``json``
     One JSON value per line: client envelopes are sent in order on one WebSocket to the page's
     server (the last one a ``console`` block started, else the page's ``app``, served on
-    127.0.0.1 for the block), and the server's messages expected in reply follow, in order;
-    the string ``"..."`` as a value matches any value.
+    127.0.0.1 for the block), and the server's messages expected in reply follow: responses
+    are paired with their requests by id (requests run concurrently), other messages come in
+    order. The string ``"..."`` as a value matches any value.
 ``nginx``
     A ``server`` block (with any ``map`` it needs), for nginx's ``http`` context: it is
     wrapped into an ``nginx.conf`` in the folder and nginx runs it in the background, as the
@@ -304,7 +305,12 @@ class PageRun:
         else:
             assert isinstance(app, App), f"{self.where(block)}: no server, and no `app` on the page"
             received = trio.run(_exchange_served, app, sent, len(expected))
-        for want, got in zip(expected, received, strict=True):
+        # Requests on one socket run concurrently: replies are paired by id, the rest in order.
+        by_id = {(got.get("type"), got.get("id")): got for got in received if got.get("type") == "response"}
+        others = iter(got for got in received if got.get("type") != "response")
+        for want in expected:
+            got = by_id.get((want.get("type"), want.get("id"))) if want.get("type") == "response" else None
+            got = got if got is not None else next(others, None)
             assert _same(want, got), f"{self.where(block)}: expected {want}, received {got}"
 
     # -- nginx -------------------------------------------------------------------------------
@@ -415,7 +421,7 @@ def test_the_page_runs(page: str, tmp_path: Path) -> None:
                 continue
             handler = getattr(run, block.kind, None) if block.kind in _KINDS else None
             assert handler is not None, f"{run.where(block)}: a {block.kind or 'bare'} block is not run"
-            handler(block)
+            t0 = time.monotonic(); handler(block); print("TIMING", block.line, round(time.monotonic() - t0, 2))
 
 
 _KINDS = {"python", "text", "console", "json", "nginx"}
