@@ -1,4 +1,4 @@
-"""Every fenced block of the guides (``docs/guides/*.md``) and of ``docs/migrating.md`` runs here.
+"""Every fenced block of the guides (``docs/guides/*.md``) and of the other docs pages runs here.
 
 A page is run from top to bottom, in a fresh folder of its own (its *folder*), the current
 directory of everything on the page. What each kind of block means:
@@ -24,17 +24,19 @@ directory of everything on the page. What each kind of block means:
     are paired with their requests by id (requests run concurrently), other messages come in
     order. The string ``"..."`` as a value matches any value.
 ``nginx``
-    A ``server`` block (with any ``map`` it needs), for nginx's ``http`` context: it is
-    wrapped into an ``nginx.conf`` in the folder and nginx runs it in the background, as the
-    folder's prefix (so relative paths are under the folder), until the page ends. Without
-    nginx the page is skipped there, saying so: such a block comes last on its page.
+    A ``server`` block (with any ``map`` and ``upstream`` it needs), for nginx's ``http`` context: it is
+    wrapped into an ``nginx.conf`` in the folder and nginx runs it in the background (with the
+    folder as its prefix, so relative paths are under the folder) until the page ends. Without
+    nginx the rest of the page is skipped there, saying so, so nginx's section ends its page.
 
 Ports 8080, 8081, 8443 and 8000 are replaced by free ports, and 6379 by the port of a
-redis-server the test starts (skipped, saying so, when it is not installed), the same way in
-every block of a page. A block the reader must adapt, which cannot run here, follows the line
+redis-server the test starts (the rest of the page is skipped, saying so, when it is not
+installed), the same way in every block of a page. Each command and block has
+`BLOCK_TIMEOUT` seconds. A block the reader must adapt, which cannot run here, follows the line
 ``<!-- not run: REASON -->``; `NOT_RUN` lists them all, and the test fails when a page has
 another one, or a block of a kind it does not run. The pages covered are `PAGES`, which must
-be every file of ``docs/guides/`` (but its index) and ``docs/migrating.md``.
+be every file of ``docs/guides/`` (but its index) and ``docs/migrating.md``, and the
+reference pages of `REFERENCE_PAGES`.
 """
 
 from __future__ import annotations
@@ -78,10 +80,14 @@ PAGES = [
     "docs/migrating.md",
 ]
 
+#: The reference pages, whose blocks run the same way.
+REFERENCE_PAGES = ["docs/server.md", "docs/data.md", "docs/auth.md"]
+
 #: The blocks that do not run (page, the reason the page gives): keep this short.
 NOT_RUN = [
     ("docs/guides/quickstart.md", "installs the project into a new virtual environment"),
     ("docs/migrating.md", "aiorest-ws code, for comparison"),
+    ("docs/server.md", "a browser page (tests/js/ runs the JavaScript client)"),
 ]
 
 #: The ports a page may name, replaced by free ones (6379: the Redis server the test starts).
@@ -137,7 +143,8 @@ def test_the_pages_are_every_guide_and_the_migration_page() -> None:
 
 
 def test_only_the_listed_blocks_are_not_run() -> None:
-    marked = [(page, block.not_run) for page in PAGES for block in blocks(page) if block.not_run]
+    pages = PAGES + REFERENCE_PAGES
+    marked = [(page, block.not_run) for page in pages for block in blocks(page) if block.not_run]
     assert marked == NOT_RUN
 
 
@@ -446,7 +453,7 @@ def _page_modules(folder: Path) -> Iterator[None]:
                 del sys.modules[name]
 
 
-@pytest.mark.parametrize("page", PAGES)
+@pytest.mark.parametrize("page", PAGES + REFERENCE_PAGES)
 def test_the_page_runs(page: str, tmp_path: Path) -> None:
     folder = tmp_path / "page"
     folder.mkdir()
