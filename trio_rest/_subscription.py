@@ -23,6 +23,10 @@ Rules:
    waiting ones past the history go out, in that order. From then on `_sent` holds the
    last position sent in that topic, and a message at or before it (in its epoch) is never
    sent again, so no message goes twice, whatever order a broker delivers in.
+7. A subscription that recovers is accepted (its 200 queued) only once it has read where
+   the topic is: whatever is published after the client received the 200 lies past that
+   position, and reaches it. (Accepted before, a message published between the 200 and
+   the read would count as already seen, and be lost.)
 """
 
 from __future__ import annotations
@@ -142,7 +146,8 @@ class Subscription:
         """
         await trio.lowlevel.checkpoint()
         positions = self._positions()
-        self._accept_nowait(None)
+        if positions is None:
+            self._accept_nowait(None)
         if self.ended:
             return
         request = self._request
@@ -166,6 +171,11 @@ class Subscription:
             recovery = await broker.history(topic, since)
         finally:
             del self._recovering[topic]
+        # Accepted only now that its position is read (rule 7).
+        self._accept_nowait(None)
+        if self.ended:
+            broker.leave(topic, self)
+            return
         position = recovery.position
         # From now on, what reaches this subscription at or before what it sent is dropped:
         # a broker across processes may deliver live what the history already gave (rule 6).

@@ -16,10 +16,12 @@ they reached in their topics (see `Subscription`).
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import random
 import ssl
+import urllib.parse
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
@@ -597,6 +599,54 @@ def _closing(data: Any) -> bool:
     return isinstance(data, dict) and data.get("code") == "closing"
 
 
+async def _hold_websocket(
+    url: str,
+    ssl_context: ssl.SSLContext | None,
+    *,
+    task_status: trio.TaskStatus[trio_websocket.WebSocketConnection] = trio.TASK_STATUS_IGNORED,
+    **options: Any,
+) -> None:
+    """Open a WebSocket, hand it over, and hold its reader task in a nursery of its own.
+
+    trio-websocket raises a refused handshake (`trio_websocket.ConnectionRejected`, a 401
+    or a 403) from the reader task, in the nursery it was given, and leaves the socket
+    open: in the client's nursery, the refusal would end the client, wrapped in an
+    exception group, even while it reconnects. Here it is raised, alone, to whoever opens
+    the connection, like a refused TCP connection, and the socket is closed (a server
+    waits for its peer's EOF before it lets go of a refused connection).
+    """
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("ws", "wss") or not parts.hostname:
+        raise ValueError(f"not a ws:// or wss:// URL: {url!r}")
+    if parts.scheme == "ws" and ssl_context is not None:
+        raise ValueError("an ssl_context needs a wss:// URL")
+    port = parts.port or (443 if parts.scheme == "wss" else 80)
+    host = parts.hostname if port in (80, 443) else f"{parts.hostname}:{port}"
+    resource = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    stream: trio.SocketStream | trio.SSLStream[trio.SocketStream]
+    if parts.scheme == "wss":
+        context = ssl_context if ssl_context is not None else ssl.create_default_context()
+        stream = await trio.open_ssl_over_tcp_stream(
+            parts.hostname, port, ssl_context=context, https_compatible=True
+        )
+    else:
+        stream = await trio.open_tcp_stream(parts.hostname, port)
+    started = False
+    try:
+        async with trio.open_nursery() as nursery:
+            ws = await trio_websocket.wrap_client_stream(nursery, stream, host, resource, **options)
+            started = True
+            task_status.started(ws)
+    except BaseExceptionGroup as group:
+        failure = group.exceptions[0] if len(group.exceptions) == 1 else None
+        if not started and isinstance(failure, OSError | trio_websocket.HandshakeError):
+            raise failure from None
+        raise
+    finally:
+        if not started:
+            await trio.aclose_forcefully(stream)
+
+
 @asynccontextmanager
 async def connect(
     url: str,
@@ -640,14 +690,17 @@ async def connect(
     extra = [(name.encode(), value.encode()) for name, value in (headers or {}).items()]
 
     async def opener(nursery: trio.Nursery) -> trio_websocket.WebSocketConnection:
-        return await trio_websocket.connect_websocket_url(
-            nursery,
-            url,
-            ssl_context,
-            subprotocols=[subprotocol],
-            extra_headers=extra,
-            max_message_size=max_message_size,
+        ws: trio_websocket.WebSocketConnection = await nursery.start(
+            functools.partial(
+                _hold_websocket,
+                url,
+                ssl_context,
+                subprotocols=[subprotocol],
+                extra_headers=extra,
+                max_message_size=max_message_size,
+            )
         )
+        return ws
 
     failure: BaseException | None = None
     async with trio.open_nursery() as nursery:

@@ -7,8 +7,10 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
+import trio_websocket
 
 from trio_rest import App, Request, Server, SimpleRouter, endpoint
+from trio_rest.auth import JWTAuth
 from trio_rest.client import (
     REPLY_MARGIN,
     ConnectionClosedError,
@@ -101,6 +103,44 @@ async def test_first_connection_failure_propagates() -> None:
     with trio.fail_after(10), pytest.raises(OSError):
         async with connect(f"ws://127.0.0.1:{port}/"):
             pass  # pragma: no cover
+
+
+def _authenticated_app() -> tuple[App, JWTAuth]:
+    @endpoint
+    async def hello(request: Request) -> str:
+        return "hello"
+
+    router = SimpleRouter()
+    router.register("/hello", hello, "GET")
+    auth = JWTAuth("k" * 32)
+    return App(router, auth=auth), auth
+
+
+async def test_a_refused_handshake_raises_alone_from_connect() -> None:
+    """A 401 at the handshake is `ConnectionRejected` itself, as its docstring says, not a group."""
+    app, _ = _authenticated_app()
+    with trio.fail_after(10):
+        async with running(app) as server:
+            with pytest.raises(trio_websocket.ConnectionRejected) as refused:
+                headers = {"Authorization": "Bearer not-a-token"}
+                async with connect(f"ws://127.0.0.1:{server.port}/", headers=headers, reconnect=False):
+                    pass  # pragma: no cover
+    assert refused.value.status_code == 401
+
+
+async def test_a_reconnect_the_server_refuses_is_tried_again() -> None:
+    """Revoked, the client's next handshakes are refused (401): it keeps trying, it does not crash."""
+    app, auth = _authenticated_app()
+    with trio.fail_after(20):
+        async with running(app) as server:
+            headers = {"Authorization": f"Bearer {auth.issue('bob')}"}
+            async with connect(f"ws://127.0.0.1:{server.port}/", headers=headers, max_backoff=0.05) as client:
+                assert (await client.get("/hello")).data == "hello"
+                assert app.revoke("bob") == 1
+                while client._connected.is_set():  # the client notices the close
+                    await trio.sleep(0.01)
+                await trio.sleep(0.5)  # several refused attempts
+                assert client.connections == 1
 
 
 async def test_a_silent_server_is_a_connect_timeout() -> None:

@@ -267,3 +267,43 @@ async def _presence_scenario(app: App) -> None:
         with trio.fail_after(5):
             while await app.presence("room"):
                 await trio.sleep(0.01)
+
+
+class _SlowHistory(InMemoryBroker):
+    """Reads a topic's history only once `release` is set, as Redis answers after a while."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reading = trio.Event()
+        self.release = trio.Event()
+
+    async def history(self, topic: str, since: Position | None) -> Recovery:
+        self.reading.set()
+        await self.release.wait()
+        return await super().history(topic, since)
+
+
+async def test_what_is_published_after_the_200_of_a_recovering_subscription_reaches_it() -> None:
+    """The 200 waits for the history's position: a publish the client makes after it lies past it."""
+    router = SimpleRouter()
+    router.register("/news", follow_news, "SUBSCRIBE")
+    broker = _SlowHistory()
+    app = App(router, broker=broker)
+    seen: list[Any] = []
+    with trio.fail_after(10):
+        async with TestClient(app) as client, trio.open_nursery() as nursery:
+
+            async def subscriber() -> None:
+                async with client.subscribe("/news", args={"since": {}}) as subscription:
+                    await app.publish("news", "n", "after the 200")
+                    async for note in subscription:
+                        seen.append(note.data)
+                        if note.data == "after the 200":
+                            return
+
+            nursery.start_soon(subscriber)
+            await broker.reading.wait()
+            await trio.sleep(0.05)  # the subscriber would publish now, were it already answered
+            broker.release.set()
+    assert seen == [{"recovered": True}, "after the 200"]
+    _check(app)
