@@ -34,9 +34,10 @@ redis-server the test starts (the rest of the page is skipped, saying so, when i
 installed), the same way in every block of a page. Each command and block has
 `BLOCK_TIMEOUT` seconds. A block the reader must adapt, which cannot run here, follows the line
 ``<!-- not run: REASON -->``; `NOT_RUN` lists them all, and the test fails when a page has
-another one, or a block of a kind it does not run. The pages covered are `PAGES`, which must
-be every file of ``docs/guides/`` (but its index) and ``docs/migrating.md``, and the
-reference pages of `REFERENCE_PAGES`.
+another one, or a block of a kind it does not run. A block that another test runs (a browser
+page, run in Chromium) follows ``<!-- run by tests/FILE -->``, and that file must name the
+page. The pages covered are `PAGES`, which must be every file of ``docs/guides/`` (but its
+index) and ``docs/migrating.md``, and the reference pages of `REFERENCE_PAGES`.
 """
 
 from __future__ import annotations
@@ -87,7 +88,6 @@ REFERENCE_PAGES = ["docs/server.md", "docs/data.md", "docs/auth.md"]
 NOT_RUN = [
     ("docs/guides/quickstart.md", "installs the project into a new virtual environment"),
     ("docs/migrating.md", "aiorest-ws code, for comparison"),
-    ("docs/server.md", "a browser page (tests/js/ runs the JavaScript client)"),
 ]
 
 #: The ports a page may name, replaced by free ones (6379: the Redis server the test starts).
@@ -101,6 +101,7 @@ BLOCK_TIMEOUT = 60
 _KINDS = {"python", "text", "console", "json", "nginx"}
 _FENCE = re.compile(r"^```(\w*)[^\n]*\n(.*?)^```[ \t]*$", re.S | re.M)
 _NOT_RUN = re.compile(r"<!-- not run: (.+?) -->\s*$")
+_RUN_BY = re.compile(r"<!-- run by (tests/[\w/.-]+) -->\s*$")
 _FILE = re.compile(r"# ([\w/.-]+\.py)\n")
 _SERVING = re.compile(r"serving on (wss?)://[^:/]+:(\d+)/")
 
@@ -111,6 +112,7 @@ class Block:
     text: str
     line: int  # where it starts, for messages
     not_run: str | None = None
+    run_by: str | None = None  # the test file that runs it
 
 
 def blocks(page: str) -> list[Block]:
@@ -120,8 +122,17 @@ def blocks(page: str) -> list[Block]:
     for match in _FENCE.finditer(source):
         before = source[: match.start()].rstrip("\n").rsplit("\n", 1)[-1]
         marker = _NOT_RUN.search(before)
+        elsewhere = _RUN_BY.search(before)
         line = source.count("\n", 0, match.start()) + 1
-        found.append(Block(match.group(1), match.group(2), line, marker.group(1) if marker else None))
+        found.append(
+            Block(
+                match.group(1),
+                match.group(2),
+                line,
+                marker.group(1) if marker else None,
+                elsewhere.group(1) if elsewhere else None,
+            )
+        )
     # A fence this reader does not see (indented in a list, say) would be a block never run.
     fences = len(re.findall(r"^\s*(?:```|~~~)", source, re.M))
     assert fences == 2 * len(found), f"{page}: a fenced block is not at the start of its line"
@@ -146,6 +157,14 @@ def test_only_the_listed_blocks_are_not_run() -> None:
     pages = PAGES + REFERENCE_PAGES
     marked = [(page, block.not_run) for page in pages for block in blocks(page) if block.not_run]
     assert marked == NOT_RUN
+
+
+def test_a_block_run_elsewhere_is_read_from_its_page_there() -> None:
+    pages = PAGES + REFERENCE_PAGES
+    elsewhere = [(page, block.run_by) for page in pages for block in blocks(page) if block.run_by]
+    assert elsewhere, "the browser snippet of docs/server.md is run by the browser test"
+    for page, runner in elsewhere:
+        assert page in (REPO / runner).read_text(), f"{runner} does not read {page}"
 
 
 def test_expected_output_is_matched_line_by_line_with_ellipses() -> None:
@@ -462,7 +481,7 @@ def test_the_page_runs(page: str, tmp_path: Path) -> None:
         sys.modules[run.module.__name__] = run.module
         stack.callback(sys.modules.pop, run.module.__name__, None)
         for block in blocks(page):
-            if block.not_run:
+            if block.not_run or block.run_by:
                 continue
             handler = getattr(run, block.kind, None) if block.kind in _KINDS else None
             assert handler is not None, f"{run.where(block)}: a {block.kind or 'bare'} block is not run"

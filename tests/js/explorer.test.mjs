@@ -8,7 +8,7 @@
 // A screenshot of the page after a request is saved to $TRIO_REST_ARTIFACTS (default
 // tests/js/artifacts/), explorer.png, and one of a failing test as explorer-failure.png.
 import assert from "node:assert/strict";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
@@ -177,4 +177,37 @@ test("a subscription shows what another client causes, until cancelled", async (
     assert.equal(await page.locator("#subscriptions li").count(), 0);
     assert.ok(await page.locator("#no-subscriptions").isVisible());
   });
+});
+
+test("the page of docs/server.md, which imports /trio-rest.js, runs as it is written", async () => {
+  // The page's module script, from the first html block after the JavaScript client's heading.
+  const doc = readFileSync(path.join(here, "..", "..", "docs", "server.md"), "utf8");
+  const section = doc.slice(doc.indexOf("### The JavaScript client"));
+  const html = /^```html\n([\s\S]*?)^```$/m.exec(section)[1];
+  const script = /<script type="module">\n([\s\S]*?)<\/script>/.exec(html)[1];
+  const other = await browser.newPage();
+  const printed = [];
+  other.on("console", (message) => printed.push(message.text()));
+  other.on("pageerror", (error) => printed.push(`uncaught: ${error.message}`));
+  try {
+    // A page of the server's origin without the explorer's policy, which allows no inline script.
+    await other.goto(`http://127.0.0.1:${server.port}/health`);
+    await other.addScriptTag({ type: "module", content: script });
+    const until = async (line) => {
+      for (let i = 0; i < 200 && !printed.includes(line); i++) await new Promise((r) => setTimeout(r, 25));
+      assert.ok(printed.includes(line), `"${line}" not in ${JSON.stringify(printed)}`);
+    };
+    await until(`200 ${name}`); // the first user, made by the explorer above
+    await until("recovery undefined"); // it reconnects, so it follows with recovery
+    const writer = await connect(`ws://127.0.0.1:${server.port}/`);
+    try {
+      assert.equal((await writer.post("/user/", { name: `${name}c`, fullname: "Third", password: "x" })).status, 201);
+    } finally {
+      writer.close();
+    }
+    await until(`created ${name}c`);
+    assert.equal(printed.filter((line) => line.startsWith("uncaught")).length, 0, printed.join("\n"));
+  } finally {
+    await other.close();
+  }
 });
