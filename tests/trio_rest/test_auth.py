@@ -106,3 +106,22 @@ def test_settings_set_later_configure_the_authentication_too() -> None:
     coded = App(SimpleRouter(), auth=AUTH)
     coded.settings = Settings(jwt_secret="l" * 32)
     assert coded.auth is AUTH  # an auth given in code wins
+
+
+def test_the_design_briefs_spelling_of_jwtauth_and_issue() -> None:
+    """``JWTAuth(key=SECRET, algorithms=["HS256"])`` and ``auth.issue({"sub": "1"}, expires_in=3600)``."""
+    auth = JWTAuth(key="k" * 64, algorithms=["HS512"])
+    token = auth.issue({"sub": "1", "is_admin": True}, expires_in=3600)
+    claims = auth.decode(token)
+    assert (claims["sub"], claims["is_admin"]) == ("1", True)
+    assert claims["exp"] - claims["iat"] == pytest.approx(3600, abs=1)
+    assert JWTAuth("k" * 64, algorithm="HS512").decode(token)["sub"] == "1"  # the same key and algorithm
+    # A key verifies one algorithm: a token may not pick another one from a list.
+    for algorithms in (["HS256", "HS512"], [], "HS256"):
+        with pytest.raises(ConfigurationError, match="names one algorithm"):
+            JWTAuth("k" * 64, algorithms=algorithms)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="not two different ones"):
+        JWTAuth("k" * 64, algorithm="HS384", algorithms=["HS512"])
+    for claims_without_a_subject in ({"is_admin": True}, {"sub": 1}, {"sub": ""}):
+        with pytest.raises(ConfigurationError, match="subject"):
+            auth.issue(claims_without_a_subject)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import inspect
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 import attrs
@@ -100,6 +100,9 @@ class JWTAuth:
     Args:
         key: the key, a `JWTKey` or an HMAC secret (then ``algorithm`` says which HMAC).
         algorithm: the algorithm of `key` when it is a bare secret (HS256).
+        algorithms: the same as a list of one, as PyJWT spells it (``algorithms=["HS256"]``):
+            a key verifies one algorithm only, so a token cannot choose a weaker one; use a
+            keyring for several.
         keys: instead of `key`, a keyring: ``kid`` -> `JWTKey`, for rotation; a token must
             name one of them in its header.
         signing_kid: with a keyring, the key `issue` signs with.
@@ -120,6 +123,7 @@ class JWTAuth:
         key: JWTKey | str | bytes | None = None,
         *,
         algorithm: str = "HS256",
+        algorithms: Sequence[str] | None = None,
         keys: Mapping[str, JWTKey] | None = None,
         signing_kid: str | None = None,
         issuer: str | None = None,
@@ -129,6 +133,15 @@ class JWTAuth:
     ) -> None:
         if (key is None) == (keys is None):
             raise ConfigurationError("JWTAuth needs a key, or a keyring (keys=), not both")
+        if algorithms is not None:
+            if isinstance(algorithms, str) or len(algorithms) != 1:
+                raise ConfigurationError(
+                    f"JWTAuth(algorithms=...) names one algorithm, not {algorithms!r}: a key verifies"
+                    " one algorithm only (a keyring, keys=, holds keys of several)"
+                )
+            if algorithm != "HS256" and algorithm != algorithms[0]:
+                raise ConfigurationError("JWTAuth takes algorithm= or algorithms=, not two different ones")
+            algorithm = algorithms[0]
         if keys is not None:
             if not keys:
                 raise ConfigurationError("JWTAuth(keys=...) needs at least one key")
@@ -228,11 +241,12 @@ class JWTAuth:
         """
         self._revoked[subject] = time.time() if at is None else at
 
-    def issue(self, subject: str, *, expires_in: float = 3600.0, **claims: Any) -> str:
+    def issue(self, subject: str | Mapping[str, Any], *, expires_in: float = 3600.0, **claims: Any) -> str:
         """Sign a token for `subject` (``sub``) that expires after `expires_in` seconds.
 
         Args:
-            subject: whom the token names.
+            subject: whom the token names; or the claims, ``sub`` among them
+                (``auth.issue({"sub": "1", "is_admin": True})``).
             expires_in: its lifetime in seconds.
             **claims: more claims (``is_admin=True``, say).
 
@@ -240,6 +254,11 @@ class JWTAuth:
             ConfigurationError: the key cannot sign (a public key), or a keyring without
                 `signing_kid`.
         """
+        if isinstance(subject, Mapping):
+            claims = {**subject, **claims}
+            subject = claims.pop("sub", None)
+        if not isinstance(subject, str) or not subject:
+            raise ConfigurationError(f"a token's subject (sub) is a non-empty string, not {subject!r}")
         if self._keyring is not None:
             if self.signing_kid is None:
                 raise ConfigurationError("JWTAuth.issue with a keyring needs signing_kid")
