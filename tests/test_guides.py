@@ -240,7 +240,13 @@ class PageRun:
         self.last_output: str | None = None  # what the latest python block printed
         venv = Path(sys.executable).parent.parent
         (folder / ".venv").symlink_to(venv)  # `make` finds the project's installed environment
-        self.env = {key: value for key, value in os.environ.items() if not key.startswith("TRIO_REST_")}
+        # A page's commands run as a reader types them: none of this run's settings, and no
+        # `make` above them (under `make test`, a nested make would print its directory).
+        self.env = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith("TRIO_REST_") and key not in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS")
+        }
         self.env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
         self.env["PYTHONPATH"] = os.pathsep.join([str(REPO), str(REPO / "protocol")])
         self.env["PYTHONUNBUFFERED"] = "1"
