@@ -97,11 +97,15 @@ async def watching(url: str, count: int) -> AsyncIterator[list[Subscription]]:
 async def _created(subscription: Subscription, count: int) -> list[Any]:
     """The names of the next `count` users created (other notices, such as recovery, skipped)."""
     names = []
-    with trio.fail_after(30):
+    others = []  # what else came, for the message of a failure
+    with trio.move_on_after(30):
         while len(names) < count:
             note = await subscription.__anext__()
             if note.event_name == "created":
                 names.append(note.data["name"])
+            else:
+                others.append((note.event_name, note.data, note.offset))
+    assert len(names) == count, f"{len(names)} of {count} in 30 s: {names}; also {others}"
     return names
 
 

@@ -221,14 +221,16 @@ class Subscription:
     def deliver(self, message: Published) -> bool:
         """A message published to a followed topic (a broker's call): send it as ours."""
         connection = self.connection
+        topic = message.topic
+        waiting = self._recovering.get(topic)
+        if waiting is not None and not self.ended:
+            # Sent once the history is (`follow`): before the 200 too, since a subscription
+            # that recovers is accepted only then (rule 7).
+            waiting.append(message)
+            return True
         if self.ended or self.id is None or not connection.is_subscribed(self.id):
             connection.app.broker.leave_all(self)  # over: stop following
             return False
-        topic = message.topic
-        waiting = self._recovering.get(topic)
-        if waiting is not None:
-            waiting.append(message)  # sent once the history is (`follow`)
-            return True
         sent = self._sent.get(topic) if self._sent else None
         if sent is not None and message.offset is not None:
             if message.epoch == sent.epoch and message.offset <= sent.offset:

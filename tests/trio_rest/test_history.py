@@ -307,3 +307,32 @@ async def test_what_is_published_after_the_200_of_a_recovering_subscription_reac
             broker.release.set()
     assert seen == [{"recovered": True}, "after the 200"]
     _check(app)
+
+
+async def test_what_is_published_while_a_recovering_subscription_reads_its_history_reaches_it() -> None:
+    """Live messages wait while the history is read (before the 200), then follow it, in order."""
+    router = SimpleRouter()
+    router.register("/news", follow_news, "SUBSCRIBE")
+    broker = _SlowHistory()
+    app = App(router, broker=broker)
+    seen: list[Any] = []
+    with trio.fail_after(10):
+        async with TestClient(app) as client, trio.open_nursery() as nursery:
+
+            async def subscriber() -> None:
+                async with client.subscribe("/news", args={"since": {}}) as subscription:
+                    async for note in subscription:
+                        seen.append(note.data)
+                        if note.data == "after the history":
+                            return
+
+            nursery.start_soon(subscriber)
+            await broker.reading.wait()
+            await app.publish("news", "n", "during the read")  # joined, not yet answered
+            broker.release.set()
+            await trio.sleep(0.05)
+            await app.publish("news", "n", "after the history")
+    # The history's position is read after the first publish: that one is part of what was
+    # there before (since={} asks for nothing before), and the second one follows, live.
+    assert seen == [{"recovered": True}, "after the history"], seen
+    _check(app)
