@@ -198,6 +198,12 @@ function setState(state, text) {
   output.textContent = text;
 }
 
+/** " (1008 authentication required)": a WebSocket close's code and reason, for the log. */
+function closeText(why) {
+  if (why?.code === undefined) return "";
+  return ` (${why.code}${why.reason ? ` ${why.reason}` : ""})`;
+}
+
 function socketUrl() {
   return `${location.protocol === "https:" ? "wss:" : "ws:"}//${location.host}/`;
 }
@@ -210,11 +216,28 @@ async function open() {
   if (previous) previous.close();
   const token = $("token").value.trim();
   setState("connecting", "connecting…");
-  const onState = (state) => {
+  let dropped = false;
+  const onState = (state, why) => {
     if (mine !== generation) return;
-    if (state === "open") setState("open", token ? "connected, with a token" : "connected");
-    else if (state === "reconnecting") setState("connecting", "reconnecting…");
-    else setState("closed", "closed");
+    if (state === "open") {
+      setState("open", token ? "connected, with a token" : "connected");
+      if (dropped) log("connection", "reconnected");
+      dropped = false;
+    } else if (state === "reconnecting") {
+      dropped = true;
+      setState("connecting", "reconnecting…");
+      log("connection", `connection lost${closeText(why)}: reconnecting`);
+    } else if (why?.code === 1008 && why.reason === "authentication required") {
+      // The client does not reconnect: it would be closed the same way.
+      setState("closed", "a token is needed");
+      log("problem", "✕ The server requires a token: type one above and press Connect.", undefined, { ok: false });
+    } else if (why?.error) {
+      setState("closed", why.error instanceof AuthenticationError ? "token refused" : "closed");
+      logProblem("cannot reconnect", why.error);
+    } else {
+      setState("closed", "closed");
+      if (why) log("problem", `✕ connection closed${closeText(why)}`, undefined, { ok: false });
+    }
   };
   try {
     const opened = await connect(socketUrl(), {
@@ -231,8 +254,13 @@ async function open() {
     log("connection", `connected to ${socketUrl()}${token ? " with a token" : ""}`);
   } catch (error) {
     if (mine !== generation) return;
-    setState("closed", error instanceof AuthenticationError ? "token refused" : "not connected");
+    const refused = error instanceof AuthenticationError;
+    setState("closed", refused ? "token refused" : "not connected");
     logProblem("cannot connect", error);
+    if (!refused) {
+      // A browser does not tell a page why its WebSocket failed: the two likely causes are said.
+      log("problem", `✕ Is the server running? If it sets Settings.allowed_origins, is ${location.origin} among them?`, undefined, { ok: false });
+    }
   }
 }
 
