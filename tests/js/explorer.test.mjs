@@ -1,8 +1,8 @@
 // The explorer page (GET /) in a real browser: Debian's chromium, headless, driven by
 // playwright-core (from npm: `npm ci` in tests/js; it downloads no browser). The page of a
 // running users example sends a request and shows the reply, logs in with the token a reply
-// carried, subscribes, shows a notification another client caused, and cancels; the page of a
-// server that requires a token says so, once.
+// carried, subscribes, shows a notification another client caused, and cancels; a large reply
+// is shown cut until asked for; the page of a server that requires a token says so, once.
 //
 //     CHROMIUM=/usr/bin/chromium node --experimental-websocket --test tests/js/explorer.test.mjs
 //
@@ -177,6 +177,25 @@ test("a subscription shows what another client causes, until cancelled", async (
     await entry("subscription SUBSCRIBE /user/list cancelled").waitFor();
     assert.equal(await page.locator("#subscriptions li").count(), 0);
     assert.ok(await page.locator("#no-subscriptions").isVisible());
+  });
+});
+
+test("a large reply is shown cut, with a button that shows it all", async () => {
+  await step("large", async () => {
+    await page.selectOption("#method", "GET");
+    await page.fill("#url", "/big");
+    await page.fill("#data", "");
+    await page.fill("#args", '{"n": 3000}');
+    await page.press("#args", "Control+Enter"); // sends from the textarea, as Enter does from the URL
+    const reply = entry("← 200 GET /big");
+    await reply.waitFor();
+    const full = (await reply.locator("pre").textContent()).length;
+    assert.ok(full < 60_000, `${full} characters shown at first`);
+    await reply.getByRole("button", { name: /^Show all [\d,]+ characters$/ }).click();
+    const text = await reply.locator("pre").textContent();
+    assert.ok(text.length > 300_000, `${text.length} characters shown in all`);
+    assert.equal(JSON.parse(text).data.length, 3000);
+    await page.fill("#args", "");
   });
 });
 

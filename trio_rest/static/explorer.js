@@ -4,10 +4,12 @@
 // the server over one WebSocket through the JavaScript client (GET /trio-rest.js): a request
 // built in the form is sent, its reply shown; a SUBSCRIBE is listed until it ends or is
 // cancelled, its notifications shown as they come. Whatever the server sends is shown as text
-// (textContent), never as markup. The log keeps the last MAX_LOG entries.
+// (textContent), never as markup. The log keeps the last MAX_LOG entries, and shows at most
+// MAX_SHOWN characters of a body until asked for the rest: a page of large replies stays usable.
 import { AuthenticationError, SubscriptionError, connect } from "/trio-rest.js";
 
 const MAX_LOG = 300;
+const MAX_SHOWN = 50_000;
 const BODY_METHODS = new Set(["POST", "PUT", "PATCH"]);
 
 const $ = (id) => document.getElementById(id);
@@ -164,10 +166,26 @@ function log(kind, heading, body, { ok, extra } = {}) {
   if (extra) head.append(extra);
   const item = element("li", { "data-kind": kind }, head);
   if (ok !== undefined) item.dataset.ok = String(ok);
-  if (body !== undefined) item.append(element("pre", { text: JSON.stringify(body, null, 2) }));
+  if (body !== undefined) item.append(...shown(JSON.stringify(body, null, 2)));
   const entries = $("log");
   entries.prepend(item);
   while (entries.children.length > MAX_LOG) entries.lastElementChild.remove();
+}
+
+/** A body's text in a <pre>: its first MAX_SHOWN characters, and a button that shows the rest. */
+function shown(text) {
+  if (text.length <= MAX_SHOWN) return [element("pre", { text })];
+  const pre = element("pre", { text: `${text.slice(0, MAX_SHOWN)}\n…` });
+  const all = element("button", {
+    type: "button",
+    class: "quiet",
+    text: `Show all ${text.length.toLocaleString("en")} characters`,
+    onclick: () => {
+      pre.textContent = text;
+      all.remove();
+    },
+  });
+  return [pre, all];
 }
 
 function logReply(reply, label, started) {
@@ -361,6 +379,15 @@ async function subscribe(owner, url, label, options) {
 // ---- Start -----------------------------------------------------------------------------------
 
 $("request").addEventListener("submit", send);
+// Enter in the URL sends (the form's submit); in args and data, where Enter is a new line, Ctrl+Enter does.
+for (const id of ["args", "data"]) {
+  $(id).addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
+      event.preventDefault();
+      $("request").requestSubmit();
+    }
+  });
+}
 $("connection").addEventListener("submit", (event) => {
   event.preventDefault();
   open();
