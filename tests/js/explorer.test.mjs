@@ -212,11 +212,13 @@ test("a server that requires a token: the page says it is needed, and does not r
     assert.equal(await said.count(), 1);
     await new Promise((resolve) => setTimeout(resolve, 1500)); // three auth_timeouts: no new socket
     assert.equal(sockets.length, 1, sockets.join(", "));
+    await other.fill("#url", "/user/list");
+    await other.press("#url", "Enter");
+    assert.equal(await other.textContent("#request-error"), "Not connected: press Connect.");
     // A token typed in the header, Enter: the page is connected with it, and may send requests.
     await other.fill("#token", token("1"));
     await other.press("#token", "Enter");
     await other.locator("#state", { hasText: "connected, with a token" }).waitFor();
-    await other.fill("#url", "/user/list");
     await other.press("#url", "Enter");
     await other.locator("#log > li .head strong", { hasText: "← 200 GET /user/list" }).waitFor();
     // The server gone, Connect says the connection failed, and the likely reasons.

@@ -245,16 +245,19 @@ async function open() {
       dropped = true;
       setState("connecting", "reconnecting…");
       log("connection", `connection lost${closeText(why)}: reconnecting`);
-    } else if (why?.code === 1008 && why.reason === "authentication required") {
-      // The client does not reconnect: it would be closed the same way.
-      setState("closed", "a token is needed");
-      log("problem", "✕ The server requires a token: type one above and press Connect.", undefined, { ok: false });
-    } else if (why?.error) {
-      setState("closed", why.error instanceof AuthenticationError ? "token refused" : "closed");
-      logProblem("cannot reconnect", why.error);
     } else {
-      setState("closed", "closed");
-      if (why) log("problem", `✕ connection closed${closeText(why)}`, undefined, { ok: false });
+      client = null; // it ended for good: the form says to press Connect
+      if (why?.code === 1008 && why.reason === "authentication required") {
+        // The client does not reconnect: it would be closed the same way.
+        setState("closed", "a token is needed");
+        log("problem", "✕ The server requires a token: type one above and press Connect.", undefined, { ok: false });
+      } else if (why?.error) {
+        setState("closed", why.error instanceof AuthenticationError ? "token refused" : "closed");
+        logProblem("cannot reconnect", why.error);
+      } else {
+        setState("closed", "closed");
+        if (why) log("problem", `✕ connection closed${closeText(why)}`, undefined, { ok: false });
+      }
     }
   };
   try {
