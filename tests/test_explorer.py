@@ -33,5 +33,5 @@ def test_the_explorer_in_chromium() -> None:
     screenshot.unlink(missing_ok=True)  # the one checked below is this run's
     env = {"CHROMIUM": _chromium(), "TRIO_REST_ARTIFACTS": str(artifacts)}
     counts = run_node_tests("explorer.test.mjs", env=env)
-    assert counts["pass"] == counts["tests"] == 6, counts
+    assert counts["pass"] == counts["tests"] == 8, counts
     assert screenshot.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")

@@ -17,7 +17,7 @@ import {
   connect,
   encodeMessagePack,
 } from "../../trio_rest/static/trio-rest.js";
-import { startServer } from "./_server.mjs";
+import { startServer, token } from "./_server.mjs";
 
 const noWebSocket =
   typeof globalThis.WebSocket === "function"
@@ -327,6 +327,18 @@ describe("against a real server", { skip: noWebSocket }, () => {
     await assert.rejects(client.get("/user/list"), ConnectionClosedError);
   });
 
+  test("what waits at a drop rejects with the close's code and reason", async () => {
+    const client = await connect(url);
+    const waiting = client.get("/slow");
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    client._socket.close(); // a drop, not a close() of the client
+    const error = await waiting.catch((e) => e);
+    assert.ok(error instanceof ConnectionClosedError, String(error));
+    assert.equal(typeof error.code, "number");
+    assert.equal(typeof error.reason, "string");
+    assert.match(error.message, new RegExp(`^the connection closed \\(${error.code}`));
+  });
+
   /** Over `codec`: a subscription whose socket drops recovers what was written meanwhile. */
   async function dropAndRecover(codec) {
     let refreshed = 0;
@@ -376,11 +388,22 @@ describe("against a real server", { skip: noWebSocket }, () => {
 
   test("onState follows the connection: open, reconnecting, open again, closed", async () => {
     const states = [];
-    const client = await connect(url, { reconnect: true, maxBackoff: 0.2, onState: (state) => states.push(state) });
+    const whys = [];
+    const client = await connect(url, {
+      reconnect: true,
+      maxBackoff: 0.2,
+      onState: (state, why) => {
+        states.push(state);
+        whys.push(why);
+      },
+    });
     assert.deepEqual(states, ["open"]);
     client._socket.close(); // a drop, not a close() of the client
     for (let i = 0; i < 100 && states.length < 3; i++) await new Promise((resolve) => setTimeout(resolve, 20));
     assert.deepEqual(states, ["open", "reconnecting", "open"]);
+    // "reconnecting" says how the socket closed: here without a status (1005), as the client closed it.
+    assert.equal(typeof whys[1].code, "number");
+    assert.equal(typeof whys[1].reason, "string");
     assert.equal((await client.get("/user/list")).status, 200);
     client.close();
     assert.deepEqual(states, ["open", "reconnecting", "open", "closed"]);
@@ -519,5 +542,74 @@ describe("against a real server", { skip: noWebSocket }, () => {
         plain.stop();
       }
     });
+  });
+});
+
+describe("against a server that requires a token", { skip: noWebSocket }, () => {
+  let strict;
+  let address;
+  before(async () => {
+    strict = await startServer({ requireAuth: true });
+    address = `ws://127.0.0.1:${strict.port}/`;
+  });
+  after(() => strict?.stop());
+
+  /** A WebSocket that counts the connections it opens. */
+  function counting() {
+    const opened = { count: 0 };
+    class CountingWebSocket extends WebSocket {
+      constructor(...args) {
+        super(...args);
+        opened.count += 1;
+      }
+    }
+    return { opened, WebSocket: CountingWebSocket };
+  }
+
+  test("without one, the close (1008) ends the client: it does not reconnect to be closed again", async () => {
+    const { opened, WebSocket } = counting();
+    const states = [];
+    const client = await connect(address, {
+      reconnect: true,
+      maxBackoff: 0.05,
+      WebSocket,
+      onState: (state, why) => states.push([state, why]),
+    });
+    try {
+      // A request before the auth message is answered 401, then the connection is closed.
+      const reply = await client.get("/user/list");
+      assert.equal(reply.status, 401);
+      assert.equal(reply.code, "not_authenticated");
+      for (let i = 0; i < 100 && states.length < 2; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+      assert.deepEqual(states, [
+        ["open", undefined],
+        ["closed", { code: 1008, reason: "authentication required" }],
+      ]);
+      // Three times the server's auth_timeout later, still the one connection.
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      assert.equal(opened.count, 1);
+      await assert.rejects(client.get("/user/list", { timeout: 1 }), ConnectionClosedError);
+    } finally {
+      client.close();
+    }
+  });
+
+  test("with onToken, the client reconnects with the token it brings", async () => {
+    const { opened, WebSocket } = counting();
+    const client = await connect(address, { reconnect: true, maxBackoff: 0.05, WebSocket, onToken: () => token("7") });
+    try {
+      // The first connection has no token: its request is refused, and it is closed.
+      assert.equal((await client.get("/user/list")).status, 401);
+      let reply;
+      for (let i = 0; i < 100; i++) {
+        reply = await client.get("/user/list").catch((error) => error);
+        if (reply.status === 200) break;
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      assert.equal(reply.status, 200, String(reply));
+      assert.equal(opened.count, 2);
+    } finally {
+      client.close();
+    }
   });
 });

@@ -1,7 +1,8 @@
 // The explorer page (GET /) in a real browser: Debian's chromium, headless, driven by
 // playwright-core (from npm: `npm ci` in tests/js; it downloads no browser). The page of a
 // running users example sends a request and shows the reply, logs in with the token a reply
-// carried, subscribes, shows a notification another client caused, and cancels.
+// carried, subscribes, shows a notification another client caused, and cancels; a large reply
+// is shown cut until asked for; the page of a server that requires a token says so, once.
 //
 //     CHROMIUM=/usr/bin/chromium node --experimental-websocket --test tests/js/explorer.test.mjs
 //
@@ -16,7 +17,7 @@ import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 
 import { connect } from "../../trio_rest/static/trio-rest.js";
-import { startServer } from "./_server.mjs";
+import { startServer, token } from "./_server.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const artifacts = process.env.TRIO_REST_ARTIFACTS ?? path.join(here, "artifacts");
@@ -177,6 +178,61 @@ test("a subscription shows what another client causes, until cancelled", async (
     assert.equal(await page.locator("#subscriptions li").count(), 0);
     assert.ok(await page.locator("#no-subscriptions").isVisible());
   });
+});
+
+test("a large reply is shown cut, with a button that shows it all", async () => {
+  await step("large", async () => {
+    await page.selectOption("#method", "GET");
+    await page.fill("#url", "/big");
+    await page.fill("#data", "");
+    await page.fill("#args", '{"n": 3000}');
+    await page.press("#args", "Control+Enter"); // sends from the textarea, as Enter does from the URL
+    const reply = entry("← 200 GET /big");
+    await reply.waitFor();
+    const full = (await reply.locator("pre").textContent()).length;
+    assert.ok(full < 60_000, `${full} characters shown at first`);
+    await reply.getByRole("button", { name: /^Show all [\d,]+ characters$/ }).click();
+    const text = await reply.locator("pre").textContent();
+    assert.ok(text.length > 300_000, `${text.length} characters shown in all`);
+    assert.equal(JSON.parse(text).data.length, 3000);
+    await page.fill("#args", "");
+  });
+});
+
+test("a server that requires a token: the page says it is needed, and does not reconnect", async () => {
+  const strict = await startServer({ requireAuth: true });
+  const other = await browser.newPage();
+  const sockets = [];
+  other.on("websocket", (socket) => sockets.push(socket.url()));
+  try {
+    await other.goto(`http://127.0.0.1:${strict.port}/`);
+    // Connected without a token, the page is closed (1008) at the server's auth_timeout (0.5 s).
+    await other.locator("#state", { hasText: "a token is needed" }).waitFor();
+    const said = other.locator("#log > li .head strong", { hasText: "The server requires a token" });
+    assert.equal(await said.count(), 1);
+    await new Promise((resolve) => setTimeout(resolve, 1500)); // three auth_timeouts: no new socket
+    assert.equal(sockets.length, 1, sockets.join(", "));
+    await other.fill("#url", "/user/list");
+    await other.press("#url", "Enter");
+    assert.equal(await other.textContent("#request-error"), "Not connected: press Connect.");
+    // A token typed in the header, Enter: the page is connected with it, and may send requests.
+    await other.fill("#token", token("1"));
+    await other.press("#token", "Enter");
+    await other.locator("#state", { hasText: "connected, with a token" }).waitFor();
+    await other.press("#url", "Enter");
+    await other.locator("#log > li .head strong", { hasText: "← 200 GET /user/list" }).waitFor();
+    // The server gone, Connect says the connection failed, and the likely reasons.
+    strict.stop();
+    await other.locator("#state", { hasText: "reconnecting" }).waitFor();
+    await other.locator("#log > li .head strong", { hasText: "connection lost" }).waitFor();
+    await other.click("#connect");
+    await other.locator("#state", { hasText: "not connected" }).waitFor();
+    const hint = await other.locator("#log > li .head strong").first().textContent();
+    assert.match(hint, /Is the server running\? If it sets Settings\.allowed_origins, is http:\/\/127\.0\.0\.1:\d+ among them\?/);
+  } finally {
+    await other.close();
+    strict.stop();
+  }
 });
 
 test("the page of docs/server.md, which imports /trio-rest.js, runs as it is written", async () => {

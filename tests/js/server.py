@@ -1,9 +1,11 @@
-"""The server the JavaScript tests talk to: the users example with its explorer, plus two test routes.
+"""The server the JavaScript tests talk to: the users example with its explorer, plus three test routes.
 
 ``python tests/js/server.py DIRECTORY`` serves on 127.0.0.1, a free port, the users app on a
 SQLite file in DIRECTORY, and prints ``port N`` once it listens. ``GET /slow`` never replies
 (a client's timeout must cancel it); ``GET /slow/cancelled`` counts the slow requests the
-server saw cancelled.
+server saw cancelled; ``GET /big`` answers ``args.n`` (1000) lines of 100 characters. With
+``--require-auth`` the app is ``App(require_auth=True)``: a connection without a token is
+closed (1008) after half a second.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from trio_rest.db import Database
 SECRET = "the secret of the JavaScript client tests"
 
 
-def build_app(directory: Path) -> App:
+def build_app(directory: Path, *, require_auth: bool = False) -> App:
     cancelled = 0
 
     @endpoint
@@ -39,20 +41,33 @@ def build_app(directory: Path) -> App:
     def count(request: Request) -> Any:
         return {"cancelled": cancelled}
 
+    @endpoint
+    def big(request: Request) -> Any:
+        return [f"{line:>6} " + "x" * 93 for line in range(int(request.args.get("n", 1000)))]
+
     router = build_router()
     router.register("/slow", slow, "GET")
     router.register("/slow/cancelled", count, "GET")
+    router.register("/big", big, "GET")
     database = Database(f"sqlite:///{directory / 'users.db'}")
     database.observe(User, UserSerializer, topic="/user/list", detail_topic="/user/{id}")
-    settings = Settings(explorer=True)  # the browser test opens it
-    return App(router, database=database, lifespan=create_tables, auth=JWTAuth(SECRET), settings=settings)
+    settings = Settings(explorer=True, auth_timeout=0.5)  # the browser test opens the explorer
+    return App(
+        router,
+        database=database,
+        lifespan=create_tables,
+        auth=JWTAuth(SECRET),
+        settings=settings,
+        require_auth=require_auth,
+    )
 
 
-async def main(directory: Path) -> None:
+async def main(directory: Path, require_auth: bool) -> None:
+    app = build_app(directory, require_auth=require_auth)
     async with trio.open_nursery() as nursery:
-        server: Server = await nursery.start(Server(build_app(directory)).serve, "127.0.0.1", 0)
+        server: Server = await nursery.start(Server(app).serve, "127.0.0.1", 0)
         print(f"port {server.port}", flush=True)
 
 
 if __name__ == "__main__":
-    trio.run(main, Path(sys.argv[1]))
+    trio.run(main, Path(sys.argv[1]), "--require-auth" in sys.argv[2:])

@@ -4,10 +4,12 @@
 // the server over one WebSocket through the JavaScript client (GET /trio-rest.js): a request
 // built in the form is sent, its reply shown; a SUBSCRIBE is listed until it ends or is
 // cancelled, its notifications shown as they come. Whatever the server sends is shown as text
-// (textContent), never as markup. The log keeps the last MAX_LOG entries.
+// (textContent), never as markup. The log keeps the last MAX_LOG entries, and shows at most
+// MAX_SHOWN characters of a body until asked for the rest: a page of large replies stays usable.
 import { AuthenticationError, SubscriptionError, connect } from "/trio-rest.js";
 
 const MAX_LOG = 300;
+const MAX_SHOWN = 50_000;
 const BODY_METHODS = new Set(["POST", "PUT", "PATCH"]);
 
 const $ = (id) => document.getElementById(id);
@@ -164,10 +166,26 @@ function log(kind, heading, body, { ok, extra } = {}) {
   if (extra) head.append(extra);
   const item = element("li", { "data-kind": kind }, head);
   if (ok !== undefined) item.dataset.ok = String(ok);
-  if (body !== undefined) item.append(element("pre", { text: JSON.stringify(body, null, 2) }));
+  if (body !== undefined) item.append(...shown(JSON.stringify(body, null, 2)));
   const entries = $("log");
   entries.prepend(item);
   while (entries.children.length > MAX_LOG) entries.lastElementChild.remove();
+}
+
+/** A body's text in a <pre>: its first MAX_SHOWN characters, and a button that shows the rest. */
+function shown(text) {
+  if (text.length <= MAX_SHOWN) return [element("pre", { text })];
+  const pre = element("pre", { text: `${text.slice(0, MAX_SHOWN)}\n…` });
+  const all = element("button", {
+    type: "button",
+    class: "quiet",
+    text: `Show all ${text.length.toLocaleString("en")} characters`,
+    onclick: () => {
+      pre.textContent = text;
+      all.remove();
+    },
+  });
+  return [pre, all];
 }
 
 function logReply(reply, label, started) {
@@ -198,6 +216,12 @@ function setState(state, text) {
   output.textContent = text;
 }
 
+/** " (1008 authentication required)": a WebSocket close's code and reason, for the log. */
+function closeText(why) {
+  if (why?.code === undefined) return "";
+  return ` (${why.code}${why.reason ? ` ${why.reason}` : ""})`;
+}
+
 function socketUrl() {
   return `${location.protocol === "https:" ? "wss:" : "ws:"}//${location.host}/`;
 }
@@ -210,11 +234,31 @@ async function open() {
   if (previous) previous.close();
   const token = $("token").value.trim();
   setState("connecting", "connecting…");
-  const onState = (state) => {
+  let dropped = false;
+  const onState = (state, why) => {
     if (mine !== generation) return;
-    if (state === "open") setState("open", token ? "connected, with a token" : "connected");
-    else if (state === "reconnecting") setState("connecting", "reconnecting…");
-    else setState("closed", "closed");
+    if (state === "open") {
+      setState("open", token ? "connected, with a token" : "connected");
+      if (dropped) log("connection", "reconnected");
+      dropped = false;
+    } else if (state === "reconnecting") {
+      dropped = true;
+      setState("connecting", "reconnecting…");
+      log("connection", `connection lost${closeText(why)}: reconnecting`);
+    } else {
+      client = null; // it ended for good: the form says to press Connect
+      if (why?.code === 1008 && why.reason === "authentication required") {
+        // The client does not reconnect: it would be closed the same way.
+        setState("closed", "a token is needed");
+        log("problem", "✕ The server requires a token: type one above and press Connect.", undefined, { ok: false });
+      } else if (why?.error) {
+        setState("closed", why.error instanceof AuthenticationError ? "token refused" : "closed");
+        logProblem("cannot reconnect", why.error);
+      } else {
+        setState("closed", "closed");
+        if (why) log("problem", `✕ connection closed${closeText(why)}`, undefined, { ok: false });
+      }
+    }
   };
   try {
     const opened = await connect(socketUrl(), {
@@ -231,8 +275,13 @@ async function open() {
     log("connection", `connected to ${socketUrl()}${token ? " with a token" : ""}`);
   } catch (error) {
     if (mine !== generation) return;
-    setState("closed", error instanceof AuthenticationError ? "token refused" : "not connected");
+    const refused = error instanceof AuthenticationError;
+    setState("closed", refused ? "token refused" : "not connected");
     logProblem("cannot connect", error);
+    if (!refused) {
+      // A browser does not tell a page why its WebSocket failed: the two likely causes are said.
+      log("problem", `✕ Is the server running? If it sets Settings.allowed_origins, is ${location.origin} among them?`, undefined, { ok: false });
+    }
   }
 }
 
@@ -333,6 +382,15 @@ async function subscribe(owner, url, label, options) {
 // ---- Start -----------------------------------------------------------------------------------
 
 $("request").addEventListener("submit", send);
+// Enter in the URL sends (the form's submit); in args and data, where Enter is a new line, Ctrl+Enter does.
+for (const id of ["args", "data"]) {
+  $(id).addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
+      event.preventDefault();
+      $("request").requestSubmit();
+    }
+  });
+}
 $("connection").addEventListener("submit", (event) => {
   event.preventDefault();
   open();

@@ -25,8 +25,17 @@ export class TrioRestError extends Error {
   }
 }
 
-/** The connection closed (or could not open) while a reply was awaited. */
-export class ConnectionClosedError extends TrioRestError {}
+/**
+ * The connection closed (or could not open) while a reply was awaited. `code` and `reason` are
+ * those of the WebSocket's close, when it closed after opening (1006: lost without a close frame).
+ */
+export class ConnectionClosedError extends TrioRestError {
+  constructor(message, { code, reason } = {}) {
+    super(message);
+    if (code !== undefined) this.code = code;
+    if (reason !== undefined) this.reason = reason;
+  }
+}
 
 /** No reply came within the request's `timeout`; a `cancel` was sent for it. */
 export class RequestTimeoutError extends TrioRestError {}
@@ -586,6 +595,9 @@ export class Subscription {
   }
 }
 
+/** The close of a connection that needed an `auth` message and got none in time (docs/protocol.md). */
+const AUTH_REQUIRED = { code: 1008, reason: "authentication required" };
+
 /** The subprotocol each `codec` option means. */
 const SUBPROTOCOLS = { json: "trio-rest.json", msgpack: "trio-rest.msgpack" };
 
@@ -607,7 +619,10 @@ export class Client {
     this.tokenIn = options.tokenIn ?? "message";
     /** Called with each notification that belongs to no subscription of this client. */
     this.onNotification = options.onNotification ?? null;
-    /** Called with "open", "reconnecting" or "closed" as the connection's state changes. */
+    /**
+     * Called with "open", "reconnecting" or "closed" as the connection's state changes, and after
+     * a drop with why: `{code, reason}` of the WebSocket's close, or `{error}` of a refused reconnection.
+     */
     this.onState = options.onState ?? null;
     this._WebSocket = options.WebSocket ?? globalThis.WebSocket;
     if (typeof this._WebSocket !== "function") {
@@ -645,10 +660,10 @@ export class Client {
     this._state("open");
   }
 
-  _state(state) {
+  _state(state, why) {
     if (!this.onState) return;
     try {
-      this.onState(state);
+      this.onState(state, why);
     } catch {
       // a hook that throws must not break the connection
     }
@@ -685,12 +700,15 @@ export class Client {
         resolve();
       };
       ws.onmessage = (event) => this._receive(ws, event.data);
-      ws.onclose = () => {
+      ws.onclose = (event) => {
         if (!opened) {
           reject(new ConnectionClosedError(`cannot open ${this.url}`));
           return;
         }
-        if (this._socket === ws) this._dropped();
+        if (this._socket !== ws) return;
+        const close = { code: event?.code ?? 1006, reason: event?.reason ?? "" };
+        const said = `${close.code}${close.reason ? ` ${close.reason}` : ""}`;
+        this._dropped(new ConnectionClosedError(`the connection closed (${said})`, close), close);
       };
       ws.onerror = (event) => {
         // A close event follows, but not always one that failed to open (Node 20's WebSocket
@@ -744,19 +762,26 @@ export class Client {
     }
   }
 
-  _dropped(error = new ConnectionClosedError("the connection closed")) {
+  /** The socket is gone (`close`: its close event's `{code, reason}`); reopen it or end. */
+  _dropped(error = new ConnectionClosedError("the connection closed"), close = undefined) {
     this._socket = null;
     for (const [id, waiter] of this._pending) {
       clearTimeout(waiter.timer);
       waiter.reject(error);
       this._pending.delete(id);
     }
+    const ended = this._closed;
+    // The server wants credentials this client does not send: reconnecting as it is would be
+    // closed the same way, again and again. (With `onToken`, a reconnection may bring a token.)
+    if (close?.code === AUTH_REQUIRED.code && close.reason === AUTH_REQUIRED.reason && !this.onToken) {
+      this._closed = true;
+    }
     if (this._closed || !this.reconnect) {
-      this._state("closed");
-      for (const sub of [...this._subscriptions.values()]) sub._finish(this._closed ? null : error);
+      this._state("closed", close);
+      for (const sub of [...this._subscriptions.values()]) sub._finish(ended ? null : error);
       return;
     }
-    this._state("reconnecting");
+    this._state("reconnecting", close);
     this._opening = this._reopen();
   }
 
@@ -774,7 +799,7 @@ export class Client {
           // The token (even a refreshed one) is refused, or the server no longer speaks the
           // client's codec: the client stops for good.
           this._closed = true;
-          this._state("closed");
+          this._state("closed", { error });
           for (const sub of [...this._subscriptions.values()]) sub._finish(error);
           return;
         }
@@ -973,7 +998,11 @@ export class Client {
  * @param {Function} [options.onToken] called (and awaited) before each reconnection; its result
  *   is the token sent on the new connection (to refresh an expired one).
  * @param {Function} [options.onState] called with `"open"` (and after each reconnection),
- *   `"reconnecting"` or `"closed"`.
+ *   `"reconnecting"` or `"closed"`; after a drop, with a second argument saying why: the
+ *   WebSocket's `{code, reason}` (1006: lost without a close frame), or `{error}` when a
+ *   reconnection was refused (`AuthenticationError`, `SubprotocolError`). A close with 1008
+ *   "authentication required" (the server demands a token: `App(require_auth=True)`) is not
+ *   reconnected unless `onToken` can bring one.
  * @returns {Promise<Client>}
  */
 export async function connect(url, options = {}) {
