@@ -386,6 +386,34 @@ describe("against a real server", { skip: noWebSocket }, () => {
   test("a dropped connection is reopened, and the subscription recovers what it missed", () =>
     dropAndRecover("json"));
 
+  test("a subscription given args.since starts from there, and recovers from there", async () => {
+    const writer = await connect(url);
+    const first = await connect(url, { reconnect: true });
+    let position;
+    try {
+      const sub = await first.subscribe("/user/list");
+      assert.equal((await nextWithin(sub)).value.event_name, "recovery");
+      await writer.post("/user/", newUser());
+      const { value: seen } = await nextWithin(sub);
+      position = { [seen.topic]: { epoch: seen.epoch, offset: seen.offset } };
+    } finally {
+      first.close();
+    }
+    const missed = newUser();
+    assert.equal((await writer.post("/user/", missed)).status, 201);
+    const later = await connect(url, { reconnect: true });
+    try {
+      const sub = await later.subscribe("/user/list", { args: { since: position } });
+      const { value: notice } = await nextWithin(sub);
+      assert.deepEqual([notice.event_name, notice.data.recovered], ["recovery", true]);
+      const { value: caught } = await nextWithin(sub);
+      assert.equal(caught.data.name, missed.name);
+    } finally {
+      later.close();
+      writer.close();
+    }
+  });
+
   test("onState follows the connection: open, reconnecting, open again, closed", async () => {
     const states = [];
     const whys = [];

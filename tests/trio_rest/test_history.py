@@ -336,3 +336,19 @@ async def test_what_is_published_while_a_recovering_subscription_reads_its_histo
     # there before (since={} asks for nothing before), and the second one follows, live.
     assert seen == [{"recovered": True}, "after the history"], seen
     _check(app)
+
+
+async def test_the_clients_positions_stay_on_a_recovered_notice_and_move_with_messages() -> None:
+    """Resubscribed from where it was, the client's position holds until a message comes."""
+    app = _app()
+    async with TestClient(app) as client:
+        async with client.subscribe("/news", args={"since": {}}) as subscription:
+            notice = await subscription.__anext__()
+        given = {"news": {"epoch": notice.epoch, "offset": notice.offset}}
+        async with client.subscribe("/news", args={"since": given}, recover=True) as subscription:
+            assert (await subscription.__anext__()).data == {"recovered": True}
+            assert subscription.positions == given  # a recovered notice does not move it
+            await _publish(app, "news", range(1))
+            note = await subscription.__anext__()
+            assert subscription.positions == {"news": {"epoch": note.epoch, "offset": note.offset}}
+    _check(app)

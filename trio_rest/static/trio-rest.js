@@ -942,7 +942,12 @@ export class Client {
     // Registered first: a notification may follow the reply in the same read.
     this._subscriptions.set(id, sub);
     const envelope = { method: "SUBSCRIBE", url, args };
-    if (this.reconnect) envelope.args = { ...args, since: {} };
+    if (this.reconnect) {
+      // Positions the caller gives are where it recovers from, now and after a drop.
+      const since = args.since !== null && typeof args.since === "object" ? args.since : {};
+      envelope.args = { ...args, since };
+      Object.assign(sub.positions, since);
+    }
     if (options.data !== undefined) envelope.data = options.data;
     let reply;
     try {
