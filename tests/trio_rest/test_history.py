@@ -283,8 +283,14 @@ class _SlowHistory(InMemoryBroker):
         return await super().history(topic, since)
 
 
-async def test_what_is_published_after_the_200_of_a_recovering_subscription_reaches_it() -> None:
-    """The 200 waits for the history's position: a publish the client makes after it lies past it."""
+async def _recovering_while_history_is_slow(
+    publish_after_200: str | None, during_read: str | None, after_read: str | None, last: str
+) -> list[Any]:
+    """A recovering subscriber of /news whose history read waits: what it sees, up to `last`.
+
+    It publishes `publish_after_200` itself once answered; `during_read` is published while
+    its history is read, and `after_read` once the read is done.
+    """
     router = SimpleRouter()
     router.register("/news", follow_news, "SUBSCRIBE")
     broker = _SlowHistory()
@@ -295,47 +301,42 @@ async def test_what_is_published_after_the_200_of_a_recovering_subscription_reac
 
             async def subscriber() -> None:
                 async with client.subscribe("/news", args={"since": {}}) as subscription:
-                    await app.publish("news", "n", "after the 200")
+                    if publish_after_200 is not None:
+                        await app.publish("news", "n", publish_after_200)
                     async for note in subscription:
                         seen.append(note.data)
-                        if note.data == "after the 200":
+                        if note.data == last:
                             return
 
             nursery.start_soon(subscriber)
             await broker.reading.wait()
+            if during_read is not None:
+                await app.publish("news", "n", during_read)  # joined, not yet answered
             await trio.sleep(0.05)  # the subscriber would publish now, were it already answered
             broker.release.set()
-    assert seen == [{"recovered": True}, "after the 200"]
+            if after_read is not None:
+                await trio.sleep(0.05)
+                await app.publish("news", "n", after_read)
     _check(app)
+    return seen
+
+
+async def test_what_is_published_after_the_200_of_a_recovering_subscription_reaches_it() -> None:
+    """The 200 waits for the history's position: a publish the client makes after it lies past it."""
+    seen = await _recovering_while_history_is_slow("after the 200", None, None, last="after the 200")
+    assert seen == [{"recovered": True}, "after the 200"]
 
 
 async def test_what_is_published_while_a_recovering_subscription_reads_its_history_reaches_it() -> None:
-    """Live messages wait while the history is read (before the 200), then follow it, in order."""
-    router = SimpleRouter()
-    router.register("/news", follow_news, "SUBSCRIBE")
-    broker = _SlowHistory()
-    app = App(router, broker=broker)
-    seen: list[Any] = []
-    with trio.fail_after(10):
-        async with TestClient(app) as client, trio.open_nursery() as nursery:
+    """Live messages wait while the history is read (before the 200), then follow it, in order.
 
-            async def subscriber() -> None:
-                async with client.subscribe("/news", args={"since": {}}) as subscription:
-                    async for note in subscription:
-                        seen.append(note.data)
-                        if note.data == "after the history":
-                            return
-
-            nursery.start_soon(subscriber)
-            await broker.reading.wait()
-            await app.publish("news", "n", "during the read")  # joined, not yet answered
-            broker.release.set()
-            await trio.sleep(0.05)
-            await app.publish("news", "n", "after the history")
-    # The history's position is read after the first publish: that one is part of what was
-    # there before (since={} asks for nothing before), and the second one follows, live.
-    assert seen == [{"recovered": True}, "after the history"], seen
-    _check(app)
+    The history's position is read after the first publish: that one is part of what was
+    there before (since={} asks for nothing before), and the second one follows, live.
+    """
+    seen = await _recovering_while_history_is_slow(
+        None, "during the read", "after the history", last="after the history"
+    )
+    assert seen == [{"recovered": True}, "after the history"]
 
 
 async def test_the_clients_positions_stay_on_a_recovered_notice_and_move_with_messages() -> None:
