@@ -343,14 +343,15 @@ class History:
         size: messages kept per topic.
         ttl: seconds a topic's history is kept after its last publish.
         max_topics: histories kept at most; past it the least recently published goes.
+        owner: what an error about these limits names (the broker they were given to).
     """
 
     __slots__ = ("_topics", "max_topics", "size", "ttl")
 
-    def __init__(self, size: int = 100, ttl: float = 300.0, max_topics: int = 10_000) -> None:
-        for name, value in (("history_size", size), ("history_ttl", ttl), ("max_history_topics", max_topics)):
-            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-                raise ConfigurationError(f"{name} must be positive, not {value!r}")
+    def __init__(
+        self, size: int = 100, ttl: float = 300.0, max_topics: int = 10_000, *, owner: str = "History"
+    ) -> None:
+        require_positive(owner, history_size=size, history_ttl=ttl, max_history_topics=max_topics)
         self.size, self.ttl, self.max_topics = size, ttl, max_topics
         self._topics: dict[str, _Topic] = {}  # least recently published first
 
@@ -397,6 +398,13 @@ class History:
             assert offsets == list(range(entry.offset - len(offsets) + 1, entry.offset + 1)), (
                 "rule 4: offsets"
             )
+
+
+def require_positive(owner: str, **limits: Any) -> None:
+    """Raise `ConfigurationError` naming `owner` and the limit unless every one is a positive number."""
+    for name, value in limits.items():
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise ConfigurationError(f"{owner}: {name} must be positive, not {value!r}")
 
 
 def new_epoch() -> str:
@@ -468,7 +476,7 @@ class InMemoryBroker(TopicMembers):
         self, *, history_size: int = 100, history_ttl: float = 300.0, max_history_topics: int = 10_000
     ) -> None:
         super().__init__()
-        self._history = History(history_size, history_ttl, max_history_topics)
+        self._history = History(history_size, history_ttl, max_history_topics, owner="InMemoryBroker")
         #: Values `remember` keeps (idempotent replies), oldest first, at most `max_kept`.
         self._kept: dict[str, tuple[float, bytes]] = {}
         self.max_kept = 10_000

@@ -46,7 +46,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 if TYPE_CHECKING:
     from ._app import App
 
-__all__ = ["Change", "Changes", "Observer", "install"]
+__all__ = ["PUBLISHES", "Change", "Changes", "Observer", "install"]
 
 log = logging.getLogger("trio_rest")
 

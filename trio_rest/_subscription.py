@@ -177,9 +177,6 @@ class Subscription:
             broker.leave(topic, self)
             return
         position = recovery.position
-        # From now on, what reaches this subscription at or before what it sent is dropped:
-        # a broker across processes may deliver live what the history already gave (rule 6).
-        self._sent[topic] = position
         self._send(
             Notification(
                 id=self.id,
@@ -191,6 +188,8 @@ class Subscription:
                 epoch=position.epoch,
             )
         )
+        # From now on, what reaches this subscription at or before what it sent is dropped:
+        # a broker across processes may deliver live what the history already gave (rule 6).
         start = since.offset if since is not None and since.epoch == position.epoch else position.offset
         self._sent[topic] = Position(position.epoch, start)
         for message in recovery.messages:

@@ -47,6 +47,7 @@ from trio_rest_protocol import (
 )
 
 from ._errors import APIError, TrioRestError
+from ._idempotency import KEY, WRITES
 from ._subprotocols import SUBPROTOCOLS as _CODECS
 
 __all__ = [
@@ -88,8 +89,6 @@ _RESUBSCRIBE_ATTEMPTS = 8
 
 #: Times a write with an idempotency key is sent, at most, when connections drop before its reply.
 WRITE_ATTEMPTS = 3
-
-_WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 @attrs.define(eq=False)
@@ -246,9 +245,9 @@ class Client:
                 (it was not sent: the server would refuse it without its id).
         """
         method = method.upper()
-        if idempotency_key is None and self._reconnect and method in _WRITES:
+        if idempotency_key is None and self._reconnect and method in WRITES:
             idempotency_key = uuid.uuid4().hex
-        extras = {"idempotency_key": idempotency_key} if idempotency_key is not None else {}
+        extras = {KEY: idempotency_key} if idempotency_key is not None else {}
         attempts = WRITE_ATTEMPTS if idempotency_key is not None and self._reconnect else 1
         request_id = next(self._ids) if id is None else id
         wait = timeout + REPLY_MARGIN if timeout is not None else self.request_timeout

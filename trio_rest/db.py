@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
 from ._errors import ConfigurationError, ConflictError
+from ._observers import PUBLISHES
 from ._threads import run_abandonable
 
 if TYPE_CHECKING:
@@ -37,8 +38,6 @@ __all__ = ["Database"]
 _CLAIM = "trio_rest.db.claim"
 # Set on a session whose request was answered while a worker thread still used it.
 _LEFT = "trio_rest.db.left"
-# Set on the sessions `Database.session` opens: their commits publish (`_observers.PUBLISHES`).
-_PUBLISHES = "trio_rest.observers.publishes"
 
 #: Seconds the changes of a commit may take to publish (they are published even when the
 #: request is cancelled, since the commit happened).
@@ -303,7 +302,7 @@ class Database:
                 updates was deleted meanwhile.
         """
         session = self.sessionmaker()
-        session.info[_PUBLISHES] = True  # what its commits change is published (observed models)
+        session.info[PUBLISHES] = True  # what its commits change is published (observed models)
         try:
             yield session
             if session.info.get(_LEFT):  # the view caught its own timeout: nothing is committed

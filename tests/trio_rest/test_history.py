@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import trio
 
-from trio_rest import App, InMemoryBroker, Published, Request, Server, SimpleRouter
+from trio_rest import App, ConfigurationError, InMemoryBroker, Published, Request, Server, SimpleRouter
 from trio_rest.brokers import Member, Position, Recovery, recovery_after
 from trio_rest.client import connect
 from trio_rest.testing import TestClient
@@ -353,3 +353,10 @@ async def test_the_clients_positions_stay_on_a_recovered_notice_and_move_with_me
             note = await subscription.__anext__()
             assert subscription.positions == {"news": {"epoch": note.epoch, "offset": note.offset}}
     _check(app)
+
+
+@pytest.mark.parametrize("limit", ["history_size", "history_ttl", "max_history_topics"])
+@pytest.mark.parametrize("value", [0, -1, True, "5"])
+def test_each_history_limit_must_be_a_positive_number(limit: str, value: Any) -> None:
+    with pytest.raises(ConfigurationError, match=f"InMemoryBroker: {limit} must be positive"):
+        InMemoryBroker(**{limit: value})

@@ -41,7 +41,16 @@ import orjson
 import trio
 from trio_rest_protocol import LocalProtocolError, to_plain
 
-from .._broker import Member, Position, Published, Recovery, TopicMembers, new_epoch, recovery_after
+from .._broker import (
+    Member,
+    Position,
+    Published,
+    Recovery,
+    TopicMembers,
+    new_epoch,
+    recovery_after,
+    require_positive,
+)
 from .._errors import BrokerUnavailableError, ConfigurationError
 
 __all__ = ["RedisBroker"]
@@ -151,9 +160,7 @@ class RedisBroker(TopicMembers):
             raise ConfigurationError("RedisBroker needs coredis: pip install 'trio-rest[redis]'")
         if not url.startswith(("redis://", "rediss://", "unix://")):
             raise ConfigurationError(f"RedisBroker: {url!r} is not a redis:// URL")
-        for name, value in (("history_size", history_size), ("history_ttl", history_ttl)):
-            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-                raise ConfigurationError(f"RedisBroker: {name} must be positive, not {value!r}")
+        require_positive("RedisBroker", history_size=history_size, history_ttl=history_ttl)
         self.url = url
         self.prefix = prefix
         self.history_size = int(history_size)
@@ -167,7 +174,6 @@ class RedisBroker(TopicMembers):
         self.last: dict[str, Position] = {}
         #: Redis is reachable and this process receives what is published.
         self.connected = False
-        self._ready = trio.Event()
         self._publish_script: Any = None
         self._history_script: Any = None
         self.outages = 0
