@@ -49,7 +49,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -64,9 +63,9 @@ import pytest
 import trio
 import trio_websocket
 
+from tests.security._server_process import REPO, stop_gracefully
 from trio_rest import App, Server
 
-REPO = Path(__file__).resolve().parents[1]
 GUIDES = REPO / "docs" / "guides"
 
 #: The pages this test runs, each once: the guides, then the migration page they link to.
@@ -347,7 +346,7 @@ class PageRun:
                 stdout=out,
                 stderr=log,
             )
-        self.stack.callback(_stop, process)
+        self.stack.callback(stop_gracefully, process)
         deadline = time.monotonic() + 30
         while (match := _SERVING.search(printed := out_path.read_text())) is None:
             failed = process.poll() is not None or time.monotonic() > deadline
@@ -418,7 +417,7 @@ class PageRun:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        self.stack.callback(_stop, process)
+        self.stack.callback(stop_gracefully, process)
         listen = [int(port) for port in re.findall(r"listen\s+(?:127\.0\.0\.1:)?(\d+)", config)]
         deadline = time.monotonic() + 10
         for port in listen:
@@ -432,17 +431,6 @@ class PageRun:
                         + (folder / "logs" / "error.log").read_text()
                     )
                     time.sleep(0.05)
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM (a server stops gracefully, with its workers), then SIGKILL if it lingers."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
 
 
 async def _exchange(port: int, sent: list[Any], count: int) -> list[Any]:

@@ -22,7 +22,7 @@ from typing import IO, Any
 import trio
 
 from tests._redis import RedisServer
-from tests.security._server_process import REPO, _read_port
+from tests.security._server_process import REPO, _read_port, stop_gracefully
 from trio_rest.client import Client, Subscription, connect
 
 _STARTED = re.compile(r"worker (\d+) started \(pid (\d+)\)")
@@ -68,12 +68,7 @@ def group(cwd: Path, broker: str, workers: int = 2, port: int = 0) -> Iterator[G
             running.port = _read_port(process, 30)
             yield running
         finally:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    process.kill()
+            stop_gracefully(process, timeout=30)
             for pid in running.workers().values():  # never leave a worker behind
                 with suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)

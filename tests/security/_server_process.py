@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import select
+import signal
 import subprocess
 import sys
 import tempfile
@@ -19,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
-__all__ = ["ServerProcess", "run_server"]
+__all__ = ["ServerProcess", "run_server", "stop_gracefully"]
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -84,6 +85,17 @@ def _read_port(process: subprocess.Popen[bytes], timeout: float) -> int:
                 raise RuntimeError(f"the server exited with {process.wait(timeout)} before serving")
             received += chunk
     return int(match.group(1))
+
+
+def stop_gracefully(process: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
+    """SIGTERM (a server stops gracefully, with its workers), then SIGKILL if it lingers `timeout` s."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
 
 
 @contextmanager

@@ -342,20 +342,25 @@ def test_viewset_routes_get_their_actions_schemas_and_docstrings(tmp_path: Path)
     )
 
 
-def test_the_cli_prints_the_document(users_app: App) -> None:
+def _asyncapi_cli(target: str) -> subprocess.CompletedProcess[str]:
+    """``python -m trio_rest asyncapi TARGET`` from the repository, with a JWT secret set."""
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "protocol")]),
         "TRIO_REST_JWT_SECRET": SECRET,  # the environment's settings count, as for `run`
     }
-    done = subprocess.run(
-        [sys.executable, "-m", "trio_rest", "asyncapi", "tests.trio_rest.conftest:build_app"],
+    return subprocess.run(
+        [sys.executable, "-m", "trio_rest", "asyncapi", target],
         cwd=ROOT,
         env=env,
         capture_output=True,
         text=True,
         timeout=60,
     )
+
+
+def test_the_cli_prints_the_document(users_app: App) -> None:
+    done = _asyncapi_cli("tests.trio_rest.conftest:build_app")
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith('{\n  "asyncapi": "3.0.0"')  # indented
     document = json.loads(done.stdout)
@@ -363,14 +368,7 @@ def test_the_cli_prints_the_document(users_app: App) -> None:
     assert set(document["operations"]) == set(asyncapi_document(build_app())["operations"]) | {"auth"}
     assert "securitySchemes" in document["components"]
 
-    refused = subprocess.run(
-        [sys.executable, "-m", "trio_rest", "asyncapi", "no.such.module:app"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    refused = _asyncapi_cli("no.such.module:app")
     assert refused.returncode != 0 and "cannot import" in refused.stderr and refused.stdout == ""
 
 
