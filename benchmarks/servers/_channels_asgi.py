@@ -17,21 +17,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import django
 import orjson
-from django.conf import settings
 
-settings.configure(
-    DEBUG=False,
-    SECRET_KEY="benchmarks-only",
-    ALLOWED_HOSTS=["*"],
-    INSTALLED_APPS=["channels"],
-    DATABASES={},
-    USE_TZ=True,
-)
-django.setup()
+from ._django import setup_django
 
-from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402 - after django.setup()
+setup_django()
+
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402 - after setup_django()
 from django.urls import path  # noqa: E402
 from djangochannelsrestframework.consumers import AsyncAPIConsumer  # noqa: E402
 from djangochannelsrestframework.decorators import action  # noqa: E402

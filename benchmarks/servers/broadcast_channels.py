@@ -15,29 +15,20 @@ import asyncio
 import os
 from typing import Any
 
-import django
 import orjson
-from django.conf import settings
 
-# uvicorn's workers import this module twice (as their main module, then by name).
-if not settings.configured:
-    settings.configure(
-        DEBUG=False,
-        SECRET_KEY="benchmarks-only",
-        ALLOWED_HOSTS=["*"],
-        INSTALLED_APPS=["channels"],
-        DATABASES={},
-        USE_TZ=True,
-        CHANNEL_LAYERS={
-            "default": {
-                "BACKEND": "channels_redis.core.RedisChannelLayer",
-                "CONFIG": {"hosts": [os.environ.get("BROADCAST_REDIS", "redis://127.0.0.1:6379/0")]},
-            }
-        },
-    )
-django.setup()
+from ._django import setup_django
 
-from channels.generic.websocket import AsyncWebsocketConsumer  # noqa: E402 - after django.setup()
+setup_django(
+    CHANNEL_LAYERS={
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [os.environ.get("BROADCAST_REDIS", "redis://127.0.0.1:6379/0")]},
+        }
+    }
+)
+
+from channels.generic.websocket import AsyncWebsocketConsumer  # noqa: E402 - after setup_django()
 from channels.layers import get_channel_layer  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import path  # noqa: E402
