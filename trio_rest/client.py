@@ -47,7 +47,8 @@ from trio_rest_protocol import (
 )
 
 from ._errors import APIError, TrioRestError
-from ._idempotency import KEY, WRITES
+from ._idempotency import KEY as _KEY
+from ._idempotency import WRITES as _WRITES
 from ._subprotocols import SUBPROTOCOLS as _CODECS
 
 __all__ = [
@@ -245,9 +246,9 @@ class Client:
                 (it was not sent: the server would refuse it without its id).
         """
         method = method.upper()
-        if idempotency_key is None and self._reconnect and method in WRITES:
+        if idempotency_key is None and self._reconnect and method in _WRITES:
             idempotency_key = uuid.uuid4().hex
-        extras = {KEY: idempotency_key} if idempotency_key is not None else {}
+        extras = {_KEY: idempotency_key} if idempotency_key is not None else {}
         attempts = WRITE_ATTEMPTS if idempotency_key is not None and self._reconnect else 1
         request_id = next(self._ids) if id is None else id
         wait = timeout + REPLY_MARGIN if timeout is not None else self.request_timeout
