@@ -1,7 +1,7 @@
 """Running the Node tests of tests/js/ from pytest: each file under ``node --test``, or a visible skip.
 
 A file's tests run against servers started from this tree's sources (PYTHONPATH and
-TRIO_REST_PYTHON are set for them). The pytest test fails when one of them fails, or when
+TESTS_PYTHON are set for them). The pytest test fails when one of them fails, or when
 none ran; it is skipped, with the reason, when Node, a WebSocket in Node, or an npm package
 the file needs is missing (``npm ci --prefix tests/js`` installs them; ``make test`` and
 .ci/run do).
@@ -9,7 +9,6 @@ the file needs is missing (``npm ci --prefix tests/js`` installs them; ``make te
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -17,6 +16,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from tests._environment import child_env
 
 ROOT = Path(__file__).parents[1]
 JS = ROOT / "tests" / "js"
@@ -53,8 +54,7 @@ def run_node_tests(file: str, *, env: dict[str, str] | None = None, timeout: flo
     Fails the calling test, with Node's whole report, when a test failed or none passed.
     """
     command = node()
-    pythonpath = os.pathsep.join([str(ROOT), str(ROOT / "protocol")])
-    environment = {**os.environ, "PYTHONPATH": pythonpath, "TRIO_REST_PYTHON": sys.executable, **(env or {})}
+    environment = child_env({"TESTS_PYTHON": sys.executable, **(env or {})})
     done = subprocess.run(
         [command, *websocket_flags(command), "--test", f"tests/js/{file}"],
         cwd=ROOT,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import socket
@@ -15,6 +14,7 @@ import pytest
 import trio
 
 from examples import hello, hello_client, protocol_exchange
+from tests._environment import child_env
 from tests.trio_rest._sockets import http_get
 from trio_rest import Server
 from trio_rest.testing import TestClient
@@ -96,10 +96,9 @@ async def test_the_seed_client_session_against_the_demo_server(tmp_path: Path) -
 async def test_the_users_app_served_by_the_cli_from_an_empty_folder_makes_its_tables(tmp_path: Path) -> None:
     """``python -m trio_rest run examples.users.app:app`` in a new folder serves the session at once."""
     from examples.users import client as users_client
-    from tests.security._server_process import REPO, run_server
+    from tests.security._server_process import run_server
 
-    pythonpath = os.pathsep.join([str(REPO), str(REPO / "protocol")])
-    with run_server("examples.users.app:app", cwd=tmp_path, env={"PYTHONPATH": pythonpath}) as server:
+    with run_server("examples.users.app:app", cwd=tmp_path) as server:
         with trio.fail_after(30):
             replies = await users_client.main(f"ws://127.0.0.1:{server.port}/")
             # Again, against the same database: the new user takes the next free name.
@@ -113,13 +112,12 @@ async def test_the_users_app_served_by_the_cli_from_an_empty_folder_makes_its_ta
 async def test_the_demo_twice_then_the_client_twice(tmp_path: Path) -> None:
     """``make demo``'s command, stopped and started again on the same users.db, each time replayed twice."""
     from examples.users import client as users_client
-    from tests.security._server_process import REPO, run_server
+    from tests.security._server_process import run_server
 
-    env = {"PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "protocol")])}
     names = []
     for _ in range(2):
         command = ["-m", "examples.users", "--port", "0"]
-        with run_server("", command=command, cwd=tmp_path, env=env) as server:
+        with run_server("", command=command, cwd=tmp_path) as server:
             for _ in range(2):
                 with trio.fail_after(30):
                     replies = await users_client.main(f"ws://127.0.0.1:{server.port}/")
@@ -132,9 +130,8 @@ async def test_the_demo_twice_then_the_client_twice(tmp_path: Path) -> None:
 
 
 def _python(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    from tests.security._server_process import REPO
 
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "protocol")])}
+    env = child_env()
     return subprocess.run(
         [sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=60, check=False
     )

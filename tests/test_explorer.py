@@ -24,14 +24,14 @@ def _chromium() -> str:
 def test_the_explorer_in_chromium() -> None:
     """Open the example's explorer, send a request, log in, subscribe, see another client's write.
 
-    The screenshot of the page after a request (explorer.png) lands in $TRIO_REST_ARTIFACTS,
+    The screenshot of the page after a request (explorer.png) lands in $TESTS_ARTIFACTS,
     by default tests/js/artifacts/ (not committed); a failing step leaves explorer-failure.png.
     """
     need_package("playwright-core")
-    artifacts = Path(os.environ.get("TRIO_REST_ARTIFACTS") or JS / "artifacts")
+    artifacts = Path(os.environ.get("TESTS_ARTIFACTS") or JS / "artifacts")
     screenshot = artifacts / "explorer.png"
     screenshot.unlink(missing_ok=True)  # the one checked below is this run's
-    env = {"CHROMIUM": _chromium(), "TRIO_REST_ARTIFACTS": str(artifacts)}
+    env = {"CHROMIUM": _chromium(), "TESTS_ARTIFACTS": str(artifacts)}
     counts = run_node_tests("explorer.test.mjs", env=env)
     assert counts["pass"] == counts["tests"] == 8, counts
     assert screenshot.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")

@@ -63,6 +63,7 @@ import pytest
 import trio
 import trio_websocket
 
+from tests._environment import child_env
 from tests.security._server_process import REPO, stop_gracefully
 from trio_rest import App, Server
 
@@ -241,14 +242,10 @@ class PageRun:
         (folder / ".venv").symlink_to(venv)  # `make` finds the project's installed environment
         # A page's commands run as a reader types them: none of this run's settings, and no
         # `make` above them (under `make test`, a nested make would print its directory).
-        self.env = {
-            key: value
-            for key, value in os.environ.items()
-            if not key.startswith("TRIO_REST_") and key not in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS")
-        }
-        self.env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-        self.env["PYTHONPATH"] = os.pathsep.join([str(REPO), str(REPO / "protocol")])
-        self.env["PYTHONUNBUFFERED"] = "1"
+        path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+        self.env = child_env({"PATH": path, "PYTHONUNBUFFERED": "1"})
+        for key in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS"):
+            self.env.pop(key, None)
 
     def where(self, block: Block) -> str:
         return f"{self.page}:{block.line}"

@@ -21,6 +21,7 @@ from typing import IO, Any
 
 import trio
 
+from tests._environment import child_env
 from tests._redis import RedisServer
 from tests.security._server_process import REPO, _read_port, stop_gracefully
 from trio_rest.client import Client, Subscription, connect
@@ -56,7 +57,7 @@ class Group:
 @contextmanager
 def group(cwd: Path, broker: str, workers: int = 2, port: int = 0) -> Iterator[Group]:
     """``python -m trio_rest run examples.users.app:app --workers N --broker URL`` in `cwd`."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "protocol")])}
+    env = child_env()
     argv = [sys.executable, "-m", "trio_rest", "run", "examples.users.app:app", "--host", "127.0.0.1"]
     argv += ["--port", str(port), "--workers", str(workers), "--broker", broker, "--log-level", "INFO"]
     with tempfile.TemporaryFile() as log:
@@ -196,7 +197,7 @@ def _free_port() -> int:
 
 
 def test_the_supervisor_gives_up_on_a_worker_that_cannot_start(tmp_path: Path) -> None:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "protocol")])}
+    env = child_env()
     argv = [sys.executable, "-m", "trio_rest", "run", "tests.test_workers:no_such_app", "--workers", "2"]
     started = time.monotonic()
     done = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=60, check=False)

@@ -1,7 +1,7 @@
 // The server the JavaScript tests talk to (server.py: the users example with its explorer), in a
 // child process on a free port of 127.0.0.1 and a SQLite file in a new temporary directory.
 //
-// TRIO_REST_PYTHON names the Python that runs it (default: python3); PYTHONPATH must let it
+// TESTS_PYTHON names the Python that runs it (default: python3); PYTHONPATH must let it
 // import trio_rest and examples (tests/test_js_client.py sets both).
 import { spawn } from "node:child_process";
 import { createHmac } from "node:crypto";
@@ -28,7 +28,7 @@ runpy.run_path(sys.argv[0], run_name="__main__")
  */
 export function startServer({ withoutMessagePack = false, requireAuth = false } = {}) {
   const directory = mkdtempSync(path.join(tmpdir(), "trio-rest-js-"));
-  const python = process.env.TRIO_REST_PYTHON ?? "python3";
+  const python = process.env.TESTS_PYTHON ?? "python3";
   const script = [path.join(here, "server.py"), directory, ...(requireAuth ? ["--require-auth"] : [])];
   const args = withoutMessagePack ? ["-c", WITHOUT_MSGPACK, ...script] : script;
   const child = spawn(python, args, { stdio: ["ignore", "pipe", "pipe"] });

@@ -17,7 +17,7 @@ const ERROR = 0;
 const WARNING = 1;
 
 function seedDocument() {
-  const python = process.env.TRIO_REST_PYTHON ?? "python3";
+  const python = process.env.TESTS_PYTHON ?? "python3";
   const done = spawnSync(python, ["-m", "trio_rest", "asyncapi", "examples.users.app:app"], {
     encoding: "utf8",
     timeout: 60_000,

@@ -3,7 +3,7 @@
 //
 //     node --experimental-websocket --test tests/js/client.test.mjs   (Node 20; 22 needs no flag)
 //
-// TRIO_REST_PYTHON names the Python that runs the server (default: python3); PYTHONPATH must let
+// TESTS_PYTHON names the Python that runs the server (default: python3); PYTHONPATH must let
 // it import trio_rest and examples (tests/test_js_client.py sets both).
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";

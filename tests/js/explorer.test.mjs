@@ -6,7 +6,7 @@
 //
 //     CHROMIUM=/usr/bin/chromium node --experimental-websocket --test tests/js/explorer.test.mjs
 //
-// A screenshot of the page after a request is saved to $TRIO_REST_ARTIFACTS (default
+// A screenshot of the page after a request is saved to $TESTS_ARTIFACTS (default
 // tests/js/artifacts/), explorer.png, and one of a failing test as explorer-failure.png.
 import assert from "node:assert/strict";
 import { mkdirSync, readFileSync } from "node:fs";
@@ -20,7 +20,7 @@ import { connect } from "../../trio_rest/static/trio-rest.js";
 import { startServer, token } from "./_server.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const artifacts = process.env.TRIO_REST_ARTIFACTS ?? path.join(here, "artifacts");
+const artifacts = process.env.TESTS_ARTIFACTS ?? path.join(here, "artifacts");
 const executablePath = process.env.CHROMIUM ?? "/usr/bin/chromium";
 // This machine's network is closed: keep Chromium from calling home at start.
 const flags = [

@@ -4,7 +4,7 @@
 //
 //     node --test tests/js/msgpack.test.mjs
 //
-// TRIO_REST_PYTHON names the Python that has msgpack (default: python3).
+// TESTS_PYTHON names the Python that has msgpack (default: python3).
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import path from "node:path";
@@ -14,7 +14,7 @@ import { fileURLToPath } from "node:url";
 import { MessagePackError, decodeMessagePack, encodeMessagePack } from "../../trio_rest/static/trio-rest.js";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const python = process.env.TRIO_REST_PYTHON ?? "python3";
+const python = process.env.TESTS_PYTHON ?? "python3";
 const vectors = JSON.parse(
   execFileSync(python, [path.join(here, "msgpack_vectors.py")], { encoding: "utf8", maxBuffer: 64 << 20 }),
 );

@@ -20,9 +20,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
+from tests._environment import REPO, child_env
+
 __all__ = ["ServerProcess", "run_server", "stop_gracefully"]
 
-REPO = Path(__file__).resolve().parents[2]
 
 # What trio_rest._cli prints (stdout, flushed) once the listener is bound.
 _SERVING = re.compile(rb"serving on wss?://[^:/]+:(\d+)/")
@@ -114,9 +115,9 @@ def run_server(
             from the repository's root.
         *args: More command-line options, e.g. ``"--engine", "wsproto"``.
         start_timeout: Seconds the server has to start listening.
-        env: Extra environment variables.
-        cwd: The folder it runs in (the repository by default; from elsewhere, put the
-            repository on ``PYTHONPATH`` through `env`).
+        env: Extra environment variables (the server sees no other ``TRIO_REST_`` setting, and
+            finds this checkout's packages through ``PYTHONPATH``).
+        cwd: The folder it runs in (the repository by default).
         command: Another command line for Python, instead of ``-m trio_rest run ...``
             (``["-m", "examples.users", "--port", "0"]``); it must print the same line
             once it listens.
@@ -151,7 +152,7 @@ def run_server(
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=stderr,
-            env={**os.environ, **(env or {})},
+            env=child_env(env),
         )
         try:
             port = _read_port(process, start_timeout)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import ssl
 from pathlib import Path
 
@@ -10,7 +9,7 @@ import pytest
 import trio
 import trustme
 
-from tests.security._server_process import REPO, run_server
+from tests.security._server_process import run_server
 from tests.trio_rest.conftest import build_app
 from trio_rest import Server
 from trio_rest.client import connect
@@ -56,9 +55,8 @@ async def test_the_cli_serves_wss_with_a_certificate_file(ca: trustme.CA, tmp_pa
     certfile, keyfile = tmp_path / "cert.pem", tmp_path / "key.pem"
     cert.cert_chain_pems[0].write_to_path(str(certfile))
     cert.private_key_pem.write_to_path(str(keyfile))
-    env = {"PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "protocol")])}
     options = ("--certfile", str(certfile), "--keyfile", str(keyfile))
-    with run_server("examples.hello:app", *options, env=env) as server, trio.fail_after(20):
+    with run_server("examples.hello:app", *options) as server, trio.fail_after(20):
         url = f"wss://127.0.0.1:{server.port}/"
         async with connect(url, ssl_context=_client_context(ca), reconnect=False) as client:
             assert (await client.get("/user/1")).data == {"id": 1, "name": "Ada Lovelace"}

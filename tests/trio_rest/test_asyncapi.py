@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +19,7 @@ from referencing.jsonschema import DRAFT7
 from examples.users.app import build_app as build_users_app
 from examples.users.models import User
 from examples.users.serializers import UserSerializer
+from tests._environment import child_env
 from tests._node import need_package, run_node_tests
 from trio_rest import App, ModelViewSet, SimpleRouter, asyncapi_document
 from trio_rest.db import Database
@@ -344,11 +344,7 @@ def test_viewset_routes_get_their_actions_schemas_and_docstrings(tmp_path: Path)
 
 def _asyncapi_cli(target: str) -> subprocess.CompletedProcess[str]:
     """``python -m trio_rest asyncapi TARGET`` from the repository, with a JWT secret set."""
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "protocol")]),
-        "TRIO_REST_JWT_SECRET": SECRET,  # the environment's settings count, as for `run`
-    }
+    env = child_env({"TRIO_REST_JWT_SECRET": SECRET})  # the environment's settings count, as for `run`
     return subprocess.run(
         [sys.executable, "-m", "trio_rest", "asyncapi", target],
         cwd=ROOT,

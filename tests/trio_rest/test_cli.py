@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -13,6 +12,7 @@ import pytest
 import trio
 import trio_websocket
 
+from tests._environment import child_env
 from trio_rest import App
 from trio_rest._cli import load_app
 
@@ -37,7 +37,7 @@ def test_load_app_errors(target: str, message: str) -> None:
 
 
 async def test_run_serves_logs_and_stops_gracefully_on_sigterm() -> None:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "protocol")])}
+    env = child_env()
     process = subprocess.Popen(
         [sys.executable, "-m", "trio_rest", "run", "tests.trio_rest.conftest:build_app", "--port", "0"],
         cwd=ROOT,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -10,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests._environment import child_env
 from trio_rest import ConfigurationError, Settings
 from trio_rest._config import configure
 
@@ -66,7 +66,6 @@ def test_a_bad_value_names_where_it_came_from(
 
 
 def test_the_cli_says_a_bad_setting_in_one_line() -> None:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "protocol")])}
     for extra_env, args in (
         ({"TRIO_REST_MAX_IN_FLIGHT": "-1"}, []),
         ({}, ["--set", "read_size=lots"]),
@@ -75,7 +74,7 @@ def test_the_cli_says_a_bad_setting_in_one_line() -> None:
         done = subprocess.run(
             [sys.executable, "-m", "trio_rest", "run", "examples.hello:app", "--port", "0", *args],
             cwd=REPO,
-            env={**env, **extra_env},
+            env=child_env(extra_env),
             capture_output=True,
             text=True,
             timeout=60,
@@ -90,6 +89,6 @@ def test_the_clis_own_options_read_the_environment_too() -> None:
 
     assert configure(Settings(), {"TRIO_REST_PORT": "9000", "TRIO_REST_HOST": "::1"}) == Settings()
     assert configure(Settings(), {"TRIO_REST_SERVICE_HOST": "10.0.0.1"}) == Settings()  # not ours: ignored
-    env = {"PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "protocol")]), "TRIO_REST_PORT": "0"}
+    env = {"TRIO_REST_PORT": "0"}
     with run_server("", command=["-m", "trio_rest", "run", "examples.hello:app"], env=env) as server:
         assert server.port > 0  # it took TRIO_REST_PORT=0: a free port
