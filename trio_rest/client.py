@@ -126,7 +126,8 @@ class Subscription:
     Attributes:
         id: the subscription's id.
         response: the server's 200 reply (the first one).
-        positions: the last ``{"epoch", "offset"}`` seen in each topic.
+        positions: the last ``{"epoch", "offset"}`` seen in each topic (the one given in
+            ``args.since`` until then).
     """
 
     id: RequestId
@@ -342,8 +343,16 @@ class Client:
         args = dict(args or {})
         if recover:
             args.setdefault("since", {})
+        since = args.get("since")
+        # Until a topic's first notification, a resubscription recovers from the caller's
+        # position in it: a drop before then loses nothing published after that position.
+        given = (
+            {topic: dict(at) for topic, at in since.items() if isinstance(at, dict)}
+            if isinstance(since, dict)
+            else {}
+        )
         send, receive = trio.open_memory_channel[Notification](self._subscription_buffer)
-        live = _Live(send, [], url, data, args, recover)
+        live = _Live(send, [], url, data, args, recover, given)
         self._subscriptions[sub_id] = live
         try:
             response = await self.request("SUBSCRIBE", url, data=data, args=args, id=sub_id)

@@ -186,6 +186,58 @@ async def test_the_client_recovers_what_was_published_while_it_was_away() -> Non
     assert live == 105
 
 
+async def test_a_drop_before_a_topics_first_notice_recovers_from_the_callers_since() -> None:
+    """Until a topic has sent anything, the client resubscribes from the position it was given."""
+    reached_b = trio.Event()
+    go_on = trio.Event()
+
+    async def a_then_b(request: Request) -> None:
+        await request.follow("a")
+        await go_on.wait()  # "b" sends nothing on the first connection
+        await request.follow("b")
+        reached_b.set()
+        await trio.sleep_forever()
+
+    router = SimpleRouter()
+    router.register("/two", follow_two, "SUBSCRIBE")
+    router.register("/a-then-b", a_then_b, "SUBSCRIBE")
+    app = App(router, broker=InMemoryBroker(history_size=100))
+    async with TestClient(app) as client, client.subscribe("/two", args={"since": {}}) as subscription:
+        notices = [await subscription.__anext__() for _ in range(2)]
+    given = {note.topic: {"epoch": note.epoch, "offset": note.offset} for note in notices}
+    port = _free_port()
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            serving = trio.CancelScope()
+
+            async def serve(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+                with serving:
+                    await Server(app).serve("127.0.0.1", port, task_status=task_status)
+
+            await nursery.start(serve)
+            url = f"ws://127.0.0.1:{port}/"
+            async with (
+                connect(url, max_backoff=0.2) as client,
+                client.subscribe("/a-then-b", args={"since": given}) as subscription,
+            ):
+                assert (await subscription.__anext__()).topic == "a"
+                assert subscription.positions["b"] == given["b"]  # nothing from "b" yet
+                serving.cancel()  # the connection drops before "b" sent its notice
+                await trio.sleep(0.1)
+                await _publish(app, "b", range(3))  # while the client is away
+                go_on.set()
+                serving = trio.CancelScope()
+                await nursery.start(serve)
+                from_b = []
+                while len(from_b) < 4:
+                    note = await subscription.__anext__()
+                    if note.topic == "b":
+                        from_b.append((note.event_name, note.data))
+                assert reached_b.is_set()
+            nursery.cancel_scope.cancel()
+    assert from_b == [("recovery", {"recovered": True}), ("n", 0), ("n", 1), ("n", 2)]
+
+
 class ReplayingBroker(InMemoryBroker):
     """A broker across processes may deliver live, after a recovery, what the history gave."""
 
