@@ -695,6 +695,9 @@ async def connect(
 
     Raises:
         OSError, trio_websocket.HandshakeError: the first connection failed.
+
+    What the block raises comes out as itself (not in an exception group), unless
+    the client's own tasks failed too.
     """
     extra = [(name.encode(), value.encode()) for name, value in (headers or {}).items()]
 
@@ -711,32 +714,43 @@ async def connect(
         )
         return ws
 
-    failure: BaseException | None = None
-    async with trio.open_nursery() as nursery:
-        client = Client(
-            nursery,
-            opener,
-            codec=_CODECS.get(subprotocol, Codec.JSON),
-            reconnect=reconnect,
-            max_backoff=max_backoff,
-            max_attempts=max_attempts,
-            connect_timeout=connect_timeout,
-            request_timeout=request_timeout,
-            max_request_size=max_request_size,
-            max_message_size=max_message_size,
-        )
-        try:
-            await client.start()
-        except (OSError, trio_websocket.HandshakeError) as exc:
-            # Raised after the nursery, so the caller sees the error itself
-            # rather than an exception group around it.
-            failure = exc
-            nursery.cancel_scope.cancel()
-        else:
+    failure: BaseException | None = None  # the first connection's, raised alone
+    raised: BaseException | None = None  # the block's own, raised alone when nothing else failed
+    try:
+        async with trio.open_nursery() as nursery:
+            client = Client(
+                nursery,
+                opener,
+                codec=_CODECS.get(subprotocol, Codec.JSON),
+                reconnect=reconnect,
+                max_backoff=max_backoff,
+                max_attempts=max_attempts,
+                connect_timeout=connect_timeout,
+                request_timeout=request_timeout,
+                max_request_size=max_request_size,
+                max_message_size=max_message_size,
+            )
             try:
-                yield client
-            finally:
-                await client.aclose()
+                await client.start()
+            except (OSError, trio_websocket.HandshakeError) as exc:
+                # Raised after the nursery, so the caller sees the error itself
+                # rather than an exception group around it.
+                failure = exc
                 nursery.cancel_scope.cancel()
+            else:
+                try:
+                    yield client
+                except BaseException as exc:
+                    raised = exc
+                    raise
+                finally:
+                    await client.aclose()
+                    nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        # The nursery wraps what the `async with` block raised; the caller catches it
+        # as itself (`except APIError`), unless the client's own tasks failed too.
+        if raised is not None and list(group.exceptions) == [raised]:
+            raise raised from None
+        raise
     if failure is not None:
         raise failure

@@ -9,7 +9,7 @@ import trio
 import trio.testing
 import trio_websocket
 
-from trio_rest import App, Request, Server, SimpleRouter, endpoint
+from trio_rest import APIError, App, Request, Server, SimpleRouter, endpoint
 from trio_rest.auth import JWTAuth
 from trio_rest.client import (
     REPLY_MARGIN,
@@ -103,6 +103,23 @@ async def test_first_connection_failure_propagates() -> None:
     with trio.fail_after(10), pytest.raises(OSError):
         async with connect(f"ws://127.0.0.1:{port}/"):
             pass  # pragma: no cover
+
+
+async def test_what_the_block_raises_comes_out_as_itself() -> None:
+    """``except APIError`` around ``async with connect(...)`` catches it: no group in between."""
+    with trio.fail_after(10):
+        async with running(build_app()) as server:
+            with pytest.raises(APIError) as refused:
+                url = f"ws://127.0.0.1:{server.port}/"
+                async with connect(url) as client, client.subscribe("/no/such/route"):
+                    pass  # pragma: no cover
+            assert refused.value.status == 404
+            with pytest.raises(KeyError, match="mine"):
+                async with connect(f"ws://127.0.0.1:{server.port}/") as client:
+                    assert (await client.get("/user/1")).status == 200
+                    raise KeyError("mine")
+            while server.connections:  # both closed on the way out
+                await trio.sleep(0.01)
 
 
 def _authenticated_app() -> tuple[App, JWTAuth]:
