@@ -111,6 +111,9 @@ def asyncapi_document(
         server["security"] = [
             {"$ref": f"#/components/securitySchemes/{name}"} for name in ("bearer", "token")
         ]
+        # Machine-readable for tools (the explorer asks for a token before connecting):
+        # AsyncAPI's security says how credentials travel, not that every request needs them.
+        server["x-trio-rest-require-auth"] = app.require_auth
         server["description"] += (
             " Credentials: in the handshake (a Bearer header or ?token=), an auth message, or args.token;"
             + (

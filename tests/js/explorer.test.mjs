@@ -201,17 +201,29 @@ test("a large reply is shown cut, with a button that shows it all", async () => 
 
 test("a server that requires a token: the page says it is needed, and does not reconnect", async () => {
   const strict = await startServer({ requireAuth: true });
+  const blind = await browser.newPage();
   const other = await browser.newPage();
   const sockets = [];
   other.on("websocket", (socket) => sockets.push(socket.url()));
+  const blindSockets = [];
+  blind.on("websocket", (socket) => blindSockets.push(socket.url()));
   try {
+    // A page that could not read the document connects without a token, and is closed (1008)
+    // at the server's auth_timeout (0.5 s).
+    await blind.route("**/asyncapi.json", (route) => route.fulfill({ status: 503, body: "not now" }));
+    await blind.goto(`http://127.0.0.1:${strict.port}/`);
+    await blind.locator("#state", { hasText: "a token is needed" }).waitFor();
+    const blindSaid = blind.locator("#log > li .head strong", { hasText: "The server requires a token" });
+    assert.equal(await blindSaid.count(), 1);
+    // The document says a token is required (x-trio-rest-require-auth): the page asks for one
+    // without connecting.
     await other.goto(`http://127.0.0.1:${strict.port}/`);
-    // Connected without a token, the page is closed (1008) at the server's auth_timeout (0.5 s).
     await other.locator("#state", { hasText: "a token is needed" }).waitFor();
     const said = other.locator("#log > li .head strong", { hasText: "The server requires a token" });
     assert.equal(await said.count(), 1);
     await new Promise((resolve) => setTimeout(resolve, 1500)); // three auth_timeouts: no new socket
-    assert.equal(sockets.length, 1, sockets.join(", "));
+    assert.equal(blindSockets.length, 1, blindSockets.join(", "));
+    assert.equal(sockets.length, 0, sockets.join(", "));
     await other.fill("#url", "/user/list");
     await other.press("#url", "Enter");
     assert.equal(await other.textContent("#request-error"), "Not connected: press Connect.");
@@ -230,6 +242,7 @@ test("a server that requires a token: the page says it is needed, and does not r
     const hint = await other.locator("#log > li .head strong").first().textContent();
     assert.match(hint, /Is the server running\? If it sets Settings\.allowed_origins, is http:\/\/127\.0\.0\.1:\d+ among them\?/);
   } finally {
+    await blind.close();
     await other.close();
     strict.stop();
   }

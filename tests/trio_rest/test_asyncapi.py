@@ -212,12 +212,16 @@ def test_auth_schemes_only_when_the_app_has_auth(users_app: App) -> None:
         schemes["bearer"],
         schemes["token"],
     ]
+    assert document["servers"]["server"]["x-trio-rest-require-auth"] is False
+    strict = asyncapi_document(App(users_app.router, auth=users_app.auth, require_auth=True))
+    assert strict["servers"]["server"]["x-trio-rest-require-auth"] is True and _asyncapi_errors(strict) == []
     binding = document["channels"]["socket"]["bindings"]["ws"]
     assert "token" in binding["query"]["properties"] and "Authorization" in binding["headers"]["properties"]
     assert "token" in document["components"]["schemas"]["Args"]["properties"]
 
     plain = asyncapi_document(build_app())
     assert "securitySchemes" not in plain["components"] and "security" not in plain["servers"]["server"]
+    assert "x-trio-rest-require-auth" not in plain["servers"]["server"]
     assert "auth" not in plain["operations"] and "query" not in plain["channels"]["socket"]["bindings"]["ws"]
     assert "token" not in plain["components"]["schemas"]["Args"]["properties"]
 

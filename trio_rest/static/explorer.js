@@ -17,6 +17,8 @@ const $ = (id) => document.getElementById(id);
 /** The client of the connection shown, or null; `generation` tells a stale one apart. */
 let client = null;
 let generation = 0;
+/** The document says every request needs credentials (its server's x-trio-rest-require-auth). */
+let tokenRequired = false;
 /** Subscriptions listed: Subscription -> its list item. */
 const listed = new Map();
 
@@ -113,6 +115,7 @@ async function loadDocument() {
     status.className = "error";
     return;
   }
+  tokenRequired = Object.values(doc.servers ?? {}).some((server) => server["x-trio-rest-require-auth"] === true);
   const title = doc.info?.title ?? "trio-rest";
   $("api-title").textContent = title;
   $("api-version").textContent = doc.info?.version ? `v${doc.info.version}` : "";
@@ -226,6 +229,11 @@ function socketUrl() {
   return `${location.protocol === "https:" ? "wss:" : "ws:"}//${location.host}/`;
 }
 
+function needToken() {
+  setState("closed", "a token is needed");
+  log("problem", "✕ The server requires a token: type one above and press Connect.", undefined, { ok: false });
+}
+
 /** Open a new connection (with the token field's token), closing the one before. */
 async function open() {
   const mine = ++generation;
@@ -233,6 +241,11 @@ async function open() {
   client = null;
   if (previous) previous.close();
   const token = $("token").value.trim();
+  if (tokenRequired && !token) {
+    // The server would close a connection without one at its auth_timeout.
+    needToken();
+    return;
+  }
   setState("connecting", "connecting…");
   let dropped = false;
   const onState = (state, why) => {
@@ -248,9 +261,7 @@ async function open() {
     } else {
       client = null; // it ended for good: the form says to press Connect
       if (why?.code === 1008 && why.reason === "authentication required") {
-        // The client does not reconnect: it would be closed the same way.
-        setState("closed", "a token is needed");
-        log("problem", "✕ The server requires a token: type one above and press Connect.", undefined, { ok: false });
+        needToken(); // the client does not reconnect: it would be closed the same way
       } else if (why?.error) {
         setState("closed", why.error instanceof AuthenticationError ? "token refused" : "closed");
         logProblem("cannot reconnect", why.error);
@@ -397,5 +408,5 @@ $("connection").addEventListener("submit", (event) => {
 });
 $("filter").addEventListener("input", filterRoutes);
 $("clear").addEventListener("click", () => $("log").replaceChildren());
-loadDocument();
-open();
+// The document first: it says whether the server takes a connection without a token.
+loadDocument().then(open);
