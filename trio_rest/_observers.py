@@ -14,6 +14,13 @@ How. SQLAlchemy's session events run in the worker thread that flushes:
 - ORM bulk ``UPDATE`` and ``DELETE`` statements (``session.execute(update(User)...)``) are
   observed too: the rows they match are read in the same transaction, before a delete and
   after an update;
+- so are ORM ``INSERT`` statements: one row's key is the statement's inserted primary key, a
+  list of rows' (``session.execute(insert(User), rows)``) come back through ``RETURNING``
+  (the caller then gets an empty result, as it would have had no rows either); the rows are
+  read as for an update. The other forms (an upsert, a ``RETURNING`` of the caller's own,
+  ``values([...])`` of several rows, ``from_select``, a list of rows on a database without
+  ``RETURNING`` for it) are counted, and published as a bulk statement past its limit is
+  (rule 3), since adding to them what gives the keys would change the caller's result;
 - the changes belong to the innermost transaction (a savepoint, or the session's); a
   savepoint that is released hands them to its parent, one that rolls back drops them;
 - the session's commit hands them to `Database.session`, which publishes them once the
@@ -28,7 +35,8 @@ Rules (the tests of each, on SQLite and PostgreSQL, are in ``tests/trio_rest/tes
    in the order the objects were first changed; nothing of a transaction that rolled back
    (or of a savepoint that did) is ever published.
 3. A bulk statement matching more than the observer's `bulk_limit` rows publishes one
-   ``changed`` notification to `topic` (``{"count": N}``: refetch) instead of one per row.
+   ``changed`` notification to `topic` (``{"count": N}``: refetch) instead of one per row;
+   so does every INSERT whose rows are not known one by one (above).
 """
 
 from __future__ import annotations
@@ -186,11 +194,13 @@ def install(
 
     @event.listens_for(factory, "do_orm_execute")
     def do_orm_execute(state: ORMExecuteState) -> Any:
-        if not (state.is_update or state.is_delete) or state.bind_mapper is None:
+        if not (state.is_update or state.is_delete or state.is_insert) or state.bind_mapper is None:
             return None
         observer = observers.get(state.bind_mapper.class_)
         if observer is None:
             return None
+        if state.is_insert:
+            return _insert(state, observer, serialize)
         return _bulk(state, observer, serialize)
 
     @event.listens_for(factory, "after_commit")
@@ -335,6 +345,66 @@ def _bulk(state: ORMExecuteState, observer: Observer, serialize: Callable[..., C
     for instance in _load(session, model, keys, matched):
         change = serialize(session, observer, instance)
         if change is not None:
+            changes.record(_key(observer, change.obj), change)
+    return result
+
+
+def _insert(state: ORMExecuteState, observer: Observer, serialize: Callable[..., Change | None]) -> Any:
+    """Run an ORM INSERT, recording the rows it created (or their count, when not known one by one)."""
+    session = state.session
+    statement: Any = state.statement
+    rows = state.parameters if isinstance(state.parameters, list) else None
+    several: Any = getattr(statement, "_multi_values", ())  # values([...]): one VALUES list of rows
+    source: Any = getattr(statement, "select", None)  # from_select(...)
+    # An upsert (ON CONFLICT ...) updates some rows and creates others: only a count is true of it.
+    upsert = getattr(statement, "_post_values_clause", None) is not None
+    own_returning = len(statement.exported_columns) > 0
+    dialect = session.get_bind(mapper=observer.mapper).dialect
+    changes = _changes(session)
+    counted = (
+        upsert
+        or own_returning
+        or bool(several)
+        or source is not None
+        or (rows is not None and not dialect.insert_executemany_returning)
+    )
+    if counted:
+        if own_returning:  # its rows are the caller's: counted, and handed over intact
+            frozen = state.invoke_statement().freeze()
+            count, result = len(frozen().all()), frozen()
+        else:
+            if rows is not None:
+                count = len(rows)
+            elif several:
+                count = len(several[0])
+            elif source is not None:  # what the SELECT gives now, in this transaction, is inserted
+                counting = sqlalchemy.select(sqlalchemy.func.count()).select_from(source.subquery())
+                count = session.execute(counting, execution_options={"autoflush": False}).scalar_one()
+            else:
+                count = 1
+            result = state.invoke_statement()
+        if count:
+            changes.bulk[observer] = changes.bulk.get(observer, 0) + count
+        return result
+    keys = [getattr(observer.model, key) for key in observer.keys]
+    if rows is not None:  # the keys come back through RETURNING; the caller had asked for no rows
+        returned = state.invoke_statement(statement=statement.returning(*keys))
+        created = [tuple(row) for row in returned]
+        result = sqlalchemy.engine.result.null_result()
+    else:  # one row, whose key the result knows
+        result = state.invoke_statement()
+        key = tuple(result.inserted_primary_key or ()) if isinstance(result, sqlalchemy.CursorResult) else ()
+        created = [key] if key and None not in key else []
+        if not created:  # a key the database did not give back: the row is counted all the same
+            changes.bulk[observer] = changes.bulk.get(observer, 0) + 1
+            return result
+    if len(created) > observer.bulk_limit:
+        changes.bulk[observer] = changes.bulk.get(observer, 0) + len(created)
+        return result
+    for instance in _load(session, observer.model, keys, created):
+        change = serialize(session, observer, instance)
+        if change is not None:
+            change.kind = CREATED
             changes.record(_key(observer, change.obj), change)
     return result
 

@@ -9,7 +9,8 @@ from typing import Any, ClassVar
 import pytest
 import sqlalchemy
 import trio
-from sqlalchemy import ForeignKey, String, delete, select, update
+from sqlalchemy import ForeignKey, String, delete, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from trio_rest import App, ConfigurationError, ModelViewSet, Request, SimpleRouter, ValidationError, endpoint
@@ -89,6 +90,55 @@ def by_key(request: Request) -> None:
 
 
 @endpoint
+def insert_rows(request: Request) -> None:
+    """An ORM INSERT of a list of rows (executemany)."""
+    _session(request).execute(insert(Player), request.data)
+
+
+@endpoint
+def insert_one(request: Request) -> int:
+    """An ORM INSERT of one row; its reply is the row's key, from the caller's own result."""
+    result = _session(request).execute(insert(Player).values(name=request.data["name"]))
+    return int(result.inserted_primary_key[0])
+
+
+@endpoint
+def insert_values(request: Request) -> None:
+    """One INSERT ... VALUES of several rows."""
+    _session(request).execute(insert(Player).values(request.data))
+
+
+@endpoint
+def insert_from_select(request: Request) -> None:
+    """INSERT ... SELECT: a copy of each player whose name is given, renamed."""
+    session = _session(request)
+    copies = select(Player.name + "2").where(Player.name.in_(request.data))
+    session.execute(insert(Player).from_select(["name"], copies))
+
+
+@endpoint
+def insert_returning(request: Request) -> list[int]:
+    """A list of rows with a RETURNING of the caller's own: the reply is what it returned."""
+    return list(_session(request).execute(insert(Player).returning(Player.id), request.data).scalars())
+
+
+@endpoint
+def upsert(request: Request) -> None:
+    """INSERT ... ON CONFLICT DO UPDATE, in the database's own dialect."""
+    session = _session(request)
+    dialect = sqlite if session.get_bind().dialect.name == "sqlite" else postgresql
+    statement = dialect.insert(Player).values(request.data)
+    session.execute(statement.on_conflict_do_update(index_elements=[Player.id], set_={"name": "upserted"}))
+
+
+@endpoint
+def insert_then_fail(request: Request) -> None:
+    """Inserts a list of rows, then fails: the request's transaction rolls back."""
+    _session(request).execute(insert(Player), request.data)
+    raise ValidationError("no")
+
+
+@endpoint
 def fail_after_write(request: Request) -> None:
     """Writes and flushes, then fails: the request's transaction rolls back."""
     _session(request).add(Player(name="ghost"))
@@ -141,7 +191,17 @@ def with_team(request: Request) -> None:
 def _app(url: str, **observe: Any) -> App:
     router = SimpleRouter()
     router.register_viewset("/player", PlayerViewSet, basename="player")
-    for view in (bulk_score, bulk_delete, by_key, fail_after_write, roll_back, savepoints, churn, with_team):
+    views = (bulk_score, bulk_delete, by_key, fail_after_write, roll_back, savepoints, churn, with_team)
+    inserts = (
+        insert_rows,
+        insert_one,
+        insert_values,
+        insert_from_select,
+        insert_returning,
+        upsert,
+        insert_then_fail,
+    )
+    for view in (*views, *inserts):
         router.register(f"/{view.__name__}", view, "POST")
     database = Database(url)
     Base.metadata.create_all(database.engine)
@@ -299,6 +359,57 @@ async def test_a_large_bulk_statement_publishes_one_changed_notification(db_url:
             assert (await writer.post("/bulk_score", {"owner": "a", "score": 1})).data == 3
             assert await _next(everything) == ("changed", "/player", {"count": 3})
             await _nothing_more(reader, everything)
+    app.database.dispose()
+
+
+async def test_an_insert_publishes_each_row_it_created(app: App) -> None:
+    async with _watching(app) as (writer, reader, everything):
+        assert (await writer.post("/insert_rows", [{"name": "a"}, {"name": "b", "score": 2}])).status == 200
+        got = sorted([await _next(everything) for _ in range(2)], key=lambda n: n[2]["id"])
+        assert [(kind, topic, data["name"], data["owner"], data["score"]) for kind, topic, data in got] == [
+            ("created", "/player", "a", "anyone", 0),
+            ("created", "/player", "b", "anyone", 2),
+        ]
+        pid = (await writer.post("/insert_one", {"name": "c"})).data
+        assert await _next(everything) == (
+            "created",
+            "/player",
+            {"id": pid, "name": "c", "owner": "anyone", "score": 0, "team": None},
+        )
+        assert (await writer.post("/insert_then_fail", [{"name": "ghost"}])).status == 400
+        await _nothing_more(reader, everything)
+    assert app.database is not None
+    assert await app.database.run_sync(_names, app.database) == ["a", "b", "c"]
+
+
+async def test_an_insert_whose_rows_are_not_known_one_by_one_publishes_their_count(app: App) -> None:
+    async with _watching(app) as (writer, reader, everything):
+        assert (await writer.post("/insert_values", [{"name": "a"}, {"name": "b"}])).status == 200
+        assert await _next(everything) == ("changed", "/player", {"count": 2})
+        assert (await writer.post("/insert_from_select", ["a", "b", "nobody"])).status == 200
+        assert await _next(everything) == ("changed", "/player", {"count": 2})
+        ids = (await writer.post("/insert_returning", [{"name": "c"}, {"name": "d"}])).data
+        assert len(ids) == 2 and all(isinstance(i, int) for i in ids)  # the caller's own RETURNING
+        assert await _next(everything) == ("changed", "/player", {"count": 2})
+        assert (await writer.post("/upsert", {"id": ids[0], "name": "c"})).status == 200
+        assert await _next(everything) == ("changed", "/player", {"count": 1})
+        await _nothing_more(reader, everything)
+    assert app.database is not None
+    assert await app.database.run_sync(_names, app.database) == ["a", "b", "a2", "b2", "upserted", "d"]
+
+
+async def test_a_large_insert_or_one_without_returning_publishes_its_count(db_url: str) -> None:
+    app = _app(db_url)
+    assert app.database is not None
+    app.database._observers[Player].bulk_limit = 2
+    async with _watching(app) as (writer, reader, everything):
+        await writer.post("/insert_rows", [{"name": f"p{i}"} for i in range(3)])
+        assert await _next(everything) == ("changed", "/player", {"count": 3})
+        # A database that cannot return the keys of a list of rows: their count, whatever their number.
+        app.database.engine.dialect.insert_executemany_returning = False
+        await writer.post("/insert_rows", [{"name": "q"}])
+        assert await _next(everything) == ("changed", "/player", {"count": 1})
+        await _nothing_more(reader, everything)
     app.database.dispose()
 
 
