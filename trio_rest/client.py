@@ -47,6 +47,7 @@ from trio_rest_protocol import (
 )
 
 from ._errors import APIError, TrioRestError
+from ._groups import alone
 from ._idempotency import KEY as _KEY
 from ._idempotency import WRITES as _WRITES
 from ._subprotocols import SUBPROTOCOLS as _CODECS
@@ -715,8 +716,7 @@ async def connect(
         return ws
 
     failure: BaseException | None = None  # the first connection's, raised alone
-    raised: BaseException | None = None  # the block's own, raised alone when nothing else failed
-    try:
+    with alone() as block:
         async with trio.open_nursery() as nursery:
             client = Client(
                 nursery,
@@ -741,16 +741,10 @@ async def connect(
                 try:
                     yield client
                 except BaseException as exc:
-                    raised = exc
+                    block.error = exc
                     raise
                 finally:
                     await client.aclose()
                     nursery.cancel_scope.cancel()
-    except BaseExceptionGroup as group:
-        # The nursery wraps what the `async with` block raised; the caller catches it
-        # as itself (`except APIError`), unless the client's own tasks failed too.
-        if raised is not None and list(group.exceptions) == [raised]:
-            raise raised from None
-        raise
     if failure is not None:
         raise failure

@@ -20,6 +20,7 @@ import trio_websocket
 from . import _connection
 from ._app import App
 from ._connection import ServerConnection
+from ._groups import alone
 from ._routing import SimpleRouter
 from ._server import Server
 from ._settings import Settings
@@ -59,26 +60,30 @@ class TestClient:
 
     @asynccontextmanager
     async def _open(self) -> AsyncIterator[Client]:
-        async with self.app.open_lifespan(), trio.open_nursery() as nursery:
+        with alone() as block:
+            async with self.app.open_lifespan(), trio.open_nursery() as nursery:
 
-            async def opener(client_nursery: trio.Nursery) -> trio_websocket.WebSocketConnection:
-                client_stream, server_stream = trio.testing.memory_stream_pair()
-                nursery.start_soon(self.server.handle_stream, server_stream)
-                return await trio_websocket.wrap_client_stream(
-                    client_nursery,
-                    client_stream,  # type: ignore[arg-type]
-                    "testserver",
-                    self._path,
-                    subprotocols=[self._subprotocol],
-                )
+                async def opener(client_nursery: trio.Nursery) -> trio_websocket.WebSocketConnection:
+                    client_stream, server_stream = trio.testing.memory_stream_pair()
+                    nursery.start_soon(self.server.handle_stream, server_stream)
+                    return await trio_websocket.wrap_client_stream(
+                        client_nursery,
+                        client_stream,  # type: ignore[arg-type]
+                        "testserver",
+                        self._path,
+                        subprotocols=[self._subprotocol],
+                    )
 
-            client = Client(nursery, opener, **self._options)
-            await client.start()
-            try:
-                yield client
-            finally:
-                await client.aclose()
-                nursery.cancel_scope.cancel()
+                client = Client(nursery, opener, **self._options)
+                await client.start()
+                try:
+                    yield client
+                except BaseException as exc:
+                    block.error = exc
+                    raise
+                finally:
+                    await client.aclose()
+                    nursery.cancel_scope.cancel()
 
     async def __aenter__(self) -> Client:
         self._context = self._open()

@@ -106,7 +106,7 @@ async def test_first_connection_failure_propagates() -> None:
 
 
 async def test_what_the_block_raises_comes_out_as_itself() -> None:
-    """``except APIError`` around ``async with connect(...)`` catches it: no group in between."""
+    """``except APIError`` around ``async with connect(...)`` catches it, and so with `TestClient`."""
     with trio.fail_after(10):
         async with running(build_app()) as server:
             with pytest.raises(APIError) as refused:
@@ -120,6 +120,10 @@ async def test_what_the_block_raises_comes_out_as_itself() -> None:
                     raise KeyError("mine")
             while server.connections:  # both closed on the way out
                 await trio.sleep(0.01)
+    with pytest.raises(KeyError, match="mine"):
+        async with TestClient(build_app()) as client:
+            assert (await client.get("/user/1")).status == 200
+            raise KeyError("mine")
 
 
 def _authenticated_app() -> tuple[App, JWTAuth]:
