@@ -23,6 +23,7 @@ from ._settings import Settings
 from ._stats import MetricsHook, PushStats
 from ._views import Handler, compile_handler
 from .auth._permissions import Permission, compile_permissions
+from .auth._recent import RecentRevocations
 
 if TYPE_CHECKING:
     from ._metrics import Metrics
@@ -114,6 +115,8 @@ class App:
         self.idempotency = Idempotency(self)
         #: The servers serving this App in this process (`revoke` closes connections on each).
         self.servers: weakref.WeakSet[Server] = weakref.WeakSet()
+        #: What was revoked lately: for credentials checked while a revocation came.
+        self.revocations = RecentRevocations()
         self.permissions = compile_permissions(permissions, "App") if permissions is not None else ()
         self._observe_viewsets()
         self._handlers: dict[tuple[object, str], Handler] = {}
@@ -297,6 +300,7 @@ class App:
         if self.auth is None:
             return 0
         self.auth.revoke(subject, at=at)
+        self.revocations.add(subject)
         closed = 0
         for server in list(self.servers):
             for connection in list(server.connections):

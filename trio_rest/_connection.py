@@ -355,8 +355,13 @@ class ServerConnection:
     async def _authenticate(self, event: Auth) -> None:
         auth = self.app.auth
         assert auth is not None
+        mark = self.app.revocations.mark()
         try:
             credentials = await auth.authenticate(event.token)
+            if credentials.subject is not None and self.app.revocations.revoked_since(
+                credentials.subject, mark
+            ):
+                raise AuthenticationError("The token was revoked.")
         except AuthenticationError as exc:
             log.info("%s: auth message refused: %s", self.peer, exc.detail)
             self.send_event(event.error(401, code="not_authenticated", detail=exc.detail))
@@ -392,9 +397,17 @@ class ServerConnection:
             self.close_unauthenticated()
 
     def revoked(self) -> None:
-        """Its user's credentials were revoked (`App.revoke`): close with 1008."""
+        """Its user's credentials were revoked (`App.revoke`): close with 1008.
+
+        They authorise nothing from now on, and a connection that does not run yet closes
+        (1008) as soon as it does.
+        """
         if self.close_code is None and not self._finished.is_set():
             log.info("%s: credentials revoked, closing", self.peer)
+            self.user = self.auth_expires = None
+            if self._nursery is None:
+                self._closing = (1008, "credentials revoked", 0.0)  # started by `run`
+                return
             self._start_closing(1008, "credentials revoked")
             self._start_soon(self._end_when_written)
 

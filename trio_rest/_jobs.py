@@ -158,7 +158,12 @@ async def _authenticate(request: Request, auth: AuthBackend) -> None:
     if token is not None:
         if not isinstance(token, str):
             raise AuthenticationError("The token must be a string.")
-        request.user = (await auth.authenticate(token)).user
+        revocations = request.connection.app.revocations
+        mark = revocations.mark()
+        credentials = await auth.authenticate(token)
+        if credentials.subject is not None and revocations.revoked_since(credentials.subject, mark):
+            raise AuthenticationError("The token was revoked.")
+        request.user = credentials.user
         return
     expires = request.connection.auth_expires
     if request.user is not None and expires is not None and time.time() > expires + auth.leeway:

@@ -233,10 +233,13 @@ class Server:
         throttle = self._throttle(address)
         linger = True  # an HTTP reply or a refused handshake: the client may still be sending
         try:
+            mark = self.app.revocations.mark()
             conn = await self._handshake(stream, peer, throttle)
             if conn is None:
                 return
-            self.connections.add(conn)
+            self.connections.add(conn)  # from now on, `App.revoke` finds it
+            if conn.subject is not None and self.app.revocations.revoked_since(conn.subject, mark):
+                conn.revoked()  # revoked while its handshake was checked: closed as it starts
             log.info(
                 "%s: connected to %s (%s), user %s, origin %s",
                 peer,

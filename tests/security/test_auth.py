@@ -295,6 +295,61 @@ async def test_revoking_a_user_closes_its_sockets_and_refuses_its_tokens() -> No
                 assert (await _ask(bob, "/me", args={"token": auth.issue("ada")}))["data"] == "ada"
 
 
+class _SlowLoader:
+    """A user loader that, for "ada", waits until told: a revocation comes while it waits."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self.checking = trio.Event()
+        self.go_on = trio.Event()
+
+    async def __call__(self, claims: dict[str, Any]) -> Any:
+        if claims["sub"] == "ada" and not self.go_on.is_set():
+            self.checking.set()
+            await self.go_on.wait()
+        return claims
+
+    async def revoke_while_checking(self) -> None:
+        await self.checking.wait()
+        self.app.revoke("ada")
+        self.go_on.set()
+
+
+async def test_a_user_revoked_while_its_token_is_checked_gets_nothing_from_it() -> None:
+    """The handshake, an auth message, args.token: a token revoked during its own check is refused."""
+    auth = JWTAuth(SECRET)
+    app = _app(auth)
+    with trio.fail_after(20):
+        async with running(app) as server, trio.open_nursery() as nursery:
+            # The handshake: accepted by then, its connection serves nothing as ada, and closes (1008).
+            slow = auth.user_loader = _SlowLoader(app)
+            headers = [("Authorization", f"Bearer {auth.issue('ada')}")]
+            nursery.start_soon(slow.revoke_while_checking)
+            async with trio_websocket.open_websocket_url(_url(server), extra_headers=headers) as ws:
+                reply = await _ask(ws, "/me")
+                assert reply["status"] in (401, 503) and "data" not in reply, reply  # 503: "closing"
+                with pytest.raises(trio_websocket.ConnectionClosed) as info:
+                    await ws.get_message()
+                assert (info.value.reason.code, info.value.reason.reason) == (1008, "credentials revoked")
+            async with trio_websocket.open_websocket_url(_url(server)) as ws:
+                # An auth message: refused, and the connection stays without credentials.
+                slow = auth.user_loader = _SlowLoader(app)
+                message = {"type": "auth", "token": auth.issue("ada"), "id": "a"}
+                nursery.start_soon(slow.revoke_while_checking)
+                await ws.send_message(orjson.dumps(message).decode())
+                refused = orjson.loads(await ws.get_message())
+                assert (refused["status"], refused["detail"]) == (401, "The token was revoked.")
+                assert (await _ask(ws, "/me"))["status"] == 401
+                # args.token: that request is refused.
+                slow = auth.user_loader = _SlowLoader(app)
+                token = auth.issue("ada")
+                nursery.start_soon(slow.revoke_while_checking)
+                refused = await _ask(ws, "/me", args={"token": token})
+                assert (refused["status"], refused["detail"]) == (401, "The token was revoked.")
+    app.revocations.check_invariants()
+    assert app.revocations.count == 3
+
+
 async def test_an_rs256_private_key_verifies_and_a_failing_loader_is_a_500(rsa_keys: tuple[str, str]) -> None:
     private_pem, _ = rsa_keys
     auth = JWTAuth(JWTKey(private_pem, "RS256"))

@@ -5,9 +5,12 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from trio_rest import App, ConfigurationError, MethodBasedView, Request, SimpleRouter, endpoint
 from trio_rest.auth import AllowAny, BasePermission, IsAuthenticated, JWTAuth, hash_password, verify_password
+from trio_rest.auth._recent import RecentRevocations
 from trio_rest.testing import TestClient
 
 AUTH = JWTAuth("k" * 32)
@@ -125,3 +128,33 @@ def test_the_design_briefs_spelling_of_jwtauth_and_issue() -> None:
     for claims_without_a_subject in ({"is_admin": True}, {"sub": 1}, {"sub": ""}):
         with pytest.raises(ConfigurationError, match="subject"):
             auth.issue(claims_without_a_subject)
+
+
+@given(
+    steps=st.lists(st.one_of(st.sampled_from(["ada", "bob", "eve"]), st.just(None)), max_size=60),
+    kept=st.integers(1, 8),
+)
+def test_recent_revocations_never_wrongly_accept(steps: list[str | None], kept: int) -> None:
+    """Against every revocation ever made: a subject revoked after a mark is always said to be."""
+    recent = RecentRevocations(kept)
+    made: list[str] = []
+    marks: list[int] = []
+    for subject in steps:
+        if subject is None:
+            marks.append(recent.mark())
+        else:
+            recent.add(subject)
+            made.append(subject)
+        recent.check_invariants()
+        for mark in marks:
+            for who in ("ada", "bob", "eve"):
+                if who in made[mark:]:
+                    assert recent.revoked_since(who, mark)
+                elif mark >= len(made) - kept:  # all of them remembered: exact
+                    assert not recent.revoked_since(who, mark)
+
+
+@pytest.mark.parametrize("kept", [0, -1, True, 1.5])
+def test_recent_revocations_keep_a_positive_number(kept: Any) -> None:
+    with pytest.raises(ValueError, match="kept must be a positive integer"):
+        RecentRevocations(kept)
