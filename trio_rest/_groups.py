@@ -13,8 +13,9 @@ that ``except APIError`` around the block misses it::
                 block.error = exc
                 raise
 
-The block's exception is raised alone when it is the group's only one; a group that holds
-anything else (a task of the context manager failed too) is raised as it is.
+The block's exception is raised alone, with its own cause and context, when the group holds
+nothing else (a nursery may rebuild a group the block raised: its leaves are compared); a
+group that holds anything else (a task of the context manager failed too) is raised as it is.
 """
 
 from __future__ import annotations
@@ -36,16 +37,30 @@ class Block:
 
 @contextmanager
 def alone() -> Iterator[Block]:
-    """Re-raise the block's exception without the group the nursery put around it."""
+    """Re-raise the block's exception without the groups the nurseries put around it."""
     block = Block()
+    error: BaseException | None = None
     try:
         yield block
     except BaseExceptionGroup as group:
-        inner = group  # one group per nursery the exception went through
-        while block.error is not None and len(inner.exceptions) == 1:
-            if inner.exceptions[0] is block.error:
-                raise block.error from None
-            if not isinstance(inner.exceptions[0], BaseExceptionGroup):
-                break
-            inner = inner.exceptions[0]
-        raise
+        if block.error is None or _leaves(group) != _leaves(block.error):
+            raise
+        error = block.error
+    if error is not None:
+        _raise_as_it_was(error)
+
+
+def _leaves(error: BaseException) -> set[int]:
+    """The identities of the exceptions that are not groups, however deep."""
+    if isinstance(error, BaseExceptionGroup):
+        return set().union(*(_leaves(inner) for inner in error.exceptions))
+    return {id(error)}
+
+
+def _raise_as_it_was(error: BaseException) -> None:
+    """Raise `error` with the cause and context it had (raising it here would set a context)."""
+    cause, context, suppress = error.__cause__, error.__context__, error.__suppress_context__
+    try:
+        raise error
+    finally:
+        error.__cause__, error.__context__, error.__suppress_context__ = cause, context, suppress

@@ -126,6 +126,22 @@ async def test_what_the_block_raises_comes_out_as_itself() -> None:
             raise KeyError("mine")
 
 
+async def test_what_the_block_raises_keeps_its_cause_and_its_own_group() -> None:
+    with pytest.raises(ValueError, match="wrapped") as raised:
+        async with TestClient(build_app()):
+            try:
+                {}["key"]
+            except KeyError as exc:
+                raise ValueError("wrapped") from exc
+    assert isinstance(raised.value.__cause__, KeyError) and raised.value.__context__ is raised.value.__cause__
+    with pytest.raises(ExceptionGroup) as grouped:
+        async with TestClient(build_app()), trio.open_nursery() as nursery:
+            nursery.start_soon(trio.sleep, 0)
+            raise ValueError("in my own nursery")
+    (inner,) = grouped.value.exceptions  # the block's own group, not wrapped in another
+    assert isinstance(inner, ValueError)
+
+
 def _authenticated_app() -> tuple[App, JWTAuth]:
     @endpoint
     async def hello(request: Request) -> str:

@@ -409,4 +409,4 @@ $("connection").addEventListener("submit", (event) => {
 $("filter").addEventListener("input", filterRoutes);
 $("clear").addEventListener("click", () => $("log").replaceChildren());
 // The document first: it says whether the server takes a connection without a token.
-loadDocument().then(open);
+loadDocument().finally(open);
