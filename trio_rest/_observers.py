@@ -15,12 +15,13 @@ How. SQLAlchemy's session events run in the worker thread that flushes:
   observed too: the rows they match are read in the same transaction, before a delete and
   after an update;
 - so are ORM ``INSERT`` statements: one row's key is the statement's inserted primary key, a
-  list of rows' (``session.execute(insert(User), rows)``) come back through ``RETURNING``
-  (the caller then gets an empty result, as it would have had no rows either); the rows are
-  read as for an update. The other forms (an upsert, a ``RETURNING`` of the caller's own,
-  ``values([...])`` of several rows, ``from_select``, a list of rows on a database without
-  ``RETURNING`` for it) are counted, and published as a bulk statement past its limit is
-  (rule 3), since adding to them what gives the keys would change the caller's result;
+  bulk INSERT's (``session.execute(insert(User), rows)``) come back through ``RETURNING``
+  (the caller then gets an empty result, as it would have had without it); the rows are
+  read as for an update. The other forms (an upsert, a ``RETURNING`` or ``return_defaults``
+  of the caller's own, ``values([...])`` of several rows, ``from_select``, a ``raw``
+  executemany, a database without ``RETURNING`` for several rows) are counted, and published
+  as a bulk statement past its limit is (rule 3), since adding what gives the keys would
+  change the caller's result;
 - the changes belong to the innermost transaction (a savepoint, or the session's); a
   savepoint that is released hands them to its parent, one that rolls back drops them;
 - the session's commit hands them to `Database.session`, which publishes them once the
@@ -42,7 +43,7 @@ Rules (the tests of each, on SQLite and PostgreSQL, are in ``tests/trio_rest/tes
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -350,43 +351,59 @@ def _bulk(state: ORMExecuteState, observer: Observer, serialize: Callable[..., C
 
 
 def _insert(state: ORMExecuteState, observer: Observer, serialize: Callable[..., Change | None]) -> Any:
-    """Run an ORM INSERT, recording the rows it created (or their count, when not known one by one)."""
+    """Run an ORM INSERT, recording the rows it created (or their count, when not known one by one).
+
+    The caller's result is the one it would have had: RETURNING is added only where SQLAlchemy
+    answers a statement without one with an empty result (a bulk INSERT of parameter sets).
+    """
     session = state.session
     statement: Any = state.statement
-    rows = state.parameters if isinstance(state.parameters, list) else None
-    several: Any = getattr(statement, "_multi_values", ())  # values([...]): one VALUES list of rows
+    parameters = state.parameters
+    if isinstance(parameters, Mapping):  # one parameter set: a bulk INSERT of one row
+        rows: list[Any] | None = [parameters] if parameters else None
+    elif isinstance(parameters, Sequence) and not isinstance(parameters, str | bytes):
+        rows = list(parameters)
+    else:
+        rows = None
+    several: Any = getattr(statement, "_multi_values", ())  # values([...]), once or more
     source: Any = getattr(statement, "select", None)  # from_select(...)
     # An upsert (ON CONFLICT ...) updates some rows and creates others: only a count is true of it.
     upsert = getattr(statement, "_post_values_clause", None) is not None
     own_returning = len(statement.exported_columns) > 0
+    defaults = bool(getattr(statement, "_return_defaults", False))  # takes no RETURNING of ours
+    bulk = state.execution_options.get("dml_strategy", "auto") in ("auto", "bulk")
     dialect = session.get_bind(mapper=observer.mapper).dialect
-    changes = _changes(session)
-    counted = (
-        upsert
-        or own_returning
-        or bool(several)
-        or source is not None
-        or (rows is not None and not dialect.insert_executemany_returning)
+    returning = (
+        rows is not None
+        and bulk
+        and not (own_returning or defaults)
+        and bool(dialect.insert_executemany_returning)
     )
-    if counted:
-        if own_returning:  # its rows are the caller's: counted, and handed over intact
-            frozen = state.invoke_statement().freeze()
-            count, result = len(frozen().all()), frozen()
-        else:
-            if rows is not None:
-                count = len(rows)
-            elif several:
-                count = len(several[0])
-            elif source is not None:  # what the SELECT gives now, in this transaction, is inserted
-                counting = sqlalchemy.select(sqlalchemy.func.count()).select_from(source.subquery())
-                count = session.execute(counting, execution_options={"autoflush": False}).scalar_one()
-            else:
-                count = 1
-            result = state.invoke_statement()
-        if count:
-            changes.bulk[observer] = changes.bulk.get(observer, 0) + count
-        return result
+    changes = _changes(session)
     keys = [getattr(observer.model, key) for key in observer.keys]
+    if returning and upsert:  # the rows it created or updated, counted (one that did nothing is not)
+        count = len(state.invoke_statement(statement=statement.returning(*keys)).all())
+        _count(changes, observer, count)
+        return sqlalchemy.engine.result.null_result()
+    if upsert or own_returning or several or source is not None or (rows is not None and not returning):
+        before = None
+        if source is not None and not own_returning:  # counted first: the SELECT may see its own rows
+            counting = sqlalchemy.select(sqlalchemy.func.count()).select_from(source.subquery())
+            before = session.execute(counting, execution_options={"autoflush": False}).scalar_one()
+        result = state.invoke_statement()
+        if own_returning and not isinstance(result, sqlalchemy.CursorResult):
+            frozen = result.freeze()  # its rows are the caller's: counted, and handed over intact
+            count, result = len(frozen().all()), frozen()
+        elif isinstance(result, sqlalchemy.CursorResult) and result.rowcount >= 0:
+            count = result.rowcount
+        elif rows is not None:
+            count = len(rows)
+        elif several:
+            count = sum(len(values) for values in several)
+        else:
+            count = before if before is not None else 1
+        _count(changes, observer, count)
+        return result
     if rows is not None:  # the keys come back through RETURNING; the caller had asked for no rows
         returned = state.invoke_statement(statement=statement.returning(*keys))
         created = [tuple(row) for row in returned]
@@ -396,10 +413,10 @@ def _insert(state: ORMExecuteState, observer: Observer, serialize: Callable[...,
         key = tuple(result.inserted_primary_key or ()) if isinstance(result, sqlalchemy.CursorResult) else ()
         created = [key] if key and None not in key else []
         if not created:  # a key the database did not give back: the row is counted all the same
-            changes.bulk[observer] = changes.bulk.get(observer, 0) + 1
+            _count(changes, observer, 1)
             return result
     if len(created) > observer.bulk_limit:
-        changes.bulk[observer] = changes.bulk.get(observer, 0) + len(created)
+        _count(changes, observer, len(created))
         return result
     for instance in _load(session, observer.model, keys, created):
         change = serialize(session, observer, instance)
@@ -407,6 +424,12 @@ def _insert(state: ORMExecuteState, observer: Observer, serialize: Callable[...,
             change.kind = CREATED
             changes.record(_key(observer, change.obj), change)
     return result
+
+
+def _count(changes: Changes, observer: Observer, count: int) -> None:
+    """`count` rows of `observer`'s model changed, not one by one (rule 3)."""
+    if count > 0:
+        changes.bulk[observer] = changes.bulk.get(observer, 0) + count
 
 
 def _load(session: Session, model: type, keys: list[Any], matched: Iterable[tuple[Any, ...]]) -> list[Any]:

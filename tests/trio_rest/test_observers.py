@@ -132,6 +132,25 @@ def upsert(request: Request) -> None:
 
 
 @endpoint
+def insert_as(request: Request) -> Any:
+    """Other spellings of an INSERT; the reply is what the caller's own result tells."""
+    session, form, rows = _session(request), request.data["form"], request.data["rows"]
+    if form == "one set":  # a single parameter set, not in a list
+        return type(session.execute(insert(Player), rows[0])).__name__
+    if form == "tuple":
+        return type(session.execute(insert(Player), tuple(rows))).__name__
+    if form == "raw":  # a plain executemany: the caller keeps its cursor result (and rowcount)
+        return type(session.execute(insert(Player), rows, execution_options={"dml_strategy": "raw"})).__name__
+    if form == "defaults":  # no RETURNING can be added to it
+        return type(session.execute(insert(Player).return_defaults(), rows)).__name__
+    if form == "values twice":
+        return session.execute(insert(Player).values(rows[:1]).values(rows[1:])).rowcount
+    assert form == "upsert nothing"
+    dialect = sqlite if session.get_bind().dialect.name == "sqlite" else postgresql
+    return type(session.execute(dialect.insert(Player).on_conflict_do_nothing(), rows)).__name__
+
+
+@endpoint
 def insert_then_fail(request: Request) -> None:
     """Inserts a list of rows, then fails: the request's transaction rolls back."""
     _session(request).execute(insert(Player), request.data)
@@ -200,6 +219,7 @@ def _app(url: str, **observe: Any) -> App:
         insert_returning,
         upsert,
         insert_then_fail,
+        insert_as,
     )
     for view in (*views, *inserts):
         router.register(f"/{view.__name__}", view, "POST")
@@ -396,6 +416,33 @@ async def test_an_insert_whose_rows_are_not_known_one_by_one_publishes_their_cou
         await _nothing_more(reader, everything)
     assert app.database is not None
     assert await app.database.run_sync(_names, app.database) == ["a", "b", "a2", "b2", "upserted", "d"]
+
+
+async def test_each_spelling_of_an_insert_leaves_the_callers_result_and_is_published(app: App) -> None:
+    async with _watching(app) as (writer, reader, everything):
+
+        async def insert_as(form: str, *names: str) -> Any:
+            reply = await writer.post("/insert_as", {"form": form, "rows": [{"name": n} for n in names]})
+            assert reply.status == 200, reply
+            return reply.data
+
+        assert await insert_as("one set", "a") == "IteratorResult"  # as SQLAlchemy's own
+        assert [(kind, data["name"]) for kind, _, data in [await _next(everything)]] == [("created", "a")]
+        assert await insert_as("tuple", "b", "c") == "IteratorResult"
+        got = [await _next(everything) for _ in range(2)]
+        assert sorted((kind, data["name"]) for kind, _, data in got) == [("created", "b"), ("created", "c")]
+        assert await insert_as("raw", "d", "e") == "CursorResult"
+        assert await _next(everything) == ("changed", "/player", {"count": 2})
+        assert await insert_as("defaults", "f", "g") == "IteratorResult"
+        assert await _next(everything) == ("changed", "/player", {"count": 2})
+        await insert_as("values twice", "h", "i", "j")
+        assert await _next(everything) == ("changed", "/player", {"count": 3})
+        assert await insert_as("upsert nothing", "k") == "IteratorResult"  # a new row, created
+        assert await _next(everything) == ("changed", "/player", {"count": 1})
+        await _nothing_more(reader, everything)
+    assert app.database is not None
+    names = await app.database.run_sync(_names, app.database)
+    assert names == ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k"]
 
 
 async def test_a_large_insert_or_one_without_returning_publishes_its_count(db_url: str) -> None:
