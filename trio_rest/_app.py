@@ -307,6 +307,8 @@ class App:
                 if connection.subject == subject:
                     connection.revoked()
                     closed += 1
+                else:  # its requests made with the subject's own token end (401)
+                    connection.revoke_requests(subject)
         return closed
 
     def handler(self, view: object, method: str) -> Handler:

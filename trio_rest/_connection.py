@@ -108,6 +108,8 @@ class ServerConnection:
             past it, requests are no longer authorised by them.
         throttle: its rate limits (None: none apply).
         subject: the ``sub`` of the token that authenticated it (None without one).
+        credentials_revoked: its credentials were revoked (`App.revoke`): it closes, and
+            a request that runs meanwhile is answered 401 unless it carries a token.
         close_code: the close code, once the connection is closing.
         close_reason: the close reason.
         failed: this side failed the WebSocket (a protocol violation): the peer may
@@ -140,6 +142,7 @@ class ServerConnection:
         "auth_expires",
         "close_code",
         "close_reason",
+        "credentials_revoked",
         "failed",
         "headers",
         "path",
@@ -176,6 +179,7 @@ class ServerConnection:
         self.user: Any = user
         self.auth_expires = auth_expires
         self.subject: str | None = None
+        self.credentials_revoked = False
         self.throttle = throttle
         self._limits = limits  # the server's, for the user's bucket
         self._set_subject(subject)
@@ -397,19 +401,25 @@ class ServerConnection:
             self.close_unauthenticated()
 
     def revoked(self) -> None:
-        """Its user's credentials were revoked (`App.revoke`): close with 1008.
+        """Its user's credentials were revoked (`App.revoke`): answer 401 and close with 1008.
 
-        They authorise nothing from now on, and a connection that does not run yet closes
-        (1008) as soon as it does.
+        They authorise nothing from now on. What runs with them is cancelled and what waits
+        is answered, 401 each; then the connection closes as `close` does, with 1008 (at
+        once, if it does not run yet: as soon as it does).
         """
-        if self.close_code is None and not self._finished.is_set():
-            log.info("%s: credentials revoked, closing", self.peer)
-            self.user = self.auth_expires = None
-            if self._nursery is None:
-                self._closing = (1008, "credentials revoked", 0.0)  # started by `run`
-                return
-            self._start_closing(1008, "credentials revoked")
-            self._start_soon(self._end_when_written)
+        self.credentials_revoked = True
+        self.user = self.auth_expires = None
+        if self._closing is not None or self.close_code is not None or self._finished.is_set():
+            return
+        log.info("%s: credentials revoked, closing", self.peer)
+        self._pool.revoke(self.subject, queued=True)
+        self._closing = (1008, "credentials revoked", self._settings.close_timeout)
+        if self._nursery is not None:  # else `run` starts the closing
+            self._start_soon(self._close_gracefully, *self._closing)
+
+    def revoke_requests(self, subject: str) -> int:
+        """End the requests and subscriptions that run on `subject`'s own ``args.token`` (401)."""
+        return self._pool.revoke(subject)
 
     def join(self, topic: str) -> None:
         """Receive what the App publishes to `topic`, until `leave` or the connection's end.

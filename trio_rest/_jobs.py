@@ -26,7 +26,15 @@ if TYPE_CHECKING:
     from ._views import Handler
     from .auth._backend import AuthBackend
 
-__all__ = ["CancelledBy", "Job", "call_handler", "closing_reply", "error_reply", "success_reply"]
+__all__ = [
+    "CancelledBy",
+    "Job",
+    "call_handler",
+    "closing_reply",
+    "error_reply",
+    "revoked_reply",
+    "success_reply",
+]
 
 log = logging.getLogger("trio_rest")
 
@@ -36,6 +44,7 @@ class CancelledBy(enum.Enum):
 
     CLIENT = 499  # a cancel message, or the client left the request's scope
     CLOSING = 503  # the connection is closing
+    REVOKED = 401  # the credentials it ran with were revoked (`App.revoke`)
 
 
 @attrs.define(eq=False)
@@ -74,6 +83,11 @@ class Job:
 def closing_reply(job: Job) -> ProtocolResponse:
     """The reply to a job the closing connection could not let finish."""
     return job.event.error(503, code="closing", detail="The server is closing.")
+
+
+def revoked_reply(job: Job) -> ProtocolResponse:
+    """The reply to a job whose credentials were revoked while it ran."""
+    return job.event.error(401, code="not_authenticated", detail="The token was revoked.")
 
 
 def error_reply(event: ProtocolRequest, exc: APIError) -> ProtocolResponse:
@@ -152,9 +166,14 @@ async def _authenticate(request: Request, auth: AuthBackend) -> None:
     """Settle `request.user`: its own token if it carries one, else the connection's, while valid.
 
     Raises:
-        AuthenticationError: the request's own token is refused (a 401, whatever the view).
+        AuthenticationError: the request's own token is refused, or the connection's
+            credentials were revoked (a 401, whatever the view).
     """
     token = request_token(request.args, request.extras)
+    if token is None and request.connection.credentials_revoked:
+        # Read before the revocation, it runs after: it is not served, as anyone.
+        request.user = None
+        raise AuthenticationError("The connection's credentials were revoked.")
     if token is not None:
         if not isinstance(token, str):
             raise AuthenticationError("The token must be a string.")
@@ -163,8 +182,10 @@ async def _authenticate(request: Request, auth: AuthBackend) -> None:
         credentials = await auth.authenticate(token)
         if credentials.subject is not None and revocations.revoked_since(credentials.subject, mark):
             raise AuthenticationError("The token was revoked.")
-        request.user = credentials.user
+        request.user, request.subject = credentials.user, credentials.subject
         return
+    if request.user is not None:
+        request.subject = request.connection.subject
     expires = request.connection.auth_expires
     if request.user is not None and expires is not None and time.time() > expires + auth.leeway:
         request.user = None  # the connection's token expired: it no longer authorises anything

@@ -79,6 +79,8 @@ class Request:
         subscription: the `Subscription` of a SUBSCRIBE request (None otherwise).
         auth_error: why the request's credentials were refused (None when they were
             accepted, or there were none); the 401's detail.
+        subject: the ``sub`` of the credentials it runs with: its own token's
+            (``args.token``), else the connection's (None without any).
         permissions: the view's permissions, for `check_object_permissions`.
     """
 
@@ -97,6 +99,7 @@ class Request:
     session: Any = None
     subscription: Subscription | None = None
     auth_error: str | None = None
+    subject: str | None = None
     permissions: tuple[Any, ...] = ()
 
     def check_object_permissions(self, obj: Any) -> None:

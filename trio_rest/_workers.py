@@ -7,10 +7,11 @@ when a handler *waits* (its first step, run inline, suspends: the rest is awaite
 `Resume`), so slow handlers still run concurrently, up to `max_concurrency` at once.
 
 Each job runs under its own deadline and can be cancelled alone (the client's cancel, its
-deadline, the connection closing). The cancel scope that does it is the worker's, kept
-from job to job and renewed after a cancellation: entering a scope per request cost about
-a fifth of a request. A deadline is handed to that scope only once the handler waits; a
-handler that never waits cannot be cancelled anyway (cancellation lands at checkpoints).
+deadline, the connection closing, a revocation of its credentials). The cancel scope that
+does it is the worker's, kept from job to job and renewed after a cancellation: entering a
+scope per request cost about a fifth of a request. A deadline is handed to that scope only
+once the handler waits; a handler that never waits cannot be cancelled anyway
+(cancellation lands at checkpoints).
 
 A SUBSCRIBE job that accepts (`Subscription.accept`) is *detached*: its 200 is its reply,
 and its worker leaves the pool for as long as the subscription lasts, so that it no
@@ -59,7 +60,7 @@ from trio_rest_protocol import Response as ProtocolResponse
 
 from ._budget import ByteBudget
 from ._errors import APIError
-from ._jobs import CancelledBy, Job, closing_reply, error_reply, success_reply
+from ._jobs import CancelledBy, Job, closing_reply, error_reply, revoked_reply, success_reply
 from ._outbox import Outbox
 from ._resume import Resume
 
@@ -236,10 +237,29 @@ class WorkerPool:
                     return True
         return False
 
+    def revoke(self, subject: str | None, *, queued: bool = False) -> int:
+        """Cancel what runs with `subject`'s credentials: each is answered 401 as it ends.
+
+        With `queued` (the connection's own credentials were revoked), what has not run yet
+        is answered 401 now. Returns how many running jobs were cancelled.
+        """
+        revoked = 0
+        for job in [*self.running.values(), *self.subscriptions.values()]:
+            if job.scope is self._lender and self._lender is not None:
+                continue  # the reader's own request, whose first step revokes: it finishes
+            if subject is not None and job.request.subject == subject and job.cancelled is None:
+                job.cancelled = CancelledBy.REVOKED
+                job.scope.cancel()
+                revoked += 1
+        if queued:
+            self._answer_queued(revoked_reply)
+        return revoked
+
     def cancel_all(self) -> None:
         """The connection closes: cancel what runs, answer what waits with 503."""
         for job in [*self.running.values(), *self.subscriptions.values()]:
-            job.cancelled = CancelledBy.CLOSING
+            if job.cancelled is not CancelledBy.REVOKED:  # that one is still answered 401
+                job.cancelled = CancelledBy.CLOSING
             job.scope.cancel()
         self._answer_queued()
 
@@ -257,9 +277,9 @@ class WorkerPool:
             if subscription is not None:
                 subscription.end(None, closing_reply(job))
 
-    def _answer_queued(self) -> None:
+    def _answer_queued(self, reply: Callable[[Job], ProtocolResponse] = closing_reply) -> None:
         for job in [*self.held, *self.waiting]:
-            self._answer(job, closing_reply(job))
+            self._answer(job, reply(job))
             self._forget(job)
 
     def release(self) -> None:
@@ -549,6 +569,8 @@ class WorkerPool:
             if subscription is not None:
                 if reply is None and job.cancelled is CancelledBy.CLOSING:
                     reply = closing_reply(job)
+                elif reply is None and job.cancelled is CancelledBy.REVOKED:
+                    reply = revoked_reply(job)
                 subscription.end(result, reply)
         elif reply is not None:
             self._answer(job, reply)
@@ -556,6 +578,8 @@ class WorkerPool:
             self._answer(job, job.event.error(499))
         elif job.cancelled is CancelledBy.CLOSING:
             self._answer(job, closing_reply(job))
+        elif job.cancelled is CancelledBy.REVOKED:
+            self._answer(job, revoked_reply(job))
         else:  # the worker's own scope: the deadline
             self._answer(job, job.event.error(504))
 
