@@ -409,10 +409,12 @@ class ServerConnection:
         """
         self.credentials_revoked = True
         self.user = self.auth_expires = None
-        if self._closing is not None or self.close_code is not None or self._finished.is_set():
+        if self._finished.is_set():
             return
         log.info("%s: credentials revoked, closing", self.peer)
         self._pool.revoke(self.subject, queued=True)
+        if self._closing is not None or self.close_code is not None:
+            return  # closing already: what the revocation refuses is refused meanwhile
         self._closing = (1008, "credentials revoked", self._settings.close_timeout)
         if self._nursery is not None:  # else `run` starts the closing
             self._start_soon(self._close_gracefully, *self._closing)

@@ -155,6 +155,7 @@ class Dispatcher:
             connection=connection,
             app=connection.app,
             user=connection.user,
+            subject=connection.subject if connection.user is not None else None,
         )
 
     def _dispatch(self, event: ProtocolRequest, size: int) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import enum
 import functools
 import logging
@@ -75,6 +76,11 @@ class Job:
     answered: bool = False
 
     @property
+    def carries_token(self) -> bool:
+        """Whether the request brings its own credentials (``args.token``)."""
+        return request_token(self.request.args, self.request.extras) is not None
+
+    @property
     def key(self) -> object:
         """How the pool finds the job: its id, or itself when it has none."""
         return self.event.id if self.event.id is not None else self
@@ -110,6 +116,10 @@ def success_reply(event: ProtocolRequest, result: Any) -> ProtocolResponse:
     return event.response(data=result if event.method != "HEAD" else None)
 
 
+#: The job whose view runs in this task (a revocation it makes does not cancel it).
+current_job: contextvars.ContextVar[Job | None] = contextvars.ContextVar("trio_rest.job", default=None)
+
+
 async def call_handler(job: Job) -> Any:
     """Run a job's view, inside the App's middleware when it has some.
 
@@ -118,10 +128,14 @@ async def call_handler(job: Job) -> Any:
     Returns:
         What the view returned (or what the middleware made of it).
     """
-    extras = job.event.extras
-    if extras and KEY in extras and job.event.method in WRITES:
-        return await job.request.app.idempotency.run(job, extras[KEY], _call_handler)
-    return await _call_handler(job)
+    running = current_job.set(job)
+    try:
+        extras = job.event.extras
+        if extras and KEY in extras and job.event.method in WRITES:
+            return await job.request.app.idempotency.run(job, extras[KEY], _call_handler)
+        return await _call_handler(job)
+    finally:
+        current_job.reset(running)
 
 
 async def _call_handler(job: Job) -> Any:
@@ -172,7 +186,7 @@ async def _authenticate(request: Request, auth: AuthBackend) -> None:
     token = request_token(request.args, request.extras)
     if token is None and request.connection.credentials_revoked:
         # Read before the revocation, it runs after: it is not served, as anyone.
-        request.user = None
+        request.user = request.subject = None
         raise AuthenticationError("The connection's credentials were revoked.")
     if token is not None:
         if not isinstance(token, str):
@@ -184,9 +198,7 @@ async def _authenticate(request: Request, auth: AuthBackend) -> None:
             raise AuthenticationError("The token was revoked.")
         request.user, request.subject = credentials.user, credentials.subject
         return
-    if request.user is not None:
-        request.subject = request.connection.subject
     expires = request.connection.auth_expires
     if request.user is not None and expires is not None and time.time() > expires + auth.leeway:
-        request.user = None  # the connection's token expired: it no longer authorises anything
+        request.user = request.subject = None  # the connection's token expired: it authorises nothing
         request.auth_error = "The connection's token has expired: send a new one in an auth message."

@@ -60,7 +60,7 @@ from trio_rest_protocol import Response as ProtocolResponse
 
 from ._budget import ByteBudget
 from ._errors import APIError
-from ._jobs import CancelledBy, Job, closing_reply, error_reply, revoked_reply, success_reply
+from ._jobs import CancelledBy, Job, closing_reply, current_job, error_reply, revoked_reply, success_reply
 from ._outbox import Outbox
 from ._resume import Resume
 
@@ -240,19 +240,25 @@ class WorkerPool:
     def revoke(self, subject: str | None, *, queued: bool = False) -> int:
         """Cancel what runs with `subject`'s credentials: each is answered 401 as it ends.
 
-        With `queued` (the connection's own credentials were revoked), what has not run yet
-        is answered 401 now. Returns how many running jobs were cancelled.
+        The request that revokes (its view calls `App.revoke`) finishes. What has not run yet
+        and was read with those credentials is answered 401 now, and with `queued` (the
+        connection's own credentials were revoked) so is everything else that carries no
+        token of its own. Returns how many running jobs were cancelled.
         """
         revoked = 0
+        caller = current_job.get()
         for job in [*self.running.values(), *self.subscriptions.values()]:
-            if job.scope is self._lender and self._lender is not None:
-                continue  # the reader's own request, whose first step revokes: it finishes
+            if job is caller:
+                continue
             if subject is not None and job.request.subject == subject and job.cancelled is None:
                 job.cancelled = CancelledBy.REVOKED
                 job.scope.cancel()
                 revoked += 1
-        if queued:
-            self._answer_queued(revoked_reply)
+        for job in [*self.held, *self.waiting]:
+            read_with_them = subject is not None and job.request.subject == subject
+            if (queued or read_with_them) and not job.carries_token:
+                self._answer(job, revoked_reply(job))
+                self._forget(job)
         return revoked
 
     def cancel_all(self) -> None:
@@ -277,9 +283,9 @@ class WorkerPool:
             if subscription is not None:
                 subscription.end(None, closing_reply(job))
 
-    def _answer_queued(self, reply: Callable[[Job], ProtocolResponse] = closing_reply) -> None:
+    def _answer_queued(self) -> None:
         for job in [*self.held, *self.waiting]:
-            self._answer(job, reply(job))
+            self._answer(job, closing_reply(job))
             self._forget(job)
 
     def release(self) -> None:

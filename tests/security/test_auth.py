@@ -8,6 +8,7 @@ Every credential route is driven: the handshake's Bearer header and ``?token=``,
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import json
@@ -353,20 +354,25 @@ async def test_a_user_revoked_while_its_token_is_checked_gets_nothing_from_it() 
 
 
 async def test_requests_read_before_a_revocation_and_run_after_it_are_refused() -> None:
-    """One at a time: the requests queued behind the one that revokes are answered 401."""
+    """One at a time: the requests queued behind the one that revokes are answered 401.
+
+    The one that revokes finishes, and one that brings its own token is served with it.
+    """
     auth = JWTAuth(SECRET)
     ran_as: list[Any] = []
 
     @endpoint(permissions=[AllowAny])
     async def revoke_ada(request: Request) -> int:
-        while request.connection.stats().waiting < 3:  # the three others are read, and wait
+        while request.connection.stats().waiting < 4:  # the others are read, and wait
             await trio.sleep(0.01)
-        return request.app.revoke("ada")
+        closed = request.app.revoke("ada")
+        await trio.sleep(0.01)  # its own revocation does not cancel it
+        return closed
 
     @endpoint(permissions=[AllowAny])
     async def who(request: Request) -> Any:
         ran_as.append(request.user)
-        return "served"
+        return request.user["sub"]
 
     router = SimpleRouter()
     router.register("/revoke", revoke_ada, "POST")
@@ -376,16 +382,71 @@ async def test_requests_read_before_a_revocation_and_run_after_it_are_refused() 
     with trio.fail_after(10):
         async with TestClient(app, path=f"/?token={auth.issue('ada')}", reconnect=False) as client:
 
-            async def ask(method: str, url: str) -> None:
-                replies.append((url, (await client.request(method, url)).status))
+            async def ask(method: str, url: str, **args: Any) -> None:
+                reply = await client.request(method, url, args=args)
+                replies.append((url, reply.status, reply.data))
 
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(ask, "POST", "/revoke")
                 await trio.sleep(0.05)  # sent first, so read first
                 for _ in range(3):
                     nursery.start_soon(ask, "GET", "/who")
-    assert sorted(replies) == [("/revoke", 200), ("/who", 401), ("/who", 401), ("/who", 401)]
-    assert ran_as == []  # none ran, as ada or as anyone
+                nursery.start_soon(functools.partial(ask, "GET", "/who", token=auth.issue("bob")))
+    assert sorted(replies, key=str) == [
+        ("/revoke", 200, 1),
+        ("/who", 200, "bob"),
+        ("/who", 401, None),
+        ("/who", 401, None),
+        ("/who", 401, None),
+    ]
+    assert [user["sub"] for user in ran_as] == ["bob"]  # none ran as ada, or as anyone
+
+
+async def test_a_revocation_reaches_what_runs_while_the_connection_closes_or_changes_user() -> None:
+    """Closing already, or authenticated as bob since: what was read as ada is refused all the same."""
+    auth = JWTAuth(SECRET)
+    started: list[Request] = []
+
+    @endpoint(permissions=[IsAuthenticated])
+    async def slow(request: Request) -> Any:
+        started.append(request)
+        await trio.sleep(2)
+        return request.user["sub"]
+
+    router = SimpleRouter()
+    router.register("/slow", slow, "GET")
+    app = App(router, auth=auth, settings=Settings(max_concurrency=1))
+    with trio.fail_after(10):
+        async with TestClient(app, path=f"/?token={auth.issue('ada')}", reconnect=False) as client:
+            async with trio.open_nursery() as nursery:
+                replies: list[Any] = []
+
+                async def ask() -> None:
+                    reply = await client.get("/slow")
+                    replies.append((reply.status, reply.detail))
+
+                nursery.start_soon(ask)
+                while not started:
+                    await trio.sleep(0.01)
+                nursery.start_soon(started[0].connection.close, 1000, "bye")  # a grace of 10 s
+                await trio.sleep(0.05)
+                assert app.revoke("ada") == 1
+            assert replies == [(401, "The token was revoked.")]
+        async with running(app) as server:
+            url = f"ws://127.0.0.1:{server.port}/?token={auth.issue('ada')}"
+            async with trio_websocket.open_websocket_url(url) as ws:
+                for message in (
+                    {"method": "GET", "url": "/slow", "id": 1},  # runs, as ada
+                    {"method": "GET", "url": "/slow", "id": 2},  # read as ada, waits for the first
+                    {"type": "auth", "token": auth.issue("bob"), "id": "a"},  # bob's connection now
+                ):
+                    await ws.send_message(orjson.dumps(message).decode())
+                assert orjson.loads(await ws.get_message())["id"] == "a"
+                assert app.revoke("ada") == 0  # not her connection any more
+                answers = sorted(
+                    (m["id"], m["status"]) for m in [orjson.loads(await ws.get_message()) for _ in "12"]
+                )
+                assert answers == [(1, 401), (2, 401)]  # both read as ada
 
 
 async def test_a_subscription_made_with_a_revoked_users_own_token_ends() -> None:
