@@ -47,7 +47,7 @@ from trio_rest_protocol import (
 )
 
 from ._errors import APIError, TrioRestError
-from ._groups import alone
+from ._groups import Block, alone
 from ._idempotency import KEY as _KEY
 from ._idempotency import WRITES as _WRITES
 from ._subprotocols import SUBPROTOCOLS as _CODECS
@@ -658,6 +658,19 @@ async def _hold_websocket(
 
 
 @asynccontextmanager
+async def _lend(client: Client, nursery: trio.Nursery, block: Block) -> AsyncIterator[None]:
+    """The caller's block with `client`: what it raises noted in `block`; then all is closed."""
+    try:
+        yield
+    except BaseException as exc:
+        block.error = exc
+        raise
+    finally:
+        await client.aclose()
+        nursery.cancel_scope.cancel()
+
+
+@asynccontextmanager
 async def connect(
     url: str,
     *,
@@ -738,13 +751,7 @@ async def connect(
                 failure = exc
                 nursery.cancel_scope.cancel()
             else:
-                try:
+                async with _lend(client, nursery, block):
                     yield client
-                except BaseException as exc:
-                    block.error = exc
-                    raise
-                finally:
-                    await client.aclose()
-                    nursery.cancel_scope.cancel()
     if failure is not None:
         raise failure

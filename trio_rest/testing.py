@@ -24,7 +24,7 @@ from ._groups import alone
 from ._routing import SimpleRouter
 from ._server import Server
 from ._settings import Settings
-from .client import Client
+from .client import Client, _lend
 
 __all__ = ["TestClient", "checking_invariants", "serve_echo"]
 
@@ -76,14 +76,8 @@ class TestClient:
 
                 client = Client(nursery, opener, **self._options)
                 await client.start()
-                try:
+                async with _lend(client, nursery, block):
                     yield client
-                except BaseException as exc:
-                    block.error = exc
-                    raise
-                finally:
-                    await client.aclose()
-                    nursery.cancel_scope.cancel()
 
     async def __aenter__(self) -> Client:
         self._context = self._open()

@@ -150,30 +150,43 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+class _Restartable:
+    """`app` served on one port of 127.0.0.1, stopped (every connection drops) and started again."""
+
+    def __init__(self, app: App, nursery: trio.Nursery) -> None:
+        self.app, self.nursery, self.port = app, nursery, _free_port()
+        self.url = f"ws://127.0.0.1:{self.port}/"
+        self._serving = trio.CancelScope()
+
+    async def start(self) -> None:
+        self._serving = trio.CancelScope()
+        await self.nursery.start(self._serve, self._serving)
+
+    def stop(self) -> None:
+        self._serving.cancel()
+
+    async def _serve(self, scope: trio.CancelScope, task_status: trio.TaskStatus[None]) -> None:
+        with scope:
+            await Server(self.app).serve("127.0.0.1", self.port, task_status=task_status)
+
+
 async def test_the_client_recovers_what_was_published_while_it_was_away() -> None:
     """The server goes away, 100 messages are published, it comes back: the client gets exactly those."""
     app = _app(history_size=1000)
-    port = _free_port()
     with trio.fail_after(30):
         async with trio.open_nursery() as nursery:
-            serving = trio.CancelScope()
-
-            async def serve(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-                with serving:
-                    await Server(app).serve("127.0.0.1", port, task_status=task_status)
-
-            await nursery.start(serve)
-            url = f"ws://127.0.0.1:{port}/"
+            server = _Restartable(app, nursery)
+            await server.start()
+            url = server.url
             async with connect(url, max_backoff=0.2) as client, client.subscribe("/news") as subscription:
                 assert subscription.response.status == 200
                 assert (await subscription.__anext__()).event_name == "recovery"
                 await _publish(app, "news", range(5))
                 before = [(await subscription.__anext__()).data for _ in range(5)]
-                serving.cancel()  # every connection drops
+                server.stop()  # every connection drops
                 await trio.sleep(0.1)
                 await _publish(app, "news", range(5, 105))  # while the client is away
-                serving = trio.CancelScope()
-                await nursery.start(serve)
+                await server.start()
                 notice = await subscription.__anext__()
                 assert (notice.event_name, notice.data) == ("recovery", {"recovered": True})
                 after = [(await subscription.__anext__()).data for _ in range(100)]
@@ -205,29 +218,22 @@ async def test_a_drop_before_a_topics_first_notice_recovers_from_the_callers_sin
     async with TestClient(app) as client, client.subscribe("/two", args={"since": {}}) as subscription:
         notices = [await subscription.__anext__() for _ in range(2)]
     given = {note.topic: {"epoch": note.epoch, "offset": note.offset} for note in notices}
-    port = _free_port()
     with trio.fail_after(30):
         async with trio.open_nursery() as nursery:
-            serving = trio.CancelScope()
-
-            async def serve(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-                with serving:
-                    await Server(app).serve("127.0.0.1", port, task_status=task_status)
-
-            await nursery.start(serve)
-            url = f"ws://127.0.0.1:{port}/"
+            server = _Restartable(app, nursery)
+            await server.start()
+            url = server.url
             async with (
                 connect(url, max_backoff=0.2) as client,
                 client.subscribe("/a-then-b", args={"since": given}) as subscription,
             ):
                 assert (await subscription.__anext__()).topic == "a"
                 assert subscription.positions["b"] == given["b"]  # nothing from "b" yet
-                serving.cancel()  # the connection drops before "b" sent its notice
+                server.stop()  # the connection drops before "b" sent its notice
                 await trio.sleep(0.1)
                 await _publish(app, "b", range(3))  # while the client is away
                 go_on.set()
-                serving = trio.CancelScope()
-                await nursery.start(serve)
+                await server.start()
                 from_b = []
                 while len(from_b) < 4:
                     note = await subscription.__anext__()
