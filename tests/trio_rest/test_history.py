@@ -310,6 +310,47 @@ async def test_presence_with_join_and_leave_notifications() -> None:
     _check(app)
 
 
+async def test_a_topic_followed_later_delivers_from_then_on() -> None:
+    go_on = trio.Event()
+    following_b = trio.Event()
+
+    async def a_then_b(request: Request) -> None:
+        await request.follow("a")
+        await go_on.wait()
+        await request.follow("b")
+        following_b.set()
+        await trio.sleep_forever()
+
+    router = SimpleRouter()
+    router.register("/a-then-b", a_then_b, "SUBSCRIBE")
+    app = App(router)
+    with trio.fail_after(10):
+        async with TestClient(app, reconnect=False) as client, client.subscribe("/a-then-b") as both:
+            await _publish(app, "b", range(2))  # before "b" is followed: not for this subscription
+            go_on.set()
+            await following_b.wait()
+            await _publish(app, "b", range(2, 3))
+            note = await both.__anext__()
+            assert (note.topic, note.data, note.seq) == ("b", 2, 1)
+    _check(app)
+
+
+async def test_a_client_that_follows_before_it_joins_sees_its_own_join() -> None:
+    async def follow_then_join(request: Request) -> None:
+        await request.follow("room")
+        async with request.present("room", {"user": request.args.get("user")}):
+            await trio.sleep_forever()
+
+    router = SimpleRouter()
+    router.register("/room", follow_then_join, "SUBSCRIBE")
+    app = App(router)
+    with trio.fail_after(10):
+        async with TestClient(app) as client, client.subscribe("/room", args={"user": "ada"}) as ada:
+            note = await ada.__anext__()
+            assert (note.event_name, note.data["info"]) == ("join", {"user": "ada"})
+    _check(app)
+
+
 async def _presence_scenario(app: App) -> None:
     async with TestClient(app) as client:
         async with client.subscribe("/room", args={"user": "ada"}) as ada:
