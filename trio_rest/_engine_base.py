@@ -56,6 +56,15 @@ _NEVER = sys.maxsize  # the compression threshold when nothing is compressed
 _DEFLATE_RATIO = 1032
 
 
+def _frame_header(first: int, length: int) -> bytes:
+    """An unmasked frame's header: its first byte, then the payload length as RFC 6455 encodes it."""
+    if length < 126:
+        return bytes((first, length))
+    if length < 65536:
+        return _HEADER_16(first, 126, length)
+    return _HEADER_64(first, 127, length)
+
+
 def close_reason(code: int, reason: str) -> str:
     """Check that ``code`` may be sent and cut ``reason`` to fit in a close frame.
 
@@ -305,31 +314,17 @@ class BaseEngine:
             self._check_started()
             return
         length = len(data)
-        if length >= self._compress_from:
-            self._send_compressed(opcode, data)
-            return
         out = self._out
-        if length < 126:
+        if length >= self._compress_from:
+            # The library's extension compresses (and keeps or resets its context as
+            # agreed); the header is ours, with RSV1 marking the compression.
+            data = self._compress(opcode, data)
+            out.append(_frame_header(0x80 | _RSV1 | opcode, len(data)))
+        elif length < 126:
             out.append(_SHORT_HEADERS[opcode][length])
-        elif length < 65536:
-            out.append(_HEADER_16(0x80 | opcode, 126, length))
         else:
-            out.append(_HEADER_64(0x80 | opcode, 127, length))
+            out.append(_frame_header(0x80 | opcode, length))
         out.append(data)
-
-    def _send_compressed(self, opcode: int, data: bytes) -> None:
-        # The library's extension compresses (and keeps or resets its context as agreed);
-        # the header is ours, as for any data frame, with RSV1 marking the compression.
-        payload = self._compress(opcode, data)
-        length = len(payload)
-        first = 0x80 | _RSV1 | opcode
-        if length < 126:
-            self._out.append(bytes((first, length)))
-        elif length < 65536:
-            self._out.append(_HEADER_16(first, 126, length))
-        else:
-            self._out.append(_HEADER_64(first, 127, length))
-        self._out.append(payload)
 
     def _check_started(self) -> None:
         if self._phase is _Phase.NEW or self._phase is _Phase.ACCEPTING:
