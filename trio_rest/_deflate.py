@@ -36,6 +36,7 @@ __all__ = [
     "DeflateOptions",
     "DeflateParameters",
     "ExtensionOffer",
+    "is_window_bits",
     "negotiate",
     "parse_extensions",
 ]
@@ -49,8 +50,13 @@ _WINDOW_BITS = {str(bits): bits for bits in range(8, 16)}
 _MIN_SERVER_BITS = 9
 
 
+def is_window_bits(value: Any) -> bool:
+    """Whether `value` can be the server's window size in bits: an integer from 9 to 15."""
+    return not isinstance(value, bool) and isinstance(value, int) and _MIN_SERVER_BITS <= value <= 15
+
+
 def _window_bits(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not 9 <= value <= 15:
+    if not is_window_bits(value):
         raise ValueError(f"{attribute.name} must be an integer from 9 to 15, not {value!r}")
 
 

@@ -9,6 +9,7 @@ from typing import Any
 import attrs
 
 from ._admission import origin_key
+from ._deflate import is_window_bits
 from ._engine import DEFAULT_ENGINE, ENGINE_NAMES
 from ._errors import ConfigurationError
 from ._http import DEFAULT_MAX_HEAD_SIZE
@@ -39,7 +40,7 @@ def _switch(instance: object, attribute: attrs.Attribute[Any], value: Any) -> No
 
 def _window_bits(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
     # RFC 7692 section 7.1.2 allows 8 to 15; zlib cannot compress with 8.
-    if isinstance(value, bool) or not isinstance(value, int) or not 9 <= value <= 15:
+    if not is_window_bits(value):
         raise ConfigurationError(f"Settings.{attribute.name} must be an integer from 9 to 15, not {value!r}")
 
 
