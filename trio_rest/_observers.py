@@ -82,12 +82,15 @@ class Observer:
     mapper: Mapper[Any] = attrs.field(init=False)
     #: The primary key's attribute names.
     keys: tuple[str, ...] = attrs.field(init=False)
+    #: The same, as the model's attributes (to select and return them).
+    key_columns: tuple[Any, ...] = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
         self.mapper = sqlalchemy.inspect(self.model)
         self.keys = tuple(
             self.mapper.get_property_by_column(column).key for column in self.mapper.primary_key
         )
+        self.key_columns = tuple(getattr(self.model, key) for key in self.keys)
 
     def detail(self, snapshot: Any) -> str | None:
         """The object's own topic, filled with its columns."""
@@ -315,14 +318,12 @@ def _bulk(state: ORMExecuteState, observer: Observer, serialize: Callable[..., C
     """Run an ORM bulk UPDATE or DELETE, recording the rows it matched."""
     session = state.session
     statement: Any = state.statement
-    model = observer.model
-    keys = [getattr(model, key) for key in observer.keys]
     parameters = state.parameters
     if isinstance(parameters, list) and statement.whereclause is None:
         # An UPDATE by primary key: each row of parameters names its row.
         matched = [tuple(row.get(key) for key in observer.keys) for row in parameters]
     else:
-        select_keys = sqlalchemy.select(*keys)
+        select_keys = sqlalchemy.select(*observer.key_columns)
         if statement.whereclause is not None:
             select_keys = select_keys.where(statement.whereclause)
         options = {"autoflush": False}
@@ -333,20 +334,13 @@ def _bulk(state: ORMExecuteState, observer: Observer, serialize: Callable[..., C
     if len(matched) > observer.bulk_limit:
         result = state.invoke_statement()
         count = getattr(result, "rowcount", -1)
-        changes.bulk[observer] = changes.bulk.get(observer, 0) + (count if count >= 0 else len(matched))
+        _count(changes, observer, count if count >= 0 else len(matched))
         return result
     if state.is_delete:
-        for instance in _load(session, model, keys, matched):
-            change = serialize(session, observer, instance)
-            if change is not None:
-                change.kind = DELETED
-                changes.record(_key(observer, change.obj), change)
+        _record(changes, session, observer, serialize, matched, DELETED)
         return state.invoke_statement()
     result = state.invoke_statement()
-    for instance in _load(session, model, keys, matched):
-        change = serialize(session, observer, instance)
-        if change is not None:
-            changes.record(_key(observer, change.obj), change)
+    _record(changes, session, observer, serialize, matched, UPDATED)
     return result
 
 
@@ -380,7 +374,7 @@ def _insert(state: ORMExecuteState, observer: Observer, serialize: Callable[...,
         and bool(dialect.insert_executemany_returning)
     )
     changes = _changes(session)
-    keys = [getattr(observer.model, key) for key in observer.keys]
+    keys = observer.key_columns
     if returning and upsert:  # the rows it created or updated, counted (one that did nothing is not)
         count = len(state.invoke_statement(statement=statement.returning(*keys)).all())
         _count(changes, observer, count)
@@ -418,12 +412,24 @@ def _insert(state: ORMExecuteState, observer: Observer, serialize: Callable[...,
     if len(created) > observer.bulk_limit:
         _count(changes, observer, len(created))
         return result
-    for instance in _load(session, observer.model, keys, created):
+    _record(changes, session, observer, serialize, created, CREATED)
+    return result
+
+
+def _record(
+    changes: Changes,
+    session: Session,
+    observer: Observer,
+    serialize: Callable[..., Change | None],
+    rows: Iterable[tuple[Any, ...]],
+    kind: str,
+) -> None:
+    """Record, as `kind`, the rows of these primary keys, read afresh in the transaction."""
+    for instance in _load(session, observer, rows):
         change = serialize(session, observer, instance)
         if change is not None:
-            change.kind = CREATED
+            change.kind = kind
             changes.record(_key(observer, change.obj), change)
-    return result
 
 
 def _count(changes: Changes, observer: Observer, count: int) -> None:
@@ -432,14 +438,15 @@ def _count(changes: Changes, observer: Observer, count: int) -> None:
         changes.bulk[observer] = changes.bulk.get(observer, 0) + count
 
 
-def _load(session: Session, model: type, keys: list[Any], matched: Iterable[tuple[Any, ...]]) -> list[Any]:
+def _load(session: Session, observer: Observer, matched: Iterable[tuple[Any, ...]]) -> list[Any]:
     """The rows of these primary keys, read afresh in the session's transaction."""
     matched = list(matched)
     if not matched:
         return []
+    keys = observer.key_columns
     where = (
         keys[0].in_([row[0] for row in matched]) if len(keys) == 1 else sqlalchemy.tuple_(*keys).in_(matched)
     )
-    statement: sqlalchemy.Select[Any] = sqlalchemy.select(model).where(where)
+    statement: sqlalchemy.Select[Any] = sqlalchemy.select(observer.model).where(where)
     statement = statement.execution_options(populate_existing=True, autoflush=False)
     return list(session.scalars(statement).unique())
