@@ -359,13 +359,8 @@ class ServerConnection:
     async def _authenticate(self, event: Auth) -> None:
         auth = self.app.auth
         assert auth is not None
-        mark = self.app.revocations.mark()
         try:
-            credentials = await auth.authenticate(event.token)
-            if credentials.subject is not None and self.app.revocations.revoked_since(
-                credentials.subject, mark
-            ):
-                raise AuthenticationError("The token was revoked.")
+            credentials = await self.app.revocations.authenticate(auth, event.token)
         except AuthenticationError as exc:
             log.info("%s: auth message refused: %s", self.peer, exc.detail)
             self.send_event(event.error(401, code="not_authenticated", detail=exc.detail))

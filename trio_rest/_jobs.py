@@ -31,6 +31,7 @@ __all__ = [
     "CancelledBy",
     "Job",
     "call_handler",
+    "cancelled_reply",
     "closing_reply",
     "error_reply",
     "revoked_reply",
@@ -94,6 +95,17 @@ def closing_reply(job: Job) -> ProtocolResponse:
 def revoked_reply(job: Job) -> ProtocolResponse:
     """The reply to a job whose credentials were revoked while it ran."""
     return job.event.error(401, code="not_authenticated", detail="The token was revoked.")
+
+
+def cancelled_reply(job: Job) -> ProtocolResponse:
+    """The reply to a job cancelled before it could answer: who cancelled it decides."""
+    if job.cancelled is CancelledBy.CLIENT:
+        return job.event.error(499)
+    if job.cancelled is CancelledBy.CLOSING:
+        return closing_reply(job)
+    if job.cancelled is CancelledBy.REVOKED:
+        return revoked_reply(job)
+    return job.event.error(504)  # the worker's own scope: the deadline
 
 
 def error_reply(event: ProtocolRequest, exc: APIError) -> ProtocolResponse:
@@ -191,11 +203,7 @@ async def _authenticate(request: Request, auth: AuthBackend) -> None:
     if token is not None:
         if not isinstance(token, str):
             raise AuthenticationError("The token must be a string.")
-        revocations = request.connection.app.revocations
-        mark = revocations.mark()
-        credentials = await auth.authenticate(token)
-        if credentials.subject is not None and revocations.revoked_since(credentials.subject, mark):
-            raise AuthenticationError("The token was revoked.")
+        credentials = await request.app.revocations.authenticate(auth, token)
         request.user, request.subject = credentials.user, credentials.subject
         return
     expires = request.connection.auth_expires

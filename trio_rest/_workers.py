@@ -60,7 +60,16 @@ from trio_rest_protocol import Response as ProtocolResponse
 
 from ._budget import ByteBudget
 from ._errors import APIError
-from ._jobs import CancelledBy, Job, closing_reply, current_job, error_reply, revoked_reply, success_reply
+from ._jobs import (
+    CancelledBy,
+    Job,
+    cancelled_reply,
+    closing_reply,
+    current_job,
+    error_reply,
+    revoked_reply,
+    success_reply,
+)
 from ._outbox import Outbox
 from ._resume import Resume
 
@@ -573,21 +582,11 @@ class WorkerPool:
         if job.detached:
             subscription = job.request.subscription
             if subscription is not None:
-                if reply is None and job.cancelled is CancelledBy.CLOSING:
-                    reply = closing_reply(job)
-                elif reply is None and job.cancelled is CancelledBy.REVOKED:
-                    reply = revoked_reply(job)
+                if reply is None and job.cancelled in (CancelledBy.CLOSING, CancelledBy.REVOKED):
+                    reply = cancelled_reply(job)  # its final notification says why it ended
                 subscription.end(result, reply)
-        elif reply is not None:
-            self._answer(job, reply)
-        elif job.cancelled is CancelledBy.CLIENT:
-            self._answer(job, job.event.error(499))
-        elif job.cancelled is CancelledBy.CLOSING:
-            self._answer(job, closing_reply(job))
-        elif job.cancelled is CancelledBy.REVOKED:
-            self._answer(job, revoked_reply(job))
-        else:  # the worker's own scope: the deadline
-            self._answer(job, job.event.error(504))
+        else:
+            self._answer(job, reply if reply is not None else cancelled_reply(job))
 
     def _answer(self, job: Job, reply: ProtocolResponse) -> None:
         if job.answered:

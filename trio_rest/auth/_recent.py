@@ -4,12 +4,20 @@ Checking a token awaits (the `user_loader` may read a database); a subject revok
 wait would otherwise keep the credentials the check then returns: `App.revoke` closes the
 connections it finds, and a connection still in its handshake is not among them yet. So a
 check takes a `RecentRevocations.mark` before it begins, and asks `revoked_since` once its
-result is about to take effect, with no checkpoint in between.
+result is about to take effect, with no checkpoint in between (`authenticate` does both
+around a token's check).
 """
 
 from __future__ import annotations
 
 from collections import deque
+from typing import TYPE_CHECKING
+
+from .._errors import AuthenticationError
+
+if TYPE_CHECKING:
+    from ._backend import AuthBackend
+    from ._jwt import Credentials
 
 __all__ = ["REVOCATIONS_KEPT", "RecentRevocations"]
 
@@ -55,6 +63,18 @@ class RecentRevocations:
         if mark < self.count - len(self.recent):  # some of those after `mark` are forgotten
             return True
         return any(number > mark and revoked == subject for number, revoked in self.recent)
+
+    async def authenticate(self, auth: AuthBackend, token: str) -> Credentials:
+        """``auth.authenticate(token)``, refused if its subject is revoked while it is checked.
+
+        Raises:
+            AuthenticationError: the token is refused, or was revoked meanwhile.
+        """
+        mark = self.mark()
+        credentials = await auth.authenticate(token)
+        if credentials.subject is not None and self.revoked_since(credentials.subject, mark):
+            raise AuthenticationError("The token was revoked.")
+        return credentials
 
     def check_invariants(self) -> None:
         """Assert the rules above."""
