@@ -501,6 +501,19 @@ function isClosing(data) {
   return data !== null && typeof data === "object" && data.code === "closing";
 }
 
+/** Resolve after `seconds`. */
+function sleep(seconds) {
+  return new Promise((resolve) => setTimeout(resolve, seconds * 1000));
+}
+
+/**
+ * The wait before a retry: 0.1 s doubled `step` times, at most `maxBackoff`, jittered down to
+ * half of it, so that the clients of a restarted server spread out.
+ */
+function backoff(step, maxBackoff) {
+  return Math.min(maxBackoff, 0.1 * 2 ** Math.min(step, 30)) * (0.5 + Math.random() / 2);
+}
+
 /** A fresh idempotency key: 32 hex digits (from Math.random where Web Crypto is missing, Node 18). */
 function randomKey() {
   const bytes = new Uint8Array(16);
@@ -777,19 +790,22 @@ export class Client {
       this._closed = true;
     }
     if (this._closed || !this.reconnect) {
-      this._state("closed", close);
-      for (const sub of [...this._subscriptions.values()]) sub._finish(ended ? null : error);
+      this._stop(close, ended ? null : error);
       return;
     }
     this._state("reconnecting", close);
     this._opening = this._reopen();
   }
 
+  /** The client is done: say so (`why`), and end every subscription (with `error`, if any). */
+  _stop(why, error) {
+    this._state("closed", why);
+    for (const sub of [...this._subscriptions.values()]) sub._finish(error);
+  }
+
   async _reopen() {
     for (let attempt = 1; !this._closed; attempt++) {
-      // Exponential backoff with jitter, so that clients of a restarted server spread out.
-      const delay = Math.min(this.maxBackoff, 0.1 * 2 ** Math.min(attempt - 1, 30)) * (0.5 + Math.random() / 2);
-      await new Promise((resolve) => setTimeout(resolve, delay * 1000));
+      await sleep(backoff(attempt - 1, this.maxBackoff));
       if (this._closed) return;
       try {
         if (this.onToken) this.token = await this.onToken();
@@ -799,8 +815,7 @@ export class Client {
           // The token (even a refreshed one) is refused, or the server no longer speaks the
           // client's codec: the client stops for good.
           this._closed = true;
-          this._state("closed", { error });
-          for (const sub of [...this._subscriptions.values()]) sub._finish(error);
+          this._stop({ error }, error);
           return;
         }
         continue;
@@ -833,8 +848,7 @@ export class Client {
         sub._finish(new SubscriptionError(reply));
         return;
       }
-      const delay = Math.min(this.maxBackoff, 0.2 * 2 ** attempt) * (0.5 + Math.random() / 2);
-      await new Promise((resolve) => setTimeout(resolve, delay * 1000));
+      await sleep(backoff(attempt + 1, this.maxBackoff));
     }
   }
 
